@@ -1,0 +1,763 @@
+//! Validated configuration. Every value a user can set lives here with its
+//! allowed range; [`RunConfig::validate`] and friends turn a bad value into a
+//! [`ConfigError`] that names the field, the value and the range.
+//!
+//! All types serialise to TOML so that an output directory's `config.toml`
+//! replays a run exactly (`psim run --config DIR/config.toml`).
+
+use crate::delay::Delay;
+use crate::error::ConfigError;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+
+/// Which distribution data points X are drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DataDistribution {
+    /// X ~ N(0, Σ).
+    #[default]
+    Gaussian,
+    /// Independent uniform coordinates in Σ's eigenbasis with the same
+    /// covariance: bounded, as Assumption 2 of 001 requires (‖X‖ ≤ C_d).
+    Uniform,
+}
+
+/// Where a streaming-PCA run starts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum InitialPoint {
+    /// The second eigenvector: the strict saddle of 001 §5.1.
+    #[default]
+    Saddle,
+    /// The k-th eigenvector, 1-based (k = 1 is the optimum).
+    Eigenvector(usize),
+    /// Uniform on the unit sphere, drawn per run.
+    Random,
+    /// An explicit vector.
+    Vector(Vec<f64>),
+}
+
+impl fmt::Display for InitialPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InitialPoint::Saddle => f.write_str("saddle"),
+            InitialPoint::Eigenvector(k) => write!(f, "eigenvector:{k}"),
+            InitialPoint::Random => f.write_str("random"),
+            InitialPoint::Vector(v) => {
+                let parts: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+                write!(f, "vector:{}", parts.join(","))
+            }
+        }
+    }
+}
+
+impl FromStr for InitialPoint {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            ConfigError::new("objective.init", s, "one of `saddle`, `random`, `eigenvector:K` (K ≥ 1), `vector:X1,X2,…` (not all zero)")
+        };
+        match s.trim() {
+            "saddle" => Ok(Self::Saddle),
+            "random" => Ok(Self::Random),
+            other => {
+                if let Some(k) = other.strip_prefix("eigenvector:") {
+                    let k: usize = k.trim().parse().map_err(|_| bad())?;
+                    if k == 0 {
+                        return Err(bad());
+                    }
+                    Ok(Self::Eigenvector(k))
+                } else if let Some(v) = other.strip_prefix("vector:") {
+                    let v: Result<Vec<f64>, _> =
+                        v.split(',').map(|x| x.trim().parse::<f64>()).collect();
+                    let v = v.map_err(|_| bad())?;
+                    if v.iter().all(|x| *x == 0.0) || v.iter().any(|x| !x.is_finite()) {
+                        return Err(bad());
+                    }
+                    Ok(Self::Vector(v))
+                } else {
+                    Err(bad())
+                }
+            }
+        }
+    }
+}
+
+impl Serialize for InitialPoint {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for InitialPoint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A streaming-PCA problem: the covariance, the data distribution, the start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PcaConfig {
+    /// Eigenvalues of a diagonal Σ, largest first (ignored when
+    /// `covariance` is given).
+    #[serde(default)]
+    pub spectrum: Vec<f64>,
+    /// A full symmetric positive-definite covariance, as rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covariance: Option<Vec<Vec<f64>>>,
+    /// Distribution of the data points.
+    #[serde(default)]
+    pub data: DataDistribution,
+    /// Starting point.
+    #[serde(default)]
+    pub init: InitialPoint,
+}
+
+impl Default for PcaConfig {
+    /// The problem of 001 §5.1: Σ = diag(4, 3, 2, 1), Gaussian data, saddle start.
+    fn default() -> Self {
+        Self {
+            spectrum: vec![4.0, 3.0, 2.0, 1.0],
+            covariance: None,
+            data: DataDistribution::Gaussian,
+            init: InitialPoint::Saddle,
+        }
+    }
+}
+
+impl PcaConfig {
+    /// Checks dimension ≥ 2, a finite positive spectrum sorted with λ₁ > λ₂,
+    /// and a square symmetric covariance (positive definiteness is checked
+    /// on its eigenvalues when the problem is built).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(rows) = &self.covariance {
+            let d = rows.len();
+            if d < 2 {
+                return Err(ConfigError::new(
+                    "objective.covariance",
+                    format!("{d} rows"),
+                    "a d×d matrix with d ≥ 2",
+                ));
+            }
+            for (i, r) in rows.iter().enumerate() {
+                if r.len() != d {
+                    return Err(ConfigError::new(
+                        format!("objective.covariance[{i}]"),
+                        format!("{} entries", r.len()),
+                        format!("{d} entries (a square matrix)"),
+                    ));
+                }
+                for (j, x) in r.iter().enumerate() {
+                    if !x.is_finite() {
+                        return Err(ConfigError::new(
+                            format!("objective.covariance[{i}][{j}]"),
+                            x,
+                            "finite",
+                        ));
+                    }
+                    let t = rows[j][i];
+                    if (x - t).abs() > 1e-9 * (1.0 + x.abs()) {
+                        return Err(ConfigError::new(
+                            format!("objective.covariance[{i}][{j}]"),
+                            x,
+                            format!("equal to entry [{j}][{i}] = {t} (symmetric)"),
+                        ));
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let s = &self.spectrum;
+        if s.len() < 2 {
+            return Err(ConfigError::new(
+                "objective.spectrum",
+                format!("{:?}", s),
+                "at least 2 eigenvalues (dimension ≥ 2)",
+            ));
+        }
+        for (i, l) in s.iter().enumerate() {
+            if !(l.is_finite() && *l > 0.0) {
+                return Err(ConfigError::new(
+                    format!("objective.spectrum[{i}]"),
+                    l,
+                    "finite and > 0",
+                ));
+            }
+            if i > 0 && *l > s[i - 1] {
+                return Err(ConfigError::new(
+                    format!("objective.spectrum[{i}]"),
+                    l,
+                    format!(
+                        "≤ the previous eigenvalue {} (sorted, largest first)",
+                        s[i - 1]
+                    ),
+                ));
+            }
+        }
+        if s[0] <= s[1] {
+            return Err(ConfigError::new(
+                "objective.spectrum[0]",
+                s[0],
+                format!("> λ₂ = {} (an eigengap)", s[1]),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Dimension of the problem.
+    pub fn dim(&self) -> usize {
+        self.covariance
+            .as_ref()
+            .map_or(self.spectrum.len(), |c| c.len())
+    }
+}
+
+/// The objective a run optimises, tagged by `kind` in TOML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ObjectiveConfig {
+    /// Streaming PCA (001).
+    Pca(PcaConfig),
+}
+
+impl Default for ObjectiveConfig {
+    fn default() -> Self {
+        ObjectiveConfig::Pca(PcaConfig::default())
+    }
+}
+
+/// What the server does when a requested staleness reaches past the
+/// versions it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryPolicy {
+    /// Serve the oldest kept version (the staleness is capped), counted as `clamped`.
+    #[default]
+    Clamp,
+    /// Discard the gradient, counted as `dropped_too_stale`.
+    Drop,
+}
+
+impl FromStr for HistoryPolicy {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "clamp" => Ok(Self::Clamp),
+            "drop" => Ok(Self::Drop),
+            _ => Err(ConfigError::new("history.policy", s, "`clamp` or `drop`")),
+        }
+    }
+}
+
+/// How many past versions the server keeps for injected staleness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Versions kept, so stalenesses 0..capacity can be served exactly.
+    pub capacity: usize,
+    /// What happens beyond.
+    pub policy: HistoryPolicy,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 1024,
+            policy: HistoryPolicy::Clamp,
+        }
+    }
+}
+
+/// Largest history a run may keep (versions); a guard against a typo
+/// allocating gigabytes.
+pub const MAX_HISTORY: usize = 1 << 20;
+
+/// One configuration of Async-MSGD: objective, hyper-parameters, delay,
+/// length, recording and seeding. `runs` independent runs share it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Momentum μ in [0, 1).
+    pub momentum: f64,
+    /// Step size η > 0.
+    pub step_size: f64,
+    /// Gradients drawn per run (each is applied, or dropped by the history policy).
+    pub steps: u64,
+    /// Staleness model τ_k.
+    pub delay: Delay,
+    /// Independent runs.
+    pub runs: u32,
+    /// Master seed; run r uses streams derived from (seed, r).
+    pub seed: u64,
+    /// Error recorded on the trace every this many steps.
+    pub record_every: u64,
+    /// The reported error is the mean over this last fraction of the steps.
+    pub tail_fraction: f64,
+    /// A run whose ‖v‖ exceeds this (or turns non-finite) has diverged.
+    pub divergence_norm: f64,
+    /// Stop a run early once its error falls to this value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_error: Option<f64>,
+    /// Versions kept for injected staleness.
+    #[serde(default)]
+    pub history: HistoryConfig,
+    /// The problem.
+    pub objective: ObjectiveConfig,
+}
+
+impl Default for RunConfig {
+    /// E1's setting at τ = 0: Σ = diag(4,3,2,1), saddle start, η = 5·10⁻⁴, μ = 0.9.
+    fn default() -> Self {
+        Self {
+            momentum: 0.9,
+            step_size: 5e-4,
+            steps: 20_000,
+            delay: Delay::constant(0),
+            runs: 100,
+            seed: 1,
+            record_every: 100,
+            tail_fraction: 0.25,
+            divergence_norm: 1e6,
+            target_error: None,
+            history: HistoryConfig::default(),
+            objective: ObjectiveConfig::default(),
+        }
+    }
+}
+
+impl RunConfig {
+    /// Checks every field against its allowed range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
+            return Err(ConfigError::new("momentum", self.momentum, "in [0, 1)"));
+        }
+        if !(self.step_size.is_finite() && self.step_size > 0.0) {
+            return Err(ConfigError::new(
+                "step_size",
+                self.step_size,
+                "finite and > 0",
+            ));
+        }
+        if self.steps == 0 {
+            return Err(ConfigError::new("steps", self.steps, "≥ 1"));
+        }
+        if self.runs == 0 {
+            return Err(ConfigError::new("runs", self.runs, "≥ 1"));
+        }
+        if self.record_every == 0 {
+            return Err(ConfigError::new("record_every", self.record_every, "≥ 1"));
+        }
+        if !(self.tail_fraction > 0.0 && self.tail_fraction <= 1.0) {
+            return Err(ConfigError::new(
+                "tail_fraction",
+                self.tail_fraction,
+                "in (0, 1]",
+            ));
+        }
+        if !(self.divergence_norm.is_finite() && self.divergence_norm > 1.0) {
+            return Err(ConfigError::new(
+                "divergence_norm",
+                self.divergence_norm,
+                "finite and > 1",
+            ));
+        }
+        if let Some(t) = self.target_error {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(ConfigError::new("target_error", t, "finite and > 0"));
+            }
+        }
+        if self.history.capacity == 0 || self.history.capacity > MAX_HISTORY {
+            return Err(ConfigError::new(
+                "history.capacity",
+                self.history.capacity,
+                format!("in [1, {MAX_HISTORY}]"),
+            ));
+        }
+        match &self.objective {
+            ObjectiveConfig::Pca(p) => p.validate(),
+        }
+    }
+}
+
+/// The values a sweep varies; an empty list keeps the base value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Grid {
+    /// Momentum values μ.
+    #[serde(default)]
+    pub momentum: Vec<f64>,
+    /// Step sizes η.
+    #[serde(default)]
+    pub step_size: Vec<f64>,
+    /// Delay models.
+    #[serde(default)]
+    pub delay: Vec<Delay>,
+}
+
+/// How the momentum–delay tradeoff reads an "optimal delay" off a sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TradeoffRule {
+    /// A delay is tolerated when its mean error is at most `factor` × the
+    /// error at τ = 0 and no run diverged; the optimal delay is the largest
+    /// τ of the grid such that it and every smaller τ are tolerated.
+    pub factor: f64,
+}
+
+impl Default for TradeoffRule {
+    fn default() -> Self {
+        Self { factor: 2.0 }
+    }
+}
+
+/// A whole experiment: a base configuration, the grid it sweeps, and the
+/// analysis to apply. This is what `config.toml` in an output directory holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Name shown in reports (a scenario name, or `run`/`sweep`).
+    pub name: String,
+    /// Values shared by every point.
+    pub base: RunConfig,
+    /// Values varied across points.
+    #[serde(default)]
+    pub grid: Grid,
+    /// Optimal-delay analysis, for momentum × constant-delay grids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tradeoff: Option<TradeoffRule>,
+}
+
+impl Experiment {
+    /// The configurations of every grid point, momentum-major, then step size, then delay.
+    pub fn points(&self) -> Vec<RunConfig> {
+        let mus = if self.grid.momentum.is_empty() {
+            vec![self.base.momentum]
+        } else {
+            self.grid.momentum.clone()
+        };
+        let etas = if self.grid.step_size.is_empty() {
+            vec![self.base.step_size]
+        } else {
+            self.grid.step_size.clone()
+        };
+        let delays = if self.grid.delay.is_empty() {
+            vec![self.base.delay.clone()]
+        } else {
+            self.grid.delay.clone()
+        };
+        let mut out = Vec::with_capacity(mus.len() * etas.len() * delays.len());
+        for &momentum in &mus {
+            for &step_size in &etas {
+                for delay in &delays {
+                    out.push(RunConfig {
+                        momentum,
+                        step_size,
+                        delay: delay.clone(),
+                        ..self.base.clone()
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Validates the base and every grid value, naming the grid entry at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.base.validate()?;
+        for (i, &m) in self.grid.momentum.iter().enumerate() {
+            RunConfig {
+                momentum: m,
+                ..self.base.clone()
+            }
+            .validate()
+            .map_err(|e| rename(e, &format!("grid.momentum[{i}]")))?;
+        }
+        for (i, &s) in self.grid.step_size.iter().enumerate() {
+            RunConfig {
+                step_size: s,
+                ..self.base.clone()
+            }
+            .validate()
+            .map_err(|e| rename(e, &format!("grid.step_size[{i}]")))?;
+        }
+        if let Some(r) = &self.tradeoff {
+            if !(r.factor.is_finite() && r.factor > 1.0) {
+                return Err(ConfigError::new(
+                    "tradeoff.factor",
+                    r.factor,
+                    "finite and > 1",
+                ));
+            }
+        }
+        let n = self.points().len() as u64 * self.base.runs as u64;
+        if n > 100_000_000 {
+            return Err(ConfigError::new(
+                "grid",
+                format!("{n} runs in all"),
+                "at most 10⁸ runs per experiment",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn rename(mut e: ConfigError, field: &str) -> ConfigError {
+    e.field = field.to_string();
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(cfg: RunConfig) -> String {
+        cfg.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn default_is_valid_and_round_trips_through_toml() {
+        let e = Experiment {
+            name: "t".into(),
+            base: RunConfig::default(),
+            grid: Grid {
+                momentum: vec![0.5, 0.9],
+                step_size: vec![],
+                delay: vec!["uniform:0..4".parse().unwrap()],
+            },
+            tradeoff: Some(TradeoffRule::default()),
+        };
+        e.validate().unwrap();
+        let text = toml::to_string(&e).unwrap();
+        let back: Experiment = toml::from_str(&text).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(e.points().len(), 2);
+    }
+
+    #[test]
+    fn every_field_names_itself_and_its_range() {
+        let d = RunConfig::default;
+        let cases: Vec<(RunConfig, &str, &str)> = vec![
+            (
+                RunConfig {
+                    momentum: 1.0,
+                    ..d()
+                },
+                "momentum",
+                "[0, 1)",
+            ),
+            (
+                RunConfig {
+                    momentum: -0.1,
+                    ..d()
+                },
+                "momentum",
+                "[0, 1)",
+            ),
+            (
+                RunConfig {
+                    momentum: f64::NAN,
+                    ..d()
+                },
+                "momentum",
+                "[0, 1)",
+            ),
+            (
+                RunConfig {
+                    step_size: 0.0,
+                    ..d()
+                },
+                "step_size",
+                "> 0",
+            ),
+            (
+                RunConfig {
+                    step_size: f64::INFINITY,
+                    ..d()
+                },
+                "step_size",
+                "finite",
+            ),
+            (RunConfig { steps: 0, ..d() }, "steps", "≥ 1"),
+            (RunConfig { runs: 0, ..d() }, "runs", "≥ 1"),
+            (
+                RunConfig {
+                    record_every: 0,
+                    ..d()
+                },
+                "record_every",
+                "≥ 1",
+            ),
+            (
+                RunConfig {
+                    tail_fraction: 0.0,
+                    ..d()
+                },
+                "tail_fraction",
+                "(0, 1]",
+            ),
+            (
+                RunConfig {
+                    tail_fraction: 1.5,
+                    ..d()
+                },
+                "tail_fraction",
+                "(0, 1]",
+            ),
+            (
+                RunConfig {
+                    divergence_norm: 0.5,
+                    ..d()
+                },
+                "divergence_norm",
+                "> 1",
+            ),
+            (
+                RunConfig {
+                    target_error: Some(-1.0),
+                    ..d()
+                },
+                "target_error",
+                "> 0",
+            ),
+            (
+                RunConfig {
+                    history: HistoryConfig {
+                        capacity: 0,
+                        policy: HistoryPolicy::Clamp,
+                    },
+                    ..d()
+                },
+                "history.capacity",
+                "[1,",
+            ),
+            (
+                RunConfig {
+                    objective: ObjectiveConfig::Pca(PcaConfig {
+                        spectrum: vec![1.0],
+                        ..Default::default()
+                    }),
+                    ..d()
+                },
+                "objective.spectrum",
+                "dimension ≥ 2",
+            ),
+            (
+                RunConfig {
+                    objective: ObjectiveConfig::Pca(PcaConfig {
+                        spectrum: vec![2.0, 2.0],
+                        ..Default::default()
+                    }),
+                    ..d()
+                },
+                "objective.spectrum[0]",
+                "eigengap",
+            ),
+            (
+                RunConfig {
+                    objective: ObjectiveConfig::Pca(PcaConfig {
+                        spectrum: vec![2.0, 0.0],
+                        ..Default::default()
+                    }),
+                    ..d()
+                },
+                "objective.spectrum[1]",
+                "> 0",
+            ),
+            (
+                RunConfig {
+                    objective: ObjectiveConfig::Pca(PcaConfig {
+                        spectrum: vec![1.0, 2.0],
+                        ..Default::default()
+                    }),
+                    ..d()
+                },
+                "objective.spectrum[1]",
+                "sorted",
+            ),
+            (
+                RunConfig {
+                    objective: ObjectiveConfig::Pca(PcaConfig {
+                        covariance: Some(vec![vec![1.0, 2.0], vec![0.0, 1.0]]),
+                        ..Default::default()
+                    }),
+                    ..d()
+                },
+                "objective.covariance[0][1]",
+                "symmetric",
+            ),
+            (
+                RunConfig {
+                    objective: ObjectiveConfig::Pca(PcaConfig {
+                        covariance: Some(vec![vec![1.0, 0.0], vec![0.0]]),
+                        ..Default::default()
+                    }),
+                    ..d()
+                },
+                "objective.covariance[1]",
+                "square",
+            ),
+        ];
+        for (cfg, field, range) in cases {
+            let e = err(cfg);
+            assert!(
+                e.contains(&format!("`{field}`")),
+                "expected field {field} in: {e}"
+            );
+            assert!(e.contains(range), "expected range {range} in: {e}");
+        }
+    }
+
+    #[test]
+    fn grid_errors_name_the_grid_entry() {
+        let e = Experiment {
+            name: "t".into(),
+            base: RunConfig::default(),
+            grid: Grid {
+                momentum: vec![0.5, 1.2],
+                ..Default::default()
+            },
+            tradeoff: None,
+        };
+        let msg = e.validate().unwrap_err().to_string();
+        assert!(
+            msg.contains("grid.momentum[1]") && msg.contains("[0, 1)"),
+            "{msg}"
+        );
+        let e = Experiment {
+            tradeoff: Some(TradeoffRule { factor: 0.5 }),
+            grid: Grid::default(),
+            ..e
+        };
+        assert!(e
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("tradeoff.factor"));
+    }
+
+    #[test]
+    fn initial_point_syntax() {
+        assert_eq!(
+            "saddle".parse::<InitialPoint>().unwrap(),
+            InitialPoint::Saddle
+        );
+        assert_eq!(
+            "eigenvector:3".parse::<InitialPoint>().unwrap(),
+            InitialPoint::Eigenvector(3)
+        );
+        assert_eq!(
+            "vector:1,0".parse::<InitialPoint>().unwrap(),
+            InitialPoint::Vector(vec![1.0, 0.0])
+        );
+        for bad in ["eigenvector:0", "vector:0,0", "nowhere", "vector:a"] {
+            assert!(bad
+                .parse::<InitialPoint>()
+                .unwrap_err()
+                .to_string()
+                .contains("objective.init"));
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Shared vocabulary of psim: validated configuration, delay models, objectives,
+//! seeding and the result type every engine produces.
+//!
+//! Everything here is engine-agnostic: the injected-staleness, virtual-time,
+//! threads and tokio engines all consume the same [`config::RunConfig`] and
+//! produce the same [`result::RunResult`], so reports and tests work on all of
+//! them. Nothing in this crate spawns threads or does I/O beyond reading a
+//! delay trace file.
+
+pub mod config;
+pub mod delay;
+pub mod error;
+pub mod objective;
+pub mod pca;
+pub mod result;
+pub mod seed;
+pub mod theory;
+
+pub use config::{
+    DataDistribution, HistoryPolicy, InitialPoint, ObjectiveConfig, PcaConfig, RunConfig,
+};
+pub use delay::{Delay, DelayModel};
+pub use error::{ConfigError, DelayParseError};
+pub use objective::Objective;
+pub use pca::StreamingPca;
+pub use result::{Outcome, RunResult, ServerCounters, StalenessHistogram, StalenessSummary};
+pub use seed::{PsimRng, SeedTree};

@@ -1,0 +1,30 @@
+//! The objective trait: what a worker differentiates and how far a point is
+//! from the optimum.
+//!
+//! Engines only see this trait, so streaming PCA, the MLP of E2 and the
+//! landscapes of E3–E6 plug into every engine unchanged. Gradients are
+//! written into a caller-owned buffer so that the hot loop never allocates.
+
+use crate::seed::PsimRng;
+
+/// A stochastic objective to *minimise* through the parameter server.
+///
+/// Maximisation problems (streaming PCA) return the negated ascent direction
+/// from [`Objective::gradient`], so every update rule reads
+/// `v ← v + μ(v − v_prev) − η·g`.
+pub trait Objective: Send + Sync {
+    /// Number of parameters.
+    fn dim(&self) -> usize;
+
+    /// Writes the starting point into `out` (length [`Objective::dim`]);
+    /// `rng` serves objectives with random starts.
+    fn initial_point(&self, rng: &mut PsimRng, out: &mut [f64]);
+
+    /// Writes one stochastic gradient at `point` into `out`, drawing its
+    /// data from `rng`. Must not allocate.
+    fn gradient(&self, point: &[f64], rng: &mut PsimRng, out: &mut [f64]);
+
+    /// The optimisation error at `point` (0 at the optimum); engines record
+    /// it on a trace and at the end of a run.
+    fn error(&self, point: &[f64]) -> f64;
+}

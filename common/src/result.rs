@@ -1,0 +1,318 @@
+//! The one result type every engine produces, and its parts: how a run
+//! ended, its error trace, its staleness histogram and the server counters
+//! that prove no push was lost.
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::BTreeMap;
+
+/// How a run ended. Divergence is an outcome, never a panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// All configured steps were drawn.
+    StepsReached,
+    /// The error fell to the configured target at `step`.
+    TargetErrorReached { step: u64 },
+    /// The iterate turned non-finite or its norm exceeded the divergence
+    /// threshold; detected at `step`.
+    Diverged { step: u64 },
+}
+
+impl Outcome {
+    /// Whether the run diverged.
+    pub fn diverged(&self) -> bool {
+        matches!(self, Outcome::Diverged { .. })
+    }
+}
+
+/// Counters kept by the server. `received == applied + dropped()` always
+/// holds; [`ServerCounters::check`] says so or names the gap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ServerCounters {
+    /// Gradients pushed to the server.
+    pub received: u64,
+    /// Gradients applied as updates (the server's version advanced).
+    pub applied: u64,
+    /// Gradients discarded because their staleness exceeded the history
+    /// (policy `drop`) or the consistency bound.
+    pub dropped_too_stale: u64,
+    /// Gradients discarded because the run had already stopped.
+    pub dropped_after_stop: u64,
+    /// Gradients applied with their staleness capped to the oldest kept
+    /// version (policy `clamp`); these are also counted in `applied`.
+    pub clamped: u64,
+}
+
+impl ServerCounters {
+    /// All discarded gradients, whatever the reason.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_too_stale + self.dropped_after_stop
+    }
+
+    /// Checks the accounting invariant received = applied + dropped.
+    pub fn check(&self) -> Result<(), String> {
+        if self.received == self.applied + self.dropped() {
+            Ok(())
+        } else {
+            Err(format!(
+                "lost pushes: received {} ≠ applied {} + dropped {}",
+                self.received,
+                self.applied,
+                self.dropped()
+            ))
+        }
+    }
+
+    /// Adds another run's counters.
+    pub fn add(&mut self, o: &ServerCounters) {
+        self.received += o.received;
+        self.applied += o.applied;
+        self.dropped_too_stale += o.dropped_too_stale;
+        self.dropped_after_stop += o.dropped_after_stop;
+        self.clamped += o.clamped;
+    }
+}
+
+/// Values at or above this are recorded at this cap (hdrhistogram tracks up
+/// to 2⁶³; a Pareto staleness can exceed it).
+pub const HIST_CAP: u64 = 1 << 62;
+const DENSE: usize = 512;
+
+/// A histogram of non-negative integers (staleness in steps, latencies in
+/// nanoseconds): an exact dense array for small values, hdrhistogram with 3
+/// significant digits above. Recording is a bounds check and an increment on
+/// the common path.
+#[derive(Debug, Clone)]
+pub struct StalenessHistogram {
+    dense: Box<[u64; DENSE]>,
+    hdr: Histogram<u64>,
+}
+
+impl Default for StalenessHistogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StalenessHistogram {
+    /// An empty histogram.
+    pub fn new() -> Self {
+        Self {
+            dense: Box::new([0; DENSE]),
+            hdr: Histogram::new(3).expect("3 significant digits is valid"),
+        }
+    }
+
+    /// Records one value.
+    #[inline]
+    pub fn record(&mut self, value: u64) {
+        if (value as usize) < DENSE {
+            self.dense[value as usize] += 1;
+        } else {
+            self.record_n(value, 1);
+        }
+    }
+
+    /// Records `count` copies of a value.
+    pub fn record_n(&mut self, value: u64, count: u64) {
+        if (value as usize) < DENSE {
+            self.dense[value as usize] += count;
+        } else {
+            // Auto-resizing histogram: recording below HIST_CAP cannot fail.
+            let _ = self.hdr.record_n(value.min(HIST_CAP), count);
+        }
+    }
+
+    /// Adds every value of `other`.
+    pub fn merge(&mut self, other: &StalenessHistogram) {
+        for (a, b) in self.dense.iter_mut().zip(other.dense.iter()) {
+            *a += b;
+        }
+        let _ = self.hdr.add(&other.hdr);
+    }
+
+    /// Number of recorded values.
+    pub fn count(&self) -> u64 {
+        self.dense.iter().sum::<u64>() + self.hdr.len()
+    }
+
+    /// Recorded values and their counts, ascending (values above the dense
+    /// range are hdrhistogram bucket representatives).
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let dense = self
+            .dense
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(v, c)| (v as u64, *c));
+        let hdr = self
+            .hdr
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()));
+        dense.chain(hdr)
+    }
+
+    /// The smallest recorded value v with at least a fraction `q` of values ≤ v.
+    pub fn quantile(&self, q: f64) -> u64 {
+        let n = self.count();
+        if n == 0 {
+            return 0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (v, c) in self.iter() {
+            seen += c;
+            if seen >= rank {
+                return v;
+            }
+        }
+        self.max()
+    }
+
+    /// Mean of the recorded values (0 when empty).
+    pub fn mean(&self) -> f64 {
+        let n = self.count();
+        if n == 0 {
+            return 0.0;
+        }
+        let s: f64 = self.iter().map(|(v, c)| v as f64 * c as f64).sum();
+        s / n as f64
+    }
+
+    /// Largest recorded value (0 when empty).
+    pub fn max(&self) -> u64 {
+        if self.hdr.len() > 0 {
+            return self.hdr.max();
+        }
+        self.dense
+            .iter()
+            .rposition(|&c| c > 0)
+            .map_or(0, |v| v as u64)
+    }
+
+    /// The usual quantiles in one struct.
+    pub fn summary(&self) -> StalenessSummary {
+        StalenessSummary {
+            count: self.count(),
+            mean: self.mean(),
+            p50: self.quantile(0.5),
+            p90: self.quantile(0.9),
+            p99: self.quantile(0.99),
+            p999: self.quantile(0.999),
+            max: self.max(),
+        }
+    }
+}
+
+impl Serialize for StalenessHistogram {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.summary().serialize(s)
+    }
+}
+
+/// Quantiles of a [`StalenessHistogram`], as written to JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StalenessSummary {
+    /// Number of values.
+    pub count: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Maximum.
+    pub max: u64,
+}
+
+/// One point of an error trace.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TracePoint {
+    /// Updates applied so far.
+    pub step: u64,
+    /// Optimisation error at that step.
+    pub error: f64,
+    /// Seconds since the start (wall-clock or virtual), when the engine has a clock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+}
+
+/// Everything one run produced; the same type for every engine.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    /// Index of the run within its configuration.
+    pub run: u64,
+    /// How it ended.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Error at the end (NaN when diverged).
+    pub final_error: f64,
+    /// Mean error over the last `tail_fraction` of the steps (NaN when diverged).
+    pub tail_error: f64,
+    /// Error every `record_every` steps.
+    pub trace: Vec<TracePoint>,
+    /// Staleness of every applied gradient.
+    pub staleness: StalenessHistogram,
+    /// Other histograms by name (latencies in ns, waits), for engines that measure them.
+    pub histograms: BTreeMap<String, StalenessHistogram>,
+    /// Server counters.
+    pub counters: ServerCounters,
+    /// Wall-clock seconds the run took.
+    pub wall_seconds: f64,
+    /// Virtual seconds the run spanned, for engines with a clock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub virtual_seconds: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_quantiles_are_exact_in_the_dense_range() {
+        let mut h = StalenessHistogram::new();
+        for v in 0..100u64 {
+            h.record(v);
+        }
+        assert_eq!(h.count(), 100);
+        assert_eq!(h.quantile(0.5), 49);
+        assert_eq!(h.quantile(0.99), 98);
+        assert_eq!(h.max(), 99);
+        assert!((h.mean() - 49.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn histogram_handles_huge_values_and_merges() {
+        let mut a = StalenessHistogram::new();
+        a.record(3);
+        a.record(u64::MAX);
+        let mut b = StalenessHistogram::new();
+        b.record(100_000);
+        a.merge(&b);
+        assert_eq!(a.count(), 3);
+        assert!(a.max() >= HIST_CAP);
+        let q = a.quantile(0.6);
+        assert!((99_900..=100_100).contains(&q), "3 significant digits: {q}");
+    }
+
+    #[test]
+    fn counters_check_names_the_gap() {
+        let c = ServerCounters {
+            received: 10,
+            applied: 7,
+            dropped_too_stale: 2,
+            ..Default::default()
+        };
+        assert!(c.check().unwrap_err().contains("received 10"));
+        let ok = ServerCounters {
+            dropped_after_stop: 1,
+            ..c
+        };
+        ok.check().unwrap();
+    }
+}
