@@ -271,6 +271,181 @@ impl Default for HistoryConfig {
     }
 }
 
+/// Consistency model of the parameter server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// Fully asynchronous (ASP): every push is applied, however stale.
+    #[default]
+    Asp,
+    /// Stale-synchronous (SSP) with bound `s`: a worker that would push a
+    /// gradient staler than `s` waits instead.
+    Ssp { bound: u64 },
+    /// Bulk-synchronous (BSP): a barrier per step, the M gradients of a
+    /// step averaged into one update (synchronous MSGD).
+    Bsp,
+}
+
+impl fmt::Display for Consistency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Consistency::Asp => f.write_str("asp"),
+            Consistency::Ssp { bound } => write!(f, "ssp:{bound}"),
+            Consistency::Bsp => f.write_str("bsp"),
+        }
+    }
+}
+
+impl FromStr for Consistency {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            ConfigError::new(
+                "cluster.consistency",
+                s,
+                "`asp`, `ssp:S` (S ≥ 0 an integer) or `bsp`",
+            )
+        };
+        match s.trim() {
+            "asp" => Ok(Self::Asp),
+            "bsp" => Ok(Self::Bsp),
+            other => {
+                let bound = other.strip_prefix("ssp:").ok_or_else(bad)?;
+                Ok(Self::Ssp {
+                    bound: bound.trim().parse().map_err(|_| bad())?,
+                })
+            }
+        }
+    }
+}
+
+impl Serialize for Consistency {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Consistency {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Slow workers: the first `ceil(fraction·M)` workers take `slowdown` times
+/// longer to compute (deterministic, so runs are comparable).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stragglers {
+    /// Fraction of workers that are slow, in [0, 1].
+    pub fraction: f64,
+    /// Compute-time multiplier of a slow worker, ≥ 1.
+    pub slowdown: f64,
+}
+
+/// The simulated cluster: how many workers, how long they compute, how long
+/// a push travels, and the consistency model. The injected engine ignores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Number of workers M.
+    pub workers: usize,
+    /// Seconds one gradient takes to compute (per worker, per step).
+    pub compute_time: Delay,
+    /// Seconds a push takes to reach the server.
+    pub network_delay: Delay,
+    /// Consistency model.
+    pub consistency: Consistency,
+    /// Slow workers, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stragglers: Option<Stragglers>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            compute_time: Delay::Constant(1e-3),
+            network_delay: Delay::Constant(0.0),
+            consistency: Consistency::Asp,
+            stragglers: None,
+        }
+    }
+}
+
+/// Most workers a cluster may have.
+pub const MAX_WORKERS: usize = 1_000_000;
+
+impl ClusterConfig {
+    /// Checks 1 ≤ workers ≤ [`MAX_WORKERS`] and the straggler ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.workers == 0 || self.workers > MAX_WORKERS {
+            return Err(ConfigError::new(
+                "cluster.workers",
+                self.workers,
+                format!("in [1, {MAX_WORKERS}]"),
+            ));
+        }
+        if let Some(s) = self.stragglers {
+            if !(0.0..=1.0).contains(&s.fraction) {
+                return Err(ConfigError::new(
+                    "cluster.stragglers.fraction",
+                    s.fraction,
+                    "in [0, 1]",
+                ));
+            }
+            if !(s.slowdown.is_finite() && s.slowdown >= 1.0) {
+                return Err(ConfigError::new(
+                    "cluster.stragglers.slowdown",
+                    s.slowdown,
+                    "finite and ≥ 1",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Compute-time multiplier of worker `w`.
+    pub fn speed_factor(&self, w: usize) -> f64 {
+        match self.stragglers {
+            Some(s) if (w as f64) < (s.fraction * self.workers as f64).ceil() => s.slowdown,
+            _ => 1.0,
+        }
+    }
+}
+
+/// Which engine drives a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum EngineKind {
+    /// Staleness sampled from `delay` and served from the history (eq. 2.1 exactly).
+    #[default]
+    Injected,
+    /// Discrete-event simulation of the cluster in virtual time.
+    VirtualTime,
+    /// Real OS threads as workers; staleness measured.
+    Threads,
+    /// Tokio tasks as workers; staleness measured.
+    Tasks,
+}
+
+impl FromStr for EngineKind {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "injected" => Ok(Self::Injected),
+            "virtual-time" => Ok(Self::VirtualTime),
+            "threads" => Ok(Self::Threads),
+            "tasks" => Ok(Self::Tasks),
+            _ => Err(ConfigError::new(
+                "engine",
+                s,
+                "one of `injected`, `virtual-time`, `threads`, `tasks`",
+            )),
+        }
+    }
+}
+
 /// Largest history a run may keep (versions); a guard against a typo
 /// allocating gigabytes.
 pub const MAX_HISTORY: usize = 1 << 20;
@@ -304,6 +479,12 @@ pub struct RunConfig {
     /// Versions kept for injected staleness.
     #[serde(default)]
     pub history: HistoryConfig,
+    /// The engine that drives the run.
+    #[serde(default)]
+    pub engine: EngineKind,
+    /// The simulated cluster (engines other than `injected`).
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     /// The problem.
     pub objective: ObjectiveConfig,
 }
@@ -323,6 +504,8 @@ impl Default for RunConfig {
             divergence_norm: 1e6,
             target_error: None,
             history: HistoryConfig::default(),
+            engine: EngineKind::Injected,
+            cluster: ClusterConfig::default(),
             objective: ObjectiveConfig::default(),
         }
     }
@@ -376,6 +559,7 @@ impl RunConfig {
                 format!("in [1, {MAX_HISTORY}]"),
             ));
         }
+        self.cluster.validate()?;
         match &self.objective {
             ObjectiveConfig::Pca(p) => p.validate(),
         }
@@ -736,6 +920,51 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("tradeoff.factor"));
+    }
+
+    #[test]
+    fn cluster_validation_and_syntax() {
+        let bad = RunConfig {
+            cluster: ClusterConfig {
+                workers: 0,
+                ..Default::default()
+            },
+            ..RunConfig::default()
+        };
+        assert!(err(bad).contains("`cluster.workers`"));
+        let slow = ClusterConfig {
+            workers: 10,
+            stragglers: Some(Stragglers {
+                fraction: 0.25,
+                slowdown: 4.0,
+            }),
+            ..Default::default()
+        };
+        slow.validate().unwrap();
+        assert_eq!((0..10).filter(|&w| slow.speed_factor(w) == 4.0).count(), 3);
+        let bad = ClusterConfig {
+            stragglers: Some(Stragglers {
+                fraction: 0.5,
+                slowdown: 0.5,
+            }),
+            ..slow.clone()
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("slowdown"));
+        assert_eq!(
+            "ssp:3".parse::<Consistency>().unwrap(),
+            Consistency::Ssp { bound: 3 }
+        );
+        assert_eq!("bsp".parse::<Consistency>().unwrap().to_string(), "bsp");
+        assert!("ssp:x"
+            .parse::<Consistency>()
+            .unwrap_err()
+            .to_string()
+            .contains("cluster.consistency"));
+        assert!("gpu"
+            .parse::<EngineKind>()
+            .unwrap_err()
+            .to_string()
+            .contains("`engine`"));
     }
 
     #[test]

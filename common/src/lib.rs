@@ -17,11 +17,12 @@ pub mod seed;
 pub mod theory;
 
 pub use config::{
-    DataDistribution, HistoryPolicy, InitialPoint, ObjectiveConfig, PcaConfig, RunConfig,
+    ClusterConfig, Consistency, DataDistribution, EngineKind, Experiment, Grid, HistoryConfig,
+    HistoryPolicy, InitialPoint, ObjectiveConfig, PcaConfig, RunConfig, Stragglers, TradeoffRule,
 };
 pub use delay::{Delay, DelayModel};
 pub use error::{ConfigError, DelayParseError};
-pub use objective::Objective;
+pub use objective::{AnyObjective, Objective};
 pub use pca::StreamingPca;
 pub use result::{Outcome, RunResult, ServerCounters, StalenessHistogram, StalenessSummary};
 pub use seed::{PsimRng, SeedTree};

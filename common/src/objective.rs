@@ -5,6 +5,9 @@
 //! landscapes of E3–E6 plug into every engine unchanged. Gradients are
 //! written into a caller-owned buffer so that the hot loop never allocates.
 
+use crate::config::ObjectiveConfig;
+use crate::error::ConfigError;
+use crate::pca::StreamingPca;
 use crate::seed::PsimRng;
 
 /// A stochastic objective to *minimise* through the parameter server.
@@ -27,4 +30,46 @@ pub trait Objective: Send + Sync {
     /// The optimisation error at `point` (0 at the optimum); engines record
     /// it on a trace and at the end of a run.
     fn error(&self, point: &[f64]) -> f64;
+}
+
+/// Every objective psim knows, dispatched statically (a predictable branch
+/// rather than a virtual call on the hot path). Built from its configuration.
+#[derive(Debug, Clone)]
+pub enum AnyObjective {
+    /// Streaming PCA.
+    Pca(StreamingPca),
+}
+
+impl AnyObjective {
+    /// Builds and validates the objective a configuration describes.
+    pub fn build(cfg: &ObjectiveConfig) -> Result<Self, ConfigError> {
+        Ok(match cfg {
+            ObjectiveConfig::Pca(p) => AnyObjective::Pca(StreamingPca::new(p)?),
+        })
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $o:ident => $e:expr) => {
+        match $self {
+            AnyObjective::Pca($o) => $e,
+        }
+    };
+}
+
+impl Objective for AnyObjective {
+    fn dim(&self) -> usize {
+        dispatch!(self, o => o.dim())
+    }
+    fn initial_point(&self, rng: &mut PsimRng, out: &mut [f64]) {
+        dispatch!(self, o => o.initial_point(rng, out))
+    }
+    #[inline]
+    fn gradient(&self, point: &[f64], rng: &mut PsimRng, out: &mut [f64]) {
+        dispatch!(self, o => o.gradient(point, rng, out))
+    }
+    #[inline]
+    fn error(&self, point: &[f64]) -> f64 {
+        dispatch!(self, o => o.error(point))
+    }
 }
