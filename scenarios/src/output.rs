@@ -316,11 +316,22 @@ pub fn traces_plot(sweep: &SweepResult, tradeoff: bool) -> Plot {
         if series.len() == 10 {
             break;
         }
+        let grid = &sweep.experiment.grid;
+        let mut label = Vec::new();
+        if grid.momentum.len() > 1 || tradeoff {
+            label.push(format!("μ={}", p.summary.momentum));
+        }
+        if grid.step_size.len() > 1 {
+            label.push(format!("η={}", p.summary.step_size));
+        }
+        if grid.delay.len() > 1 && !tradeoff {
+            label.push(p.summary.delay.clone());
+        }
+        if label.is_empty() {
+            label.push(format!("μ={} {}", p.summary.momentum, p.summary.delay));
+        }
         series.push(Series {
-            label: format!(
-                "μ={} η={} {}",
-                p.summary.momentum, p.summary.step_size, p.summary.delay
-            ),
+            label: label.join(" "),
             points: p.trace.iter().map(|t| (t.step as f64, t.mean)).collect(),
             band: p
                 .trace
@@ -333,8 +344,13 @@ pub fn traces_plot(sweep: &SweepResult, tradeoff: bool) -> Plot {
     }
     Plot {
         title: format!(
-            "{}: mean error over runs (band: 10–90% of runs)",
-            sweep.experiment.name
+            "{}: mean error over runs{} (band: 10–90%)",
+            sweep.experiment.name,
+            if tradeoff {
+                " at the smallest delay"
+            } else {
+                ""
+            }
         ),
         x_label: "step".into(),
         y_label: "error".into(),
@@ -351,8 +367,13 @@ pub fn tradeoff_plot(rows: &[TradeoffRow], name: &str) -> Plot {
         .iter()
         .map(|r| Series {
             label: format!(
-                "μ={} (τ*={})",
+                "μ={}{} (τ*={})",
                 r.momentum,
+                if rows.iter().any(|o| o.step_size != r.step_size) {
+                    format!(" η={}", r.step_size)
+                } else {
+                    String::new()
+                },
                 r.optimal_delay.map_or("–".into(), |d| d.to_string())
             ),
             points: r

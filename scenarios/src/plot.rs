@@ -44,7 +44,7 @@ pub struct Plot {
 const W: f64 = 760.0;
 const H: f64 = 460.0;
 const L: f64 = 78.0;
-const R: f64 = 170.0;
+const R: f64 = 215.0;
 const T: f64 = 40.0;
 const B: f64 = 56.0;
 const COLORS: [&str; 10] = [
@@ -79,8 +79,11 @@ fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
 fn fmt_tick(v: f64) -> String {
     if v == 0.0 {
         "0".into()
-    } else if v.abs() >= 1e4 || v.abs() < 1e-2 {
-        format!("{v:.0e}")
+    } else if v.abs() >= 1e6 || v.abs() < 1e-3 {
+        let t = format!("{v:.1e}");
+        t.replace(".0e", "e")
+    } else if v.fract() == 0.0 {
+        format!("{v:.0}")
     } else {
         let s = format!("{v:.3}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
