@@ -33,16 +33,19 @@ struct Cli {
 enum Command {
     /// Run one configuration × N independent runs.
     #[command(
+        allow_negative_numbers = true,
         after_help = "Example:\n  psim run --momentum 0.8 --delay pareto:1,1.5 --runs 50 --out my-run"
     )]
     Run(cmd::experiment::RunArgs),
     /// Run a grid over momentum, step size and delay models.
     #[command(
+        allow_negative_numbers = true,
         after_help = "Example:\n  psim sweep --momentum 0.7,0.8,0.9 --step-size 5e-4,2.5e-4 --taus 0:160:10 --optimal-delay"
     )]
     Sweep(cmd::experiment::SweepArgs),
     /// Reproduce a named experiment of the papers (see --list).
     #[command(
+        allow_negative_numbers = true,
         after_help = "Example:\n  psim reproduce tradeoff --runs 20 --steps 10000 --out quick-e1"
     )]
     Reproduce(cmd::experiment::ReproduceArgs),
