@@ -45,7 +45,10 @@ pub trait Scenario: Sync {
 
 /// Every scenario psim knows.
 pub fn catalogue() -> Vec<&'static dyn Scenario> {
-    vec![&Tradeoff]
+    vec![
+        &Tradeoff,
+        &crate::studies::three_phases::ThreePhasesScenario,
+    ]
 }
 
 /// The scenario called `name`.

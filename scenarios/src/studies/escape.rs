@@ -1,0 +1,1 @@
+//! E4 and E6: escape times.

@@ -1,0 +1,1 @@
+//! E5: SGD on a spiky function.
