@@ -48,6 +48,8 @@ pub fn catalogue() -> Vec<&'static dyn Scenario> {
     vec![
         &Tradeoff,
         &crate::studies::three_phases::ThreePhasesScenario,
+        &crate::studies::escape::SaddleEscapeScenario,
+        &crate::studies::escape::EscapeTimesScenario,
     ]
 }
 
