@@ -49,6 +49,7 @@ pub fn catalogue() -> Vec<&'static dyn Scenario> {
         &Tradeoff,
         &crate::studies::three_phases::ThreePhasesScenario,
         &crate::studies::escape::SaddleEscapeScenario,
+        &crate::studies::spiky::SpikyScenario,
         &crate::studies::escape::EscapeTimesScenario,
     ]
 }
