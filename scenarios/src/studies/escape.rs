@@ -465,16 +465,19 @@ impl EscapeTimes {
 
     /// The headline: as η shrinks the ratio to η⁻¹ log η⁻¹ moves toward
     /// 1/(2γ₁) (the smallest η is closer than the largest, and every
-    /// ratio is within 0.1 + ηγ₁ of the finite-η OU prediction); smaller batches
+    /// ratio is within 0.9/√runs + ηγ₁ of the finite-η OU prediction); smaller batches
     /// escape the saddle and the sharp minimum faster.
     pub fn headline_holds(&self) -> bool {
         let target = 1.0 / (2.0 * self.gamma1);
         let r = self.law_ratios();
         let toward = r.len() >= 2 && (r[r.len() - 1] - target).abs() < (r[0] - target).abs();
-        let on_theory = self
-            .by_step_size
-            .iter()
-            .all(|x| (x.mean_steps / x.theory_steps - 1.0).abs() < 0.15);
+        // The OU theory is the diffusion limit: the discrete steps add a
+        // first-order error ηγ₁; escape steps have a coefficient of
+        // variation ≈ 0.3, so 3 standard errors of a mean of n runs are 0.9/√n.
+        let on_theory = self.by_step_size.iter().all(|x| {
+            (x.mean_steps / x.theory_steps - 1.0).abs()
+                < 0.9 / (x.runs as f64).sqrt() + x.x * self.gamma1
+        });
         let faster =
             |rows: &[EscapeRow]| rows.windows(2).all(|w| w[0].mean_steps < w[1].mean_steps);
         toward && on_theory && faster(&self.saddle_by_batch) && faster(&self.sharp_by_batch)
