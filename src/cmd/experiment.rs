@@ -329,6 +329,7 @@ fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>) -> 
         }
     };
     bar.finish_and_clear();
+    out.write("report.txt", &report)?;
     print!("{report}");
     println!("\nresults in {}", out.path().display());
     Ok(())
