@@ -5,10 +5,11 @@ use psim_scenarios::studies::spiky::{run, SpikyScenario};
 use psim_scenarios::sweep::SweepOptions;
 
 /// 60 runs, 3000 steps (fixed seed). At full size GD ends in the central
-/// basin in 6 % of runs, the moderate width in 58 %, the widest in 4 %: with
-/// 60 runs a proportion near 0.58 has a standard error of 0.064, so the
-/// > 1/2 check has a margin of ≈ 1.3 σ only at worst; we therefore also
-/// accept the documented median check, which has a far larger margin.
+/// basin in 6 % of runs, the moderate width in 58 %: with 60 runs a
+/// proportion near 0.58 has a standard error of 0.064, too close to 1/2 for
+/// the scenario's own threshold, so this test asserts wider margins: GD
+/// below 25 % (3 standard errors above 6 %), the moderate width at least
+/// twice GD, and medians on either side of the basin by a factor ≥ 2.
 #[test]
 fn moderate_noise_gathers_runs_near_zero_and_gd_does_not() {
     let mut e = SpikyScenario.experiment();
