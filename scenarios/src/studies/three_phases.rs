@@ -121,7 +121,7 @@ pub fn run(e: &Experiment, opts: &SweepOptions<'_>) -> Result<ThreePhases, Scena
             eta,
         ),
         (
-            format!("MSGD + annealing ×{:.2} at {anneal_at}", 1.0 - mu),
+            format!("MSGD + annealing (μ = {mu})"),
             RunConfig {
                 rule: RuleKind::HeavyBall,
                 schedule: Schedule::anneal(anneal_at, 1.0 - mu),
@@ -367,7 +367,7 @@ impl ThreePhases {
             .collect();
         for v in &self.variants {
             series.push(Series {
-                label: format!("OU level, {}", v.name),
+                label: format!("OU, {}", v.name.split(" (").next().unwrap_or(&v.name)),
                 points: vec![(0.0, v.ou_error), (self.steps as f64, v.ou_error)],
                 dashed: true,
                 ..Default::default()
