@@ -12,6 +12,8 @@ const EXAMPLES: &str = "Examples:
   psim sweep --momentum 0.7,0.9 --taus 0:100:20 --runs 50 --optimal-delay
   psim run --config psim-out/tradeoff/config.toml   # replay an earlier run
   psim bench                                    # engine throughput and E1 wall time
+  psim theory --momentum 0.9 --step-size 5e-4   # the papers' predictions
+  psim report psim-out/tradeoff                 # one offline HTML page of an output directory
 
 Logs: RUST_LOG=info (or debug, trace) prints tracing spans to stderr.";
 
@@ -52,6 +54,15 @@ enum Command {
     /// Measure the engine: run-steps per second and the E1 sweep's wall time.
     #[command(after_help = "Example:\n  psim bench --repeat 5")]
     Bench(cmd::bench::BenchArgs),
+    /// Print the papers' predictions (ODE, OU, phase lengths, delay conditions, escape law).
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Example:\n  psim theory --momentum 0.9 --step-size 5e-4 --delay uniform:0..40"
+    )]
+    Theory(cmd::theory::TheoryArgs),
+    /// Write DIR/report.html: every figure and table of an output directory, readable offline.
+    #[command(after_help = "Example:\n  psim reproduce tradeoff --out e1 && psim report e1")]
+    Report(cmd::report::ReportArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -67,6 +78,8 @@ fn main() -> std::process::ExitCode {
         Command::Sweep(a) => cmd::experiment::sweep(a),
         Command::Reproduce(a) => cmd::experiment::reproduce(a),
         Command::Bench(a) => cmd::bench::bench(a),
+        Command::Theory(a) => cmd::theory::theory(a),
+        Command::Report(a) => cmd::report::report(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -78,7 +78,9 @@ fn a_larger_top_eigenvalue_moves_optimal_delays_down() {
     e.base.steps = 10_000;
     e.grid.momentum = vec![0.8];
     let base = analysed(&e)[0].optimal_delay.unwrap();
-    let ObjectiveConfig::Pca(p) = &mut e.base.objective;
+    let ObjectiveConfig::Pca(p) = &mut e.base.objective else {
+        panic!("E1 is streaming PCA")
+    };
     p.spectrum = vec![8.0, 3.0, 2.0, 1.0];
     let stiff = analysed(&e)[0].optimal_delay.unwrap();
     assert!(stiff < base, "{stiff} vs {base}");

@@ -7,6 +7,8 @@
 
 use crate::delay::Delay;
 use crate::error::ConfigError;
+use crate::landscape::{SaddleConfig, SpikyConfig, WellsConfig};
+use crate::update::{RuleKind, Schedule};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
@@ -221,6 +223,24 @@ impl PcaConfig {
 pub enum ObjectiveConfig {
     /// Streaming PCA (001).
     Pca(PcaConfig),
+    /// The strict-saddle quadratic ½w'Aw with Gaussian gradient noise (E4, E6).
+    Saddle(SaddleConfig),
+    /// A spiky one-dimensional function with uniform gradient noise (E5).
+    Spiky(SpikyConfig),
+    /// A landscape with a sharp minimum, a flat minimum and a saddle (E6).
+    Wells(WellsConfig),
+}
+
+impl ObjectiveConfig {
+    /// Checks the objective's own fields.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self {
+            ObjectiveConfig::Pca(p) => p.validate(),
+            ObjectiveConfig::Saddle(c) => c.validate(),
+            ObjectiveConfig::Spiky(c) => c.validate(),
+            ObjectiveConfig::Wells(c) => c.validate(),
+        }
+    }
 }
 
 impl Default for ObjectiveConfig {
@@ -487,6 +507,12 @@ pub struct RunConfig {
     pub cluster: ClusterConfig,
     /// The problem.
     pub objective: ObjectiveConfig,
+    /// The server's update rule (text syntax, see [`crate::update::RULE_SYNTAX`]).
+    #[serde(default)]
+    pub rule: RuleKind,
+    /// The step-size schedule (text syntax, see [`crate::update::SCHEDULE_SYNTAX`]).
+    #[serde(default)]
+    pub schedule: Schedule,
 }
 
 impl Default for RunConfig {
@@ -507,6 +533,8 @@ impl Default for RunConfig {
             engine: EngineKind::Injected,
             cluster: ClusterConfig::default(),
             objective: ObjectiveConfig::default(),
+            rule: RuleKind::default(),
+            schedule: Schedule::default(),
         }
     }
 }
@@ -560,9 +588,9 @@ impl RunConfig {
             ));
         }
         self.cluster.validate()?;
-        match &self.objective {
-            ObjectiveConfig::Pca(p) => p.validate(),
-        }
+        self.rule.validate()?;
+        self.schedule.validate()?;
+        self.objective.validate()
     }
 }
 

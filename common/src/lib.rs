@@ -10,11 +10,13 @@
 pub mod config;
 pub mod delay;
 pub mod error;
+pub mod landscape;
 pub mod objective;
 pub mod pca;
 pub mod result;
 pub mod seed;
 pub mod theory;
+pub mod update;
 
 pub use config::{
     ClusterConfig, Consistency, DataDistribution, EngineKind, Experiment, Grid, HistoryConfig,
@@ -26,3 +28,4 @@ pub use objective::{AnyObjective, Objective};
 pub use pca::StreamingPca;
 pub use result::{Outcome, RunResult, ServerCounters, StalenessHistogram, StalenessSummary};
 pub use seed::{PsimRng, SeedTree};
+pub use update::{RuleKind, Schedule};

@@ -7,6 +7,7 @@
 
 use crate::config::ObjectiveConfig;
 use crate::error::ConfigError;
+use crate::landscape::{Saddle, Spiky, Wells};
 use crate::pca::StreamingPca;
 use crate::seed::PsimRng;
 
@@ -90,6 +91,12 @@ pub fn fixed_mut<const N: usize>(x: &mut [f64]) -> &mut [f64] {
 pub enum AnyObjective {
     /// Streaming PCA.
     Pca(StreamingPca),
+    /// Strict-saddle quadratic (E4, E6).
+    Saddle(Saddle),
+    /// Spiky 1-D function (E5).
+    Spiky(Spiky),
+    /// Sharp/flat wells with a saddle (E6).
+    Wells(Wells),
 }
 
 impl AnyObjective {
@@ -97,6 +104,9 @@ impl AnyObjective {
     pub fn build(cfg: &ObjectiveConfig) -> Result<Self, ConfigError> {
         Ok(match cfg {
             ObjectiveConfig::Pca(p) => AnyObjective::Pca(StreamingPca::new(p)?),
+            ObjectiveConfig::Saddle(c) => AnyObjective::Saddle(Saddle::new(c)?),
+            ObjectiveConfig::Spiky(c) => AnyObjective::Spiky(Spiky::new(c)?),
+            ObjectiveConfig::Wells(c) => AnyObjective::Wells(Wells::new(c)?),
         })
     }
 }
@@ -105,6 +115,9 @@ macro_rules! dispatch {
     ($self:ident, $o:ident => $e:expr) => {
         match $self {
             AnyObjective::Pca($o) => $e,
+            AnyObjective::Saddle($o) => $e,
+            AnyObjective::Spiky($o) => $e,
+            AnyObjective::Wells($o) => $e,
         }
     };
 }

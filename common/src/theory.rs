@@ -7,6 +7,11 @@
 //!   x_{k+1} = (1+μ)x_k − μx_{k−1} − a·x_{k−τ}, a = η·c, is stable.
 //!   For streaming PCA the stiffest mode is the norm of v (curvature
 //!   c = 2λ₁ at ‖v‖ = 1), which is what limits the delay in E1.
+//! * [`phases`]: the ODE closed form, OU variances, phase lengths T₁–T₃,
+//!   delay conditions and saddle-escape laws (re-exported here).
+
+pub mod phases;
+pub use phases::*;
 
 /// OU stationary mean error of streaming PCA at τ = 0 for eigenvalues
 /// `lambda` (largest first) and α²_{i1} = `alpha_sq(i)`.

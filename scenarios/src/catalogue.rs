@@ -45,7 +45,13 @@ pub trait Scenario: Sync {
 
 /// Every scenario psim knows.
 pub fn catalogue() -> Vec<&'static dyn Scenario> {
-    vec![&Tradeoff]
+    vec![
+        &Tradeoff,
+        &crate::studies::three_phases::ThreePhasesScenario,
+        &crate::studies::escape::SaddleEscapeScenario,
+        &crate::studies::spiky::SpikyScenario,
+        &crate::studies::escape::EscapeTimesScenario,
+    ]
 }
 
 /// The scenario called `name`.

@@ -9,5 +9,7 @@ pub mod catalogue;
 pub mod engine;
 pub mod output;
 pub mod plot;
+pub mod report;
+pub mod studies;
 pub mod sweep;
 pub mod tradeoff;

@@ -17,5 +17,5 @@ pub mod rule;
 pub mod state;
 
 pub use history::History;
-pub use rule::{HeavyBall, StepContext, UpdateRule};
+pub use rule::{HeavyBall, Rule, StepContext, UpdateRule};
 pub use state::{Served, ServerState};

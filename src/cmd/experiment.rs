@@ -74,6 +74,12 @@ pub struct Overrides {
     /// Engine: injected, virtual-time, threads, tasks.
     #[arg(long)]
     engine: Option<String>,
+    /// Update rule: sgd, heavy-ball (default), nesterov, staleness-aware, dc-asgd:LAMBDA.
+    #[arg(long)]
+    rule: Option<String>,
+    /// Step-size schedule: constant (default) or anneal:STEP:FACTOR[,STEP:FACTOR…].
+    #[arg(long)]
+    schedule: Option<String>,
     /// Workers of the simulated cluster (engines other than injected).
     #[arg(long)]
     workers: Option<usize>,
@@ -233,6 +239,12 @@ impl Overrides {
         if let Some(p) = &self.history_policy {
             b.history.policy = parse::<HistoryPolicy>(p)?;
         }
+        if let Some(x) = &self.rule {
+            b.rule = parse::<psim_common::RuleKind>(x)?;
+        }
+        if let Some(x) = &self.schedule {
+            b.schedule = parse::<psim_common::Schedule>(x)?;
+        }
         if let Some(x) = &self.engine {
             b.engine = parse::<EngineKind>(x)?;
         }
@@ -329,6 +341,7 @@ fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>) -> 
         }
     };
     bar.finish_and_clear();
+    out.write("report.txt", &report)?;
     print!("{report}");
     println!("\nresults in {}", out.path().display());
     Ok(())

@@ -2,3 +2,5 @@
 
 pub mod bench;
 pub mod experiment;
+pub mod report;
+pub mod theory;

@@ -9,7 +9,7 @@ use psim_common::delay::DelayModel;
 use psim_common::result::TracePoint;
 use psim_common::seed::Stream;
 use psim_common::{Delay, Objective, Outcome, RunConfig, RunResult, SeedTree, StalenessHistogram};
-use psim_server::{HeavyBall, Served, ServerState};
+use psim_server::{Rule, Served, ServerState};
 use psim_worker::Worker;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -29,15 +29,28 @@ pub fn history_capacity(cfg: &RunConfig) -> usize {
 
 /// Runs run `run` of `cfg` on `objective` with injected staleness.
 pub fn run_injected<O: Objective + ?Sized>(cfg: &RunConfig, objective: &O, run: u64) -> RunResult {
+    run_injected_from(cfg, objective, run, None).0
+}
+
+/// Like [`run_injected`], but starting from `start` when given (instead of
+/// the objective's initial point) and also returning the final parameters:
+/// for scenarios that chain stages (E5's staged noise shrinking) or need
+/// the final iterate itself (E5's histograms).
+pub fn run_injected_from<O: Objective + ?Sized>(
+    cfg: &RunConfig,
+    objective: &O,
+    run: u64,
+    start: Option<&[f64]>,
+) -> (RunResult, Vec<f64>) {
     let started = Instant::now();
     let seeds = SeedTree::new(cfg.seed);
     let dim = objective.dim();
     let mut initial = vec![0.0; dim];
-    objective.initial_point(&mut seeds.rng(run, 0, Stream::Init), &mut initial);
-    let rule = HeavyBall {
-        momentum: cfg.momentum,
-        step_size: cfg.step_size,
-    };
+    match start {
+        Some(s) => initial.copy_from_slice(s),
+        None => objective.initial_point(&mut seeds.rng(run, 0, Stream::Init), &mut initial),
+    }
+    let rule = Rule::from_config(cfg);
     let mut server = ServerState::new(&initial, rule, history_capacity(cfg), cfg.history.policy);
     let mut worker = Worker::new(0, seeds.rng(run, 0, Stream::Data), dim);
     let mut delay_rng = seeds.rng(run, 0, Stream::Delay);
@@ -125,7 +138,7 @@ pub fn run_injected<O: Objective + ?Sized>(cfg: &RunConfig, objective: &O, run: 
     };
     let counters = *server.counters();
     debug_assert!(counters.check().is_ok());
-    RunResult {
+    let result = RunResult {
         run,
         outcome,
         final_error,
@@ -136,5 +149,6 @@ pub fn run_injected<O: Objective + ?Sized>(cfg: &RunConfig, objective: &O, run: 
         counters,
         wall_seconds: started.elapsed().as_secs_f64(),
         virtual_seconds: None,
-    }
+    };
+    (result, server.params().to_vec())
 }

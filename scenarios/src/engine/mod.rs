@@ -4,7 +4,7 @@
 
 pub mod injected;
 
-pub use injected::run_injected;
+pub use injected::{run_injected, run_injected_from};
 
 use psim_common::{EngineKind, Objective, RunConfig, RunResult};
 use thiserror::Error;

@@ -1,0 +1,166 @@
+//! `psim theory`: the papers' closed-form predictions for given parameters.
+
+use anyhow::{ensure, Result};
+use clap::Args;
+use psim_common::theory::{
+    delay_bound_ode, delay_bound_sde, max_stable_delay, ode_pca_error, ou_stationary_error,
+    ou_stationary_variance, pca_stiffest_curvature, phase_one_time, phase_three_time,
+    phase_two_time, saddle_escape_steps, saddle_escape_steps_ou, PhaseInputs,
+};
+use psim_common::Delay;
+
+/// `psim theory`.
+#[derive(Args, Debug)]
+pub struct TheoryArgs {
+    /// Eigenvalues of a diagonal Σ (Gaussian data), largest first.
+    #[arg(long, value_delimiter = ',', default_value = "4,3,2,1")]
+    spectrum: Vec<f64>,
+    /// Momentum μ in [0, 1).
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f64,
+    /// Step size η > 0.
+    #[arg(long = "step-size", default_value_t = 5e-4)]
+    step_size: f64,
+    /// Neighbourhood radius δ of the phase lengths (default √η).
+    #[arg(long)]
+    delta: Option<f64>,
+    /// Target error ε of phase III.
+    #[arg(long, default_value_t = 0.05)]
+    epsilon: f64,
+    /// Failure probability ν of phase I.
+    #[arg(long, default_value_t = 0.5)]
+    nu: f64,
+    /// Exponent γ of the delay conditions.
+    #[arg(long, default_value_t = 0.25)]
+    gamma: f64,
+    /// Bound C_d on ‖X‖ of the SDE delay condition (default Σλ).
+    #[arg(long = "c-d")]
+    c_d: Option<f64>,
+    /// A delay model to check against the conditions (bounded: its maximum; random: E[τ]).
+    #[arg(long)]
+    delay: Option<String>,
+    /// γ₁ of a strict saddle for the escape law of 002.
+    #[arg(long, default_value_t = 1.0)]
+    gamma1: f64,
+}
+
+/// Prints every prediction.
+pub fn theory(a: TheoryArgs) -> Result<()> {
+    let lam = &a.spectrum;
+    ensure!(
+        lam.len() >= 2
+            && lam.windows(2).all(|w| w[0] >= w[1])
+            && lam[0] > lam[1]
+            && lam.iter().all(|l| *l > 0.0),
+        "invalid `spectrum` = {lam:?}: must be ≥ 2 positive values, sorted, with λ₁ > λ₂"
+    );
+    ensure!(
+        (0.0..1.0).contains(&a.momentum),
+        "invalid `momentum` = {}: must be in [0, 1)",
+        a.momentum
+    );
+    ensure!(
+        a.step_size > 0.0 && a.step_size.is_finite(),
+        "invalid `step-size` = {}: must be finite and > 0",
+        a.step_size
+    );
+    ensure!(
+        a.nu > 0.0 && a.nu < 1.0,
+        "invalid `nu` = {}: must be in (0, 1)",
+        a.nu
+    );
+    ensure!(
+        a.gamma1 > 0.0,
+        "invalid `gamma1` = {}: must be > 0",
+        a.gamma1
+    );
+    let (mu, eta) = (a.momentum, a.step_size);
+    let alpha = |i: usize, j: usize| {
+        if i == j {
+            3.0 * lam[i] * lam[i]
+        } else {
+            lam[i] * lam[j]
+        }
+    };
+    let delta = a.delta.unwrap_or(eta.sqrt());
+    let p = PhaseInputs {
+        lambda1: lam[0],
+        lambda2: lam[1],
+        alpha12_sq: alpha(0, 1),
+        phi: (0..lam.len()).map(|j| alpha(0, j)).sum(),
+        momentum: mu,
+        step_size: eta,
+        delta,
+    };
+    println!("streaming PCA, Σ = diag{lam:?} (Gaussian data: α²_ij = λ_iλ_j, α²_ii = 3λ_i²), μ = {mu}, η = {eta}, δ = {delta:.4}\n");
+    println!("ODE of 001 Thm 3.3: h_i(t) ∝ h_i(0)·exp(λ_i t/(1−μ)), t = kη; from h = (δ, √(1−δ²), 0, …):");
+    let mut h0 = vec![0.0; lam.len()];
+    h0[0] = delta;
+    h0[1] = (1.0 - delta * delta).sqrt();
+    for k in [0u64, 100, 1000, 10_000, 100_000] {
+        println!(
+            "  step {k:>7}: error {:.6}",
+            ode_pca_error(&h0, lam, mu, k as f64 * eta)
+        );
+    }
+    println!("\nOU stationary variance per coordinate (001 Thm 3.5), η α²_i1/(2(1−μ)(λ₁−λ_i)):");
+    for i in 1..lam.len() {
+        println!(
+            "  h_{}: {:.6e}",
+            i + 1,
+            ou_stationary_variance(eta, mu, lam[0], lam[i], alpha(i, 0))
+        );
+    }
+    println!(
+        "  stationary error (sum): {:.6e}",
+        ou_stationary_error(eta, mu, lam, |i| alpha(i, 0))
+    );
+    println!("\nphase lengths (t and steps = t/η):");
+    let t1 = phase_one_time(&p, a.nu);
+    println!(
+        "  T₁ escape the saddle (001 Prop 3.10, ν = {}): t = {t1:.4}, {:.0} steps",
+        a.nu,
+        t1 / eta
+    );
+    let t2 = phase_two_time(&p);
+    println!(
+        "  T₂ traverse (ODE, 001 eq. B.9):              t = {t2:.4}, {:.0} steps",
+        t2 / eta
+    );
+    match phase_three_time(&p, a.epsilon) {
+        Some(t3) => println!(
+            "  T₃ converge to ε = {} (001 Prop 3.6):        t = {t3:.4}, {:.0} steps",
+            a.epsilon,
+            t3 / eta
+        ),
+        None => println!(
+            "  T₃: ε = {} is below what η allows ((1−μ)(λ₁−λ₂)ε ≤ 4ηφ): anneal η",
+            a.epsilon
+        ),
+    }
+    let c_d = a.c_d.unwrap_or(lam.iter().sum());
+    let ode_bound = delay_bound_ode(mu, lam[0], eta, a.gamma);
+    let sde_bound = delay_bound_sde(mu, lam[0], c_d, eta, a.gamma);
+    println!(
+        "\ndelay conditions of 001 (γ = {}, C_d = {c_d}; up to constants):",
+        a.gamma
+    );
+    println!("  ODE regime (Thm 3.3; E[τ] for random delays, eq. 4.1): τ ≲ (1−μ)²/(λ₁η^(1−γ))      = {ode_bound:.2}");
+    println!("  SDE regime (Lemma 3.4, Thm 3.5):                       τ ≲ (1−μ)²/((λ₁+C_d)η^(1/2−γ)) = {sde_bound:.2}");
+    let c = pca_stiffest_curvature(lam);
+    println!("  largest stable constant delay of the linearised delayed heavy ball (curvature 2λ₁ = {c}): {}", max_stable_delay(mu, eta * c).map_or("unstable at τ = 0".into(), |d| d.to_string()));
+    if let Some(text) = &a.delay {
+        let d: Delay = text.parse()?;
+        let (what, v) = match d.upper_bound() {
+            Some(b) => ("max τ", b),
+            None => ("E[τ]", d.mean().unwrap_or(f64::INFINITY)),
+        };
+        println!(
+            "  delay `{text}`: {what} = {v:.2} → ODE condition {}, SDE condition {}",
+            if v <= ode_bound { "met" } else { "violated" },
+            if v <= sde_bound { "met" } else { "violated" }
+        );
+    }
+    println!("\nsaddle escape (002 Thm 3), γ₁ = {}: (1/(2γ₁))·η⁻¹·log η⁻¹ = {:.0} steps; finite-η OU estimate (unit noise, radius 1, μ): {:.0} steps", a.gamma1, saddle_escape_steps(eta, a.gamma1), saddle_escape_steps_ou(eta, a.gamma1, 1.0, 1.0, mu));
+    Ok(())
+}
