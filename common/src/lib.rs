@@ -10,6 +10,7 @@
 pub mod config;
 pub mod delay;
 pub mod error;
+pub mod mlp;
 pub mod objective;
 pub mod pca;
 pub mod result;
@@ -18,10 +19,12 @@ pub mod theory;
 
 pub use config::{
     ClusterConfig, Consistency, DataDistribution, EngineKind, Experiment, Grid, HistoryConfig,
-    HistoryPolicy, InitialPoint, ObjectiveConfig, PcaConfig, RunConfig, Stragglers, TradeoffRule,
+    HistoryPolicy, InitialPoint, MlpActivation, MlpConfig, ObjectiveConfig, PcaConfig, RunConfig,
+    Stragglers, TradeoffRule,
 };
 pub use delay::{Delay, DelayModel};
 pub use error::{ConfigError, DelayParseError};
+pub use mlp::{Dataset, DatasetError, Mlp};
 pub use objective::{AnyObjective, Objective};
 pub use pca::StreamingPca;
 pub use result::{Outcome, RunResult, ServerCounters, StalenessHistogram, StalenessSummary};

@@ -7,6 +7,7 @@
 
 use crate::config::ObjectiveConfig;
 use crate::error::ConfigError;
+use crate::mlp::Mlp;
 use crate::pca::StreamingPca;
 use crate::seed::PsimRng;
 
@@ -38,6 +39,8 @@ pub trait Objective: Send + Sync {
 pub enum AnyObjective {
     /// Streaming PCA.
     Pca(StreamingPca),
+    /// The digits MLP of E2.
+    Mlp(Mlp),
 }
 
 impl AnyObjective {
@@ -45,6 +48,7 @@ impl AnyObjective {
     pub fn build(cfg: &ObjectiveConfig) -> Result<Self, ConfigError> {
         Ok(match cfg {
             ObjectiveConfig::Pca(p) => AnyObjective::Pca(StreamingPca::new(p)?),
+            ObjectiveConfig::Mlp(m) => AnyObjective::Mlp(Mlp::new(m)?),
         })
     }
 }
@@ -53,6 +57,7 @@ macro_rules! dispatch {
     ($self:ident, $o:ident => $e:expr) => {
         match $self {
             AnyObjective::Pca($o) => $e,
+            AnyObjective::Mlp($o) => $e,
         }
     };
 }
