@@ -2,3 +2,4 @@
 //! named scenarios of EXPERIMENTS.md, and the writers of their results.
 
 pub mod engine;
+pub mod momentum_vs_workers;
