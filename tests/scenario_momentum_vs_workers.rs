@@ -1,6 +1,7 @@
 //! E2 in small: the best momentum falls as workers (and so staleness) grow.
 
 use psim_scenarios::momentum_vs_workers::{run_e2, E2Settings};
+use psim_scenarios::sweep::SweepOptions;
 
 #[test]
 fn best_momentum_falls_with_workers_quick() {
@@ -9,7 +10,7 @@ fn best_momentum_falls_with_workers_quick() {
         seeds: 3,
         ..E2Settings::default()
     };
-    let r = run_e2(&s).unwrap();
+    let r = run_e2(&s, &SweepOptions::default()).unwrap();
     let best = r.best_momentum();
     assert!(
         best.windows(2).all(|w| w[1].1 <= w[0].1),
@@ -39,4 +40,16 @@ fn best_momentum_falls_with_workers_quick() {
     );
     assert!(r.trend_holds() && r.table().contains("holds"));
     assert_eq!(r.csv().lines().count(), 1 + 3 * 5 * 3);
+}
+
+#[test]
+fn scenario_round_trips_its_settings_through_the_experiment() {
+    let s = E2Settings::default();
+    let e = s.experiment(16);
+    e.validate().unwrap();
+    assert_eq!(E2Settings::from_experiment(&e).unwrap(), s);
+    let mut pca = e.clone();
+    pca.base.objective = psim_common::ObjectiveConfig::default();
+    let err = E2Settings::from_experiment(&pca).err().unwrap().to_string();
+    assert!(err.contains("MLP"), "{err}");
 }

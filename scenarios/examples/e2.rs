@@ -20,7 +20,7 @@ fn main() {
         s.mlp.hidden = vec![x.parse().unwrap()];
     }
     let t = std::time::Instant::now();
-    let r = run_e2(&s).unwrap();
+    let r = run_e2(&s, &Default::default()).unwrap();
     print!("{}", r.table());
     println!("{:.1} s", t.elapsed().as_secs_f64());
 }

@@ -9,15 +9,16 @@
 //! number of server updates; the report is the held-out accuracy at the end
 //! (mean and spread over seeds) and the best μ per worker count.
 
+use crate::catalogue::{Scenario, ScenarioError};
+use crate::output::OutputDir;
+use crate::plot::{Plot, Series};
+use crate::sweep::{run_sweep, SweepError, SweepOptions};
 use psim_common::{
-    AnyObjective, ClusterConfig, Consistency, Delay, EngineKind, MlpActivation, MlpConfig,
+    ClusterConfig, Consistency, Delay, EngineKind, Experiment, Grid, MlpActivation, MlpConfig,
     ObjectiveConfig, RunConfig,
 };
-use rayon::prelude::*;
 use serde::Serialize;
 use std::fmt::Write as _;
-
-use crate::engine::run_virtual_time;
 
 /// The settings of one E2 sweep; [`E2Settings::default`] is the scenario
 /// `momentum-vs-workers`, [`E2Settings::quick`] a small version for tests.
@@ -69,6 +70,54 @@ impl E2Settings {
             seeds: 4,
             ..Self::default()
         }
+    }
+
+    /// The experiment (a μ grid) at `workers` workers: what one row of the
+    /// table runs through [`run_sweep`].
+    pub fn experiment(&self, workers: usize) -> Experiment {
+        Experiment {
+            name: "momentum-vs-workers".into(),
+            base: self.config(workers, self.momenta[0]),
+            grid: Grid {
+                momentum: self.momenta.clone(),
+                ..Grid::default()
+            },
+            tradeoff: None,
+        }
+    }
+
+    /// Reads the settings back from an experiment (the scenario's defaults
+    /// with command-line overrides): μ grid, runs (seeds), steps, η, seed and
+    /// network from it; the worker counts are the powers of two up to
+    /// `cluster.workers`.
+    pub fn from_experiment(e: &Experiment) -> Result<Self, ScenarioError> {
+        let b = &e.base;
+        let ObjectiveConfig::Mlp(mlp) = &b.objective else {
+            return Err(ScenarioError::Unsuitable(
+                "momentum-vs-workers needs the MLP objective (kind = \"mlp\")".into(),
+            ));
+        };
+        if e.grid.step_size.len() > 1 || !e.grid.delay.is_empty() {
+            return Err(ScenarioError::Unsuitable(
+                "momentum-vs-workers sweeps workers and momentum only: give one step size and no delay grid".into(),
+            ));
+        }
+        let workers = std::iter::successors(Some(1usize), |w| w.checked_mul(2))
+            .take_while(|&w| w <= b.cluster.workers.max(1))
+            .collect();
+        Ok(Self {
+            workers,
+            momenta: if e.grid.momentum.is_empty() {
+                vec![b.momentum]
+            } else {
+                e.grid.momentum.clone()
+            },
+            seeds: b.runs,
+            steps: b.steps,
+            step_size: e.grid.step_size.first().copied().unwrap_or(b.step_size),
+            mlp: mlp.clone(),
+            seed: b.seed,
+        })
     }
 
     /// The run configuration of one cell.
@@ -125,59 +174,47 @@ pub struct E2Report {
     pub settings: E2Settings,
     /// Worker-major cells.
     pub cells: Vec<E2Cell>,
+    /// Wall-clock seconds of all sweeps.
+    pub wall_seconds: f64,
 }
 
-/// Runs the E2 sweep, seeds and cells in parallel (rayon); deterministic.
-pub fn run_e2(settings: &E2Settings) -> Result<E2Report, psim_common::ConfigError> {
+/// Runs the E2 sweep: one [`run_sweep`] over the μ grid per worker count
+/// (runs in parallel inside each); deterministic.
+pub fn run_e2(settings: &E2Settings, opts: &SweepOptions<'_>) -> Result<E2Report, SweepError> {
     let _span = tracing::info_span!("momentum_vs_workers").entered();
-    let base = settings.config(1, settings.momenta[0]);
-    base.validate()?;
-    let objective = AnyObjective::build(&base.objective)?;
-    let jobs: Vec<(usize, f64, u64)> = settings
-        .workers
-        .iter()
-        .flat_map(|&m| {
-            settings
-                .momenta
+    let mut cells = Vec::with_capacity(settings.workers.len() * settings.momenta.len());
+    let mut wall_seconds = 0.0;
+    for &m in &settings.workers {
+        let sweep = run_sweep(&settings.experiment(m), opts)?;
+        wall_seconds += sweep.wall_seconds;
+        for p in &sweep.points {
+            let accuracies: Vec<f64> = p
+                .rows
                 .iter()
-                .flat_map(move |&mu| (0..settings.seeds as u64).map(move |r| (m, mu, r)))
-        })
-        .collect();
-    let results: Vec<(f64, bool, f64)> = jobs
-        .par_iter()
-        .map(|&(m, mu, r)| {
-            let cfg = settings.config(m, mu);
-            let res = run_virtual_time(&cfg, &objective, r);
-            let diverged = res.outcome.diverged();
-            let acc = if diverged {
-                CHANCE
-            } else {
-                1.0 - res.final_error
-            };
-            (acc, diverged, res.staleness.mean())
-        })
-        .collect();
-    let per = settings.seeds as usize;
-    let cells = results
-        .chunks(per)
-        .zip(jobs.chunks(per))
-        .map(|(rs, js)| {
-            let accuracies: Vec<f64> = rs.iter().map(|r| r.0).collect();
+                .map(|r| {
+                    if r.outcome.diverged() {
+                        CHANCE
+                    } else {
+                        1.0 - r.final_error
+                    }
+                })
+                .collect();
             let (mean, sd) = mean_sd(&accuracies);
-            E2Cell {
-                workers: js[0].0,
-                momentum: js[0].1,
+            cells.push(E2Cell {
+                workers: m,
+                momentum: p.summary.momentum,
                 mean,
                 sd,
                 accuracies,
-                diverged: rs.iter().filter(|r| r.1).count(),
-                mean_staleness: rs.iter().map(|r| r.2).sum::<f64>() / per as f64,
-            }
-        })
-        .collect();
+                diverged: p.summary.diverged,
+                mean_staleness: p.summary.staleness.mean,
+            });
+        }
+    }
     Ok(E2Report {
         settings: settings.clone(),
         cells,
+        wall_seconds,
     })
 }
 
@@ -269,7 +306,13 @@ impl E2Report {
         let s = &self.settings;
         let _ = writeln!(
             t,
-            "\nheld-out accuracy in % (mean ± sd over {} seeds; * = best μ); MLP 64-{}-10 {:?}, \
+            "\nran {} runs in {:.1} s wall-clock",
+            self.cells.len() * s.seeds as usize,
+            self.wall_seconds
+        );
+        let _ = writeln!(
+            t,
+            "held-out accuracy in % (mean ± sd over {} seeds; * = best μ); MLP 64-{}-10 {:?}, \
              batch {}, η = {}, {} updates per run, equal-speed workers (compute time 1 s, \
              no network delay) on the virtual-time engine, ASP; diverged runs score {}%.",
             s.seeds,
@@ -295,6 +338,43 @@ impl E2Report {
         t
     }
 
+    /// Held-out accuracy against workers, one line per μ with a ±sd band.
+    pub fn plot(&self) -> Plot {
+        let series = self
+            .settings
+            .momenta
+            .iter()
+            .map(|&mu| {
+                let cells: Vec<&E2Cell> = self.cells.iter().filter(|c| c.momentum == mu).collect();
+                Series {
+                    label: format!("μ = {mu}"),
+                    points: cells
+                        .iter()
+                        .map(|c| (c.workers as f64, 100.0 * c.mean))
+                        .collect(),
+                    band: cells
+                        .iter()
+                        .map(|c| {
+                            let x = c.workers as f64;
+                            (x, 100.0 * (c.mean - c.sd), 100.0 * (c.mean + c.sd))
+                        })
+                        .collect(),
+                    markers: true,
+                    dashed: false,
+                }
+            })
+            .collect();
+        Plot {
+            title: "E2 · held-out accuracy vs workers (MLP on 8×8 digits, virtual time)".into(),
+            x_label: "workers M (staleness M − 1)".into(),
+            y_label: "held-out accuracy, % (mean ± sd over seeds)".into(),
+            log_x: true,
+            log_y: false,
+            series,
+            vlines: vec![],
+        }
+    }
+
     /// One CSV row per run: workers, momentum, seed, accuracy.
     pub fn csv(&self) -> String {
         let mut t = String::from("workers,momentum,seed,accuracy\n");
@@ -304,5 +384,43 @@ impl E2Report {
             }
         }
         t
+    }
+}
+
+/// The scenario `momentum-vs-workers` (E2) for `psim reproduce`.
+pub struct MomentumVsWorkers;
+
+impl Scenario for MomentumVsWorkers {
+    fn name(&self) -> &'static str {
+        "momentum-vs-workers"
+    }
+
+    fn title(&self) -> &'static str {
+        "E2 · the best momentum falls as workers grow: MLP on 8×8 digits (001 §5.2, Figure 2)"
+    }
+
+    /// The defaults at the largest worker count; `--workers N` sets the
+    /// largest (the counts are the powers of two up to N).
+    fn experiment(&self) -> Experiment {
+        let s = E2Settings::default();
+        s.experiment(*s.workers.last().expect("workers"))
+    }
+
+    fn run(
+        &self,
+        experiment: &Experiment,
+        out: &OutputDir,
+        opts: &SweepOptions<'_>,
+    ) -> Result<String, ScenarioError> {
+        let settings = E2Settings::from_experiment(experiment)?;
+        let report = run_e2(&settings, opts)?;
+        out.write("runs.csv", report.csv())?;
+        out.write_json("summary.json", &report)?;
+        let table = report.table();
+        out.write("table.md", &table)?;
+        out.write("accuracy.svg", report.plot().to_svg())?;
+        Ok(format!(
+            "E2 · momentum vs workers (001 §5.2, Figure 2)\n{table}"
+        ))
     }
 }
