@@ -198,3 +198,31 @@ fn ten_thousand_workers_a_million_events_finish() {
     // 100 cycles per worker: edge bias ≈ 1% of M−1 (see the exponential test).
     assert!((mean - 9_999.0).abs() < 0.03 * 9_999.0, "mean {mean}");
 }
+
+#[test]
+fn exponential_staleness_follows_the_geometric_law_by_ks() {
+    // Cross-check of the emergent staleness against theory (the threads
+    // engine of issue 3 is the other side of this check once it lands):
+    // with memoryless compute times the staleness is geometric with success
+    // probability 1/M (see the exponential test above). Compare with an
+    // independent geometric sample by the two-sample KS distance. Pushes of
+    // one run are weakly correlated, so use the α = 10⁻³ critical value of
+    // a sample a quarter the size (an effective-sample-size allowance).
+    use psim_common::delay::DelayModel;
+    use psim_common::stats::{ks_critical, ks_distance};
+    use rand::SeedableRng;
+    for m in [2usize, 4, 8] {
+        let n = 40_000u64;
+        let r = vt(&cfg(m, "exp:0.001", Consistency::Asp, n));
+        let geo: Delay = format!("geometric:{}", 1.0 / m as f64).parse().unwrap();
+        let mut rng = psim_common::PsimRng::seed_from_u64(m as u64);
+        let mut theory = psim_common::StalenessHistogram::new();
+        (0..n).for_each(|_| theory.record(geo.sample_steps(&mut rng)));
+        let d = ks_distance(&r.staleness, &theory);
+        let crit = ks_critical(n / 4, n, 1e-3);
+        assert!(d < crit, "M = {m}: KS {d} ≥ {crit}");
+        // And it would notice the constant staleness M−1 of equal compute times.
+        let c = vt(&cfg(m, "const:0.001", Consistency::Asp, n));
+        assert!(ks_distance(&c.staleness, &theory) > 3.0 * crit);
+    }
+}

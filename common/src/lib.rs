@@ -15,6 +15,7 @@ pub mod objective;
 pub mod pca;
 pub mod result;
 pub mod seed;
+pub mod stats;
 pub mod theory;
 
 pub use config::{
