@@ -226,3 +226,15 @@ fn exponential_staleness_follows_the_geometric_law_by_ks() {
         assert!(ks_distance(&c.staleness, &theory) > 3.0 * crit);
     }
 }
+
+#[test]
+fn too_many_workers_for_the_dimension_is_a_clear_error() {
+    let mut c = cfg(1_000_000, "const:1", Consistency::Asp, 10);
+    c.objective = psim_common::ObjectiveConfig::Mlp(psim_common::MlpConfig::default());
+    let mlp = psim_common::AnyObjective::build(&c.objective).unwrap();
+    let e = run(&c, &mlp, 0).unwrap_err().to_string();
+    assert!(
+        e.contains("`cluster.workers`") && e.contains("at most"),
+        "{e}"
+    );
+}

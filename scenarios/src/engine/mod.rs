@@ -33,7 +33,10 @@ pub fn run<O: Objective + Clone + 'static>(
 ) -> Result<RunResult, EngineError> {
     match cfg.engine {
         EngineKind::Injected => Ok(run_injected(cfg, objective, run)),
-        EngineKind::VirtualTime => Ok(run_virtual_time(cfg, objective, run)),
+        EngineKind::VirtualTime => {
+            virtual_time::check_memory(cfg.cluster.workers, objective.dim())?;
+            Ok(run_virtual_time(cfg, objective, run))
+        }
         other => Err(EngineError::Unavailable(other)),
     }
 }

@@ -85,6 +85,28 @@ pub fn bytes_per_worker(dim: usize) -> usize {
         + std::mem::size_of::<u32>() // SSP wait queue / hold ring entry
 }
 
+/// Most bytes the workers' state may take (4 GiB): a guard against a
+/// configuration that would exhaust memory instead of running.
+pub const MAX_WORKER_BYTES: usize = 4 << 30;
+
+/// Checks that `workers` simulated workers of dimension `dim` fit in
+/// [`MAX_WORKER_BYTES`], naming `cluster.workers` and the largest count that fits.
+pub fn check_memory(workers: usize, dim: usize) -> Result<(), psim_common::ConfigError> {
+    let per = bytes_per_worker(dim);
+    if workers.saturating_mul(per) > MAX_WORKER_BYTES {
+        return Err(psim_common::ConfigError::new(
+            "cluster.workers",
+            workers,
+            format!(
+                "at most {} for a problem of dimension {dim} ({per} B per worker, {} GiB in all)",
+                MAX_WORKER_BYTES / per,
+                MAX_WORKER_BYTES >> 30
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Trace, tail error and divergence bookkeeping shared by the three
 /// consistency loops.
 struct Recorder<'a, O: ?Sized> {
