@@ -217,6 +217,82 @@ impl PcaConfig {
     }
 }
 
+/// Hidden-layer non-linearity of the MLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MlpActivation {
+    /// max(0, z).
+    #[default]
+    Relu,
+    /// tanh(z).
+    Tanh,
+}
+
+/// Largest MLP mini-batch (the batch's labels are kept on the stack).
+pub const MAX_BATCH: usize = 256;
+/// Widest MLP hidden layer.
+pub const MAX_HIDDEN: usize = 1024;
+
+/// A small MLP on the 8×8 handwritten digits (E2): 64 → hidden → 10,
+/// softmax cross-entropy, mini-batch gradients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlpConfig {
+    /// Widths of the one or two hidden layers.
+    pub hidden: Vec<usize>,
+    /// Training rows per stochastic gradient.
+    pub batch: usize,
+    /// Hidden-layer non-linearity.
+    #[serde(default)]
+    pub activation: MlpActivation,
+    /// A gzip-compressed digits CSV to use instead of the embedded one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+}
+
+impl Default for MlpConfig {
+    /// 64 → 32 (ReLU) → 10, batches of 16, the embedded data.
+    fn default() -> Self {
+        Self {
+            hidden: vec![32],
+            batch: 16,
+            activation: MlpActivation::Relu,
+            data: None,
+        }
+    }
+}
+
+impl MlpConfig {
+    /// Checks one or two hidden layers of width 1..=[`MAX_HIDDEN`] and a
+    /// batch in 1..=[`MAX_BATCH`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=2).contains(&self.hidden.len()) {
+            return Err(ConfigError::new(
+                "objective.hidden",
+                format!("{:?}", self.hidden),
+                "one or two hidden-layer widths",
+            ));
+        }
+        for (i, &h) in self.hidden.iter().enumerate() {
+            if !(1..=MAX_HIDDEN).contains(&h) {
+                return Err(ConfigError::new(
+                    format!("objective.hidden[{i}]"),
+                    h,
+                    format!("in [1, {MAX_HIDDEN}]"),
+                ));
+            }
+        }
+        if !(1..=MAX_BATCH).contains(&self.batch) {
+            return Err(ConfigError::new(
+                "objective.batch",
+                self.batch,
+                format!("in [1, {MAX_BATCH}]"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The objective a run optimises, tagged by `kind` in TOML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -229,6 +305,8 @@ pub enum ObjectiveConfig {
     Spiky(SpikyConfig),
     /// A landscape with a sharp minimum, a flat minimum and a saddle (E6).
     Wells(WellsConfig),
+    /// A small MLP on the handwritten digits (E2).
+    Mlp(MlpConfig),
 }
 
 impl ObjectiveConfig {
@@ -239,6 +317,7 @@ impl ObjectiveConfig {
             ObjectiveConfig::Saddle(c) => c.validate(),
             ObjectiveConfig::Spiky(c) => c.validate(),
             ObjectiveConfig::Wells(c) => c.validate(),
+            ObjectiveConfig::Mlp(m) => m.validate(),
         }
     }
 }

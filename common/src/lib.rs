@@ -11,19 +11,23 @@ pub mod config;
 pub mod delay;
 pub mod error;
 pub mod landscape;
+pub mod mlp;
 pub mod objective;
 pub mod pca;
 pub mod result;
 pub mod seed;
+pub mod stats;
 pub mod theory;
 pub mod update;
 
 pub use config::{
     ClusterConfig, Consistency, DataDistribution, EngineKind, Experiment, Grid, HistoryConfig,
-    HistoryPolicy, InitialPoint, ObjectiveConfig, PcaConfig, RunConfig, Stragglers, TradeoffRule,
+    HistoryPolicy, InitialPoint, MlpActivation, MlpConfig, ObjectiveConfig, PcaConfig, RunConfig,
+    Stragglers, TradeoffRule,
 };
 pub use delay::{Delay, DelayModel};
 pub use error::{ConfigError, DelayParseError};
+pub use mlp::{Dataset, DatasetError, Mlp};
 pub use objective::{AnyObjective, Objective};
 pub use pca::StreamingPca;
 pub use result::{Outcome, RunResult, ServerCounters, StalenessHistogram, StalenessSummary};

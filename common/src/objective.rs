@@ -8,6 +8,7 @@
 use crate::config::ObjectiveConfig;
 use crate::error::ConfigError;
 use crate::landscape::{Saddle, Spiky, Wells};
+use crate::mlp::Mlp;
 use crate::pca::StreamingPca;
 use crate::seed::PsimRng;
 
@@ -97,6 +98,8 @@ pub enum AnyObjective {
     Spiky(Spiky),
     /// Sharp/flat wells with a saddle (E6).
     Wells(Wells),
+    /// The digits MLP of E2.
+    Mlp(Mlp),
 }
 
 impl AnyObjective {
@@ -107,6 +110,7 @@ impl AnyObjective {
             ObjectiveConfig::Saddle(c) => AnyObjective::Saddle(Saddle::new(c)?),
             ObjectiveConfig::Spiky(c) => AnyObjective::Spiky(Spiky::new(c)?),
             ObjectiveConfig::Wells(c) => AnyObjective::Wells(Wells::new(c)?),
+            ObjectiveConfig::Mlp(m) => AnyObjective::Mlp(Mlp::new(m)?),
         })
     }
 }
@@ -118,6 +122,7 @@ macro_rules! dispatch {
             AnyObjective::Saddle($o) => $e,
             AnyObjective::Spiky($o) => $e,
             AnyObjective::Wells($o) => $e,
+            AnyObjective::Mlp($o) => $e,
         }
     };
 }

@@ -51,6 +51,7 @@ pub fn catalogue() -> Vec<&'static dyn Scenario> {
         &crate::studies::escape::SaddleEscapeScenario,
         &crate::studies::spiky::SpikyScenario,
         &crate::studies::escape::EscapeTimesScenario,
+        &crate::momentum_vs_workers::MomentumVsWorkers,
     ]
 }
 

@@ -7,6 +7,7 @@
 
 pub mod catalogue;
 pub mod engine;
+pub mod momentum_vs_workers;
 pub mod output;
 pub mod plot;
 pub mod report;

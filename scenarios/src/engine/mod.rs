@@ -3,8 +3,10 @@
 //! [`RunResult`]; [`run`] picks the engine the configuration names.
 
 pub mod injected;
+pub mod virtual_time;
 
 pub use injected::{run_injected, run_injected_from};
+pub use virtual_time::run_virtual_time;
 
 use psim_common::{EngineKind, Objective, RunConfig, RunResult};
 use thiserror::Error;
@@ -13,7 +15,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum EngineError {
     /// The configured engine is not available in this build.
-    #[error("engine `{0:?}` is not available yet; use `injected`")]
+    #[error("engine `{0:?}` is not available yet; use `injected` or `virtual-time`")]
     Unavailable(EngineKind),
     /// The configuration does not suit the engine.
     #[error("{0}")]
@@ -31,6 +33,10 @@ pub fn run<O: Objective + Clone + 'static>(
 ) -> Result<RunResult, EngineError> {
     match cfg.engine {
         EngineKind::Injected => Ok(run_injected(cfg, objective, run)),
+        EngineKind::VirtualTime => {
+            virtual_time::check_memory(cfg.cluster.workers, objective.dim())?;
+            Ok(run_virtual_time(cfg, objective, run))
+        }
         other => Err(EngineError::Unavailable(other)),
     }
 }

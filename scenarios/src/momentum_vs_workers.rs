@@ -1,0 +1,426 @@
+//! Experiment E2 (001 §5.2, Figure 2): the optimal momentum falls as the
+//! number of asynchronous workers grows.
+//!
+//! The paper tuned μ ∈ {0.1, 0.3, 0.5, 0.7, 0.9} for a ResNet on CIFAR-100
+//! with 1 and 8 workers. Here a small MLP learns the 8×8 handwritten digits
+//! through the virtual-time engine: M equal-speed workers with a constant
+//! compute time, so every gradient after the first round is exactly M−1
+//! versions stale. Every (workers, μ) cell runs several seeds for the same
+//! number of server updates; the report is the held-out accuracy at the end
+//! (mean and spread over seeds) and the best μ per worker count.
+
+use crate::catalogue::{Scenario, ScenarioError};
+use crate::output::OutputDir;
+use crate::plot::{Plot, Series};
+use crate::sweep::{run_sweep, SweepError, SweepOptions};
+use psim_common::{
+    ClusterConfig, Consistency, Delay, EngineKind, Experiment, Grid, MlpActivation, MlpConfig,
+    ObjectiveConfig, RunConfig,
+};
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// The settings of one E2 sweep; [`E2Settings::default`] is the scenario
+/// `momentum-vs-workers`, [`E2Settings::quick`] a small version for tests.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct E2Settings {
+    /// Worker counts M.
+    pub workers: Vec<usize>,
+    /// Momentum values μ.
+    pub momenta: Vec<f64>,
+    /// Seeds (independent runs) per cell.
+    pub seeds: u32,
+    /// Server updates per run (the same for every M: a fixed budget of
+    /// gradients, as with a fixed number of epochs).
+    pub steps: u64,
+    /// Step size η.
+    pub step_size: f64,
+    /// The network and its mini-batch.
+    pub mlp: MlpConfig,
+    /// Master seed.
+    pub seed: u64,
+}
+
+impl Default for E2Settings {
+    /// workers {1,2,4,8,16} × μ {0.1,…,0.9} × 8 seeds; 64-32-10 ReLU MLP,
+    /// batches of 16, η = 0.02, 1500 updates.
+    fn default() -> Self {
+        Self {
+            workers: vec![1, 2, 4, 8, 16],
+            momenta: vec![0.1, 0.3, 0.5, 0.7, 0.9],
+            seeds: 8,
+            steps: 1500,
+            step_size: 0.02,
+            mlp: MlpConfig {
+                hidden: vec![32],
+                batch: 16,
+                activation: MlpActivation::Relu,
+                data: None,
+            },
+            seed: 2,
+        }
+    }
+}
+
+impl E2Settings {
+    /// A small version for tests: workers {1, 16}, the same μ grid, fewer seeds.
+    pub fn quick() -> Self {
+        Self {
+            workers: vec![1, 16],
+            seeds: 4,
+            ..Self::default()
+        }
+    }
+
+    /// The experiment (a μ grid) at `workers` workers: what one row of the
+    /// table runs through [`run_sweep`].
+    pub fn experiment(&self, workers: usize) -> Experiment {
+        Experiment {
+            name: "momentum-vs-workers".into(),
+            base: self.config(workers, self.momenta[0]),
+            grid: Grid {
+                momentum: self.momenta.clone(),
+                ..Grid::default()
+            },
+            tradeoff: None,
+        }
+    }
+
+    /// Reads the settings back from an experiment (the scenario's defaults
+    /// with command-line overrides): μ grid, runs (seeds), steps, η, seed and
+    /// network from it; the worker counts are the powers of two up to
+    /// `cluster.workers`.
+    pub fn from_experiment(e: &Experiment) -> Result<Self, ScenarioError> {
+        let b = &e.base;
+        let ObjectiveConfig::Mlp(mlp) = &b.objective else {
+            return Err(ScenarioError::Unsuitable(
+                "momentum-vs-workers needs the MLP objective (kind = \"mlp\")".into(),
+            ));
+        };
+        if e.grid.step_size.len() > 1 || !e.grid.delay.is_empty() {
+            return Err(ScenarioError::Unsuitable(
+                "momentum-vs-workers sweeps workers and momentum only: give one step size and no delay grid".into(),
+            ));
+        }
+        let workers = std::iter::successors(Some(1usize), |w| w.checked_mul(2))
+            .take_while(|&w| w <= b.cluster.workers.max(1))
+            .collect();
+        Ok(Self {
+            workers,
+            momenta: if e.grid.momentum.is_empty() {
+                vec![b.momentum]
+            } else {
+                e.grid.momentum.clone()
+            },
+            seeds: b.runs,
+            steps: b.steps,
+            step_size: e.grid.step_size.first().copied().unwrap_or(b.step_size),
+            mlp: mlp.clone(),
+            seed: b.seed,
+        })
+    }
+
+    /// The run configuration of one cell.
+    pub fn config(&self, workers: usize, momentum: f64) -> RunConfig {
+        RunConfig {
+            momentum,
+            step_size: self.step_size,
+            steps: self.steps,
+            runs: self.seeds,
+            seed: self.seed,
+            record_every: self.steps,
+            tail_fraction: 1.0 / self.steps as f64,
+            divergence_norm: 1e6,
+            engine: EngineKind::VirtualTime,
+            cluster: ClusterConfig {
+                workers,
+                compute_time: Delay::Constant(1.0),
+                network_delay: Delay::Constant(0.0),
+                consistency: Consistency::Asp,
+                stragglers: None,
+            },
+            objective: ObjectiveConfig::Mlp(self.mlp.clone()),
+            ..RunConfig::default()
+        }
+    }
+}
+
+/// The accuracy a diverged run is scored with: chance on 10 classes.
+pub const CHANCE: f64 = 0.1;
+
+/// One (workers, μ) cell of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct E2Cell {
+    /// Worker count M.
+    pub workers: usize,
+    /// Momentum μ.
+    pub momentum: f64,
+    /// Held-out accuracy of every seed (diverged runs score [`CHANCE`]).
+    pub accuracies: Vec<f64>,
+    /// Mean accuracy.
+    pub mean: f64,
+    /// Sample standard deviation over seeds.
+    pub sd: f64,
+    /// Runs that diverged.
+    pub diverged: usize,
+    /// Mean staleness of the applied gradients.
+    pub mean_staleness: f64,
+}
+
+/// The whole E2 result.
+#[derive(Debug, Clone, Serialize)]
+pub struct E2Report {
+    /// What was run.
+    pub settings: E2Settings,
+    /// Worker-major cells.
+    pub cells: Vec<E2Cell>,
+    /// Wall-clock seconds of all sweeps.
+    pub wall_seconds: f64,
+}
+
+/// Runs the E2 sweep: one [`run_sweep`] over the μ grid per worker count
+/// (runs in parallel inside each); deterministic.
+pub fn run_e2(settings: &E2Settings, opts: &SweepOptions<'_>) -> Result<E2Report, SweepError> {
+    let _span = tracing::info_span!("momentum_vs_workers").entered();
+    let mut cells = Vec::with_capacity(settings.workers.len() * settings.momenta.len());
+    let mut wall_seconds = 0.0;
+    for &m in &settings.workers {
+        let sweep = run_sweep(&settings.experiment(m), opts)?;
+        wall_seconds += sweep.wall_seconds;
+        for p in &sweep.points {
+            let accuracies: Vec<f64> = p
+                .rows
+                .iter()
+                .map(|r| {
+                    if r.outcome.diverged() {
+                        CHANCE
+                    } else {
+                        1.0 - r.final_error
+                    }
+                })
+                .collect();
+            let (mean, sd) = mean_sd(&accuracies);
+            cells.push(E2Cell {
+                workers: m,
+                momentum: p.summary.momentum,
+                mean,
+                sd,
+                accuracies,
+                diverged: p.summary.diverged,
+                mean_staleness: p.summary.staleness.mean,
+            });
+        }
+    }
+    Ok(E2Report {
+        settings: settings.clone(),
+        cells,
+        wall_seconds,
+    })
+}
+
+fn mean_sd(x: &[f64]) -> (f64, f64) {
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let var = if x.len() > 1 {
+        x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+impl E2Report {
+    /// The cell of (workers, μ).
+    pub fn cell(&self, workers: usize, momentum: f64) -> Option<&E2Cell> {
+        self.cells
+            .iter()
+            .find(|c| c.workers == workers && c.momentum == momentum)
+    }
+
+    /// The μ of highest mean accuracy for every worker count, in order.
+    pub fn best_momentum(&self) -> Vec<(usize, f64)> {
+        self.settings
+            .workers
+            .iter()
+            .map(|&m| {
+                let best = self
+                    .cells
+                    .iter()
+                    .filter(|c| c.workers == m)
+                    .max_by(|a, b| a.mean.total_cmp(&b.mean))
+                    .expect("every worker count has cells");
+                (m, best.momentum)
+            })
+            .collect()
+    }
+
+    /// Acceptance of 001 §5.2: the best μ never rises with M, and μ = 0.9
+    /// is worse at the most workers than at one.
+    pub fn trend_holds(&self) -> bool {
+        let best = self.best_momentum();
+        let monotone = best.windows(2).all(|w| w[1].1 <= w[0].1);
+        let (lo, hi) = (
+            *self.settings.workers.first().expect("workers"),
+            *self.settings.workers.last().expect("workers"),
+        );
+        let worse = match (self.cell(lo, 0.9), self.cell(hi, 0.9)) {
+            (Some(a), Some(b)) => b.mean < a.mean,
+            _ => true,
+        };
+        monotone && worse
+    }
+
+    /// The headline table: mean ± sd held-out accuracy (%) per (M, μ), the
+    /// best μ per row marked with `*`, then the settings.
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let _ = write!(t, "| workers | staleness |");
+        for mu in &self.settings.momenta {
+            let _ = write!(t, " μ = {mu} |");
+        }
+        let _ = writeln!(t, " best μ |");
+        let _ = write!(t, "|---|---|");
+        for _ in &self.settings.momenta {
+            let _ = write!(t, "---|");
+        }
+        let _ = writeln!(t, "---|");
+        for (m, best) in self.best_momentum() {
+            let row: Vec<&E2Cell> = self.cells.iter().filter(|c| c.workers == m).collect();
+            let _ = write!(t, "| {m} | {:.2} |", row[0].mean_staleness);
+            for c in &row {
+                let star = if c.momentum == best { "*" } else { "" };
+                let div = if c.diverged > 0 {
+                    format!(" ({} div.)", c.diverged)
+                } else {
+                    String::new()
+                };
+                let _ = write!(
+                    t,
+                    " {:.1} ± {:.1}{star}{div} |",
+                    100.0 * c.mean,
+                    100.0 * c.sd
+                );
+            }
+            let _ = writeln!(t, " {best} |");
+        }
+        let s = &self.settings;
+        let _ = writeln!(
+            t,
+            "\nran {} runs in {:.1} s wall-clock",
+            self.cells.len() * s.seeds as usize,
+            self.wall_seconds
+        );
+        let _ = writeln!(
+            t,
+            "held-out accuracy in % (mean ± sd over {} seeds; * = best μ); MLP 64-{}-10 {:?}, \
+             batch {}, η = {}, {} updates per run, equal-speed workers (compute time 1 s, \
+             no network delay) on the virtual-time engine, ASP; diverged runs score {}%.",
+            s.seeds,
+            s.mlp
+                .hidden
+                .iter()
+                .map(|h| h.to_string())
+                .collect::<Vec<_>>()
+                .join("-"),
+            s.mlp.activation,
+            s.mlp.batch,
+            s.step_size,
+            s.steps,
+            100.0 * CHANCE
+        );
+        let _ = writeln!(
+            t,
+            "acceptance (best μ non-increasing in workers, μ = 0.9 worse at {} than at {} workers): {}",
+            s.workers.last().unwrap_or(&0),
+            s.workers.first().unwrap_or(&0),
+            if self.trend_holds() { "holds" } else { "FAILS" }
+        );
+        t
+    }
+
+    /// Held-out accuracy against workers, one line per μ with a ±sd band.
+    pub fn plot(&self) -> Plot {
+        let series = self
+            .settings
+            .momenta
+            .iter()
+            .map(|&mu| {
+                let cells: Vec<&E2Cell> = self.cells.iter().filter(|c| c.momentum == mu).collect();
+                Series {
+                    label: format!("μ = {mu}"),
+                    points: cells
+                        .iter()
+                        .map(|c| (c.workers as f64, 100.0 * c.mean))
+                        .collect(),
+                    band: cells
+                        .iter()
+                        .map(|c| {
+                            let x = c.workers as f64;
+                            (x, 100.0 * (c.mean - c.sd), 100.0 * (c.mean + c.sd))
+                        })
+                        .collect(),
+                    markers: true,
+                    dashed: false,
+                }
+            })
+            .collect();
+        Plot {
+            title: "E2 · held-out accuracy vs workers (MLP on 8×8 digits, virtual time)".into(),
+            x_label: "workers M (staleness M − 1)".into(),
+            y_label: "held-out accuracy, % (mean ± sd over seeds)".into(),
+            log_x: true,
+            log_y: false,
+            series,
+            vlines: vec![],
+        }
+    }
+
+    /// One CSV row per run: workers, momentum, seed, accuracy.
+    pub fn csv(&self) -> String {
+        let mut t = String::from("workers,momentum,seed,accuracy\n");
+        for c in &self.cells {
+            for (r, a) in c.accuracies.iter().enumerate() {
+                let _ = writeln!(t, "{},{},{},{}", c.workers, c.momentum, r, a);
+            }
+        }
+        t
+    }
+}
+
+/// The scenario `momentum-vs-workers` (E2) for `psim reproduce`.
+pub struct MomentumVsWorkers;
+
+impl Scenario for MomentumVsWorkers {
+    fn name(&self) -> &'static str {
+        "momentum-vs-workers"
+    }
+
+    fn title(&self) -> &'static str {
+        "E2 · the best momentum falls as workers grow: MLP on 8×8 digits (001 §5.2, Figure 2)"
+    }
+
+    /// The defaults at the largest worker count; `--workers N` sets the
+    /// largest (the counts are the powers of two up to N).
+    fn experiment(&self) -> Experiment {
+        let s = E2Settings::default();
+        s.experiment(*s.workers.last().expect("workers"))
+    }
+
+    fn run(
+        &self,
+        experiment: &Experiment,
+        out: &OutputDir,
+        opts: &SweepOptions<'_>,
+    ) -> Result<String, ScenarioError> {
+        let settings = E2Settings::from_experiment(experiment)?;
+        let report = run_e2(&settings, opts)?;
+        out.write("runs.csv", report.csv())?;
+        out.write_json("summary.json", &report)?;
+        let table = report.table();
+        out.write("table.md", &table)?;
+        out.write("accuracy.svg", report.plot().to_svg())?;
+        Ok(format!(
+            "E2 · momentum vs workers (001 §5.2, Figure 2)\n{table}"
+        ))
+    }
+}
