@@ -17,8 +17,9 @@ pub mod seed;
 pub mod theory;
 
 pub use config::{
-    ClusterConfig, Consistency, DataDistribution, EngineKind, Experiment, Grid, HistoryConfig,
-    HistoryPolicy, InitialPoint, ObjectiveConfig, PcaConfig, RunConfig, Stragglers, TradeoffRule,
+    Backend, ClusterConfig, Consistency, DataDistribution, EngineKind, Experiment, FailurePolicy,
+    Grid, HistoryConfig, HistoryPolicy, InitialPoint, ObjectiveConfig, PcaConfig, RunConfig,
+    Stragglers, TradeoffRule,
 };
 pub use delay::{Delay, DelayModel};
 pub use error::{ConfigError, DelayParseError};

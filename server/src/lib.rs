@@ -12,6 +12,7 @@
 //! Not for: choosing what staleness a push has (engines decide) or deciding
 //! when a run ends (engines again).
 
+pub mod backend;
 pub mod history;
 pub mod rule;
 pub mod state;

@@ -2,9 +2,15 @@
 //! [`RunConfig`], an objective and a run index, and produces the same
 //! [`RunResult`]; [`run`] picks the engine the configuration names.
 
+pub mod cluster;
 pub mod injected;
+pub mod tasks;
+pub mod threads;
 
+pub use cluster::{throughput, time_to_target};
 pub use injected::run_injected;
+pub use tasks::run_tasks;
+pub use threads::run_threads;
 
 use psim_common::{EngineKind, Objective, RunConfig, RunResult};
 use thiserror::Error;
@@ -21,6 +27,12 @@ pub enum EngineError {
     /// A worker failed (panicked) and the run was configured to stop.
     #[error("worker {worker} failed: {message}")]
     WorkerFailed { worker: usize, message: String },
+    /// A run broke an accounting invariant (a bug, never bad input).
+    #[error("invariant violated: {0}")]
+    Invariant(String),
+    /// The async runtime could not be built.
+    #[error("cannot start the tokio runtime: {0}")]
+    Runtime(String),
 }
 
 /// Runs run `run` of `cfg` on the engine `cfg.engine` names.
@@ -31,6 +43,8 @@ pub fn run<O: Objective + Clone + 'static>(
 ) -> Result<RunResult, EngineError> {
     match cfg.engine {
         EngineKind::Injected => Ok(run_injected(cfg, objective, run)),
+        EngineKind::Threads => run_threads(cfg, std::sync::Arc::new(objective.clone()), run),
+        EngineKind::Tasks => run_tasks(cfg, std::sync::Arc::new(objective.clone()), run),
         other => Err(EngineError::Unavailable(other)),
     }
 }
