@@ -1,1 +1,78 @@
-fn main() {}
+//! `psim`: the command-line front end. Thin by design: parsing, progress,
+//! printing; the work lives in the library crates.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+const EXAMPLES: &str = "Examples:
+  psim reproduce tradeoff                       # E1: optimal delay per momentum (Figure 1 of 001)
+  psim reproduce --list                         # every named scenario
+  psim run --momentum 0.9 --delay uniform:0..40 --runs 20
+  psim sweep --momentum 0.7,0.9 --taus 0:100:20 --runs 50 --optimal-delay
+  psim run --config psim-out/tradeoff/config.toml   # replay an earlier run
+  psim bench                                    # engine throughput and E1 wall time
+
+Logs: RUST_LOG=info (or debug, trace) prints tracing spans to stderr.";
+
+/// Parameter-server simulator for asynchronous momentum SGD.
+///
+/// Simulates workers pushing stale stochastic gradients to a server that
+/// applies the momentum update v ← v + μ(v − v_prev) − η·g(v_stale), and
+/// records staleness, error traces and divergence. Results go to an output
+/// directory (config.toml, summary.json, runs.csv, traces.csv,
+/// staleness.csv, SVG plots).
+#[derive(Parser)]
+#[command(name = "psim", version, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one configuration × N independent runs.
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Example:\n  psim run --momentum 0.8 --delay pareto:1,1.5 --runs 50 --out my-run"
+    )]
+    Run(cmd::experiment::RunArgs),
+    /// Run a grid over momentum, step size and delay models.
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Example:\n  psim sweep --momentum 0.7,0.8,0.9 --step-size 5e-4,2.5e-4 --taus 0:160:10 --optimal-delay"
+    )]
+    Sweep(cmd::experiment::SweepArgs),
+    /// Reproduce a named experiment of the papers (see --list).
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Example:\n  psim reproduce tradeoff --runs 20 --steps 10000 --out quick-e1"
+    )]
+    Reproduce(cmd::experiment::ReproduceArgs),
+    /// Measure the engine: run-steps per second and the E1 sweep's wall time.
+    #[command(after_help = "Example:\n  psim bench --repeat 5")]
+    Bench(cmd::bench::BenchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(a) => cmd::experiment::run(a),
+        Command::Sweep(a) => cmd::experiment::sweep(a),
+        Command::Reproduce(a) => cmd::experiment::reproduce(a),
+        Command::Bench(a) => cmd::bench::bench(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

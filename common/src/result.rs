@@ -182,7 +182,7 @@ impl StalenessHistogram {
 
     /// Largest recorded value (0 when empty).
     pub fn max(&self) -> u64 {
-        if self.hdr.len() > 0 {
+        if !self.hdr.is_empty() {
             return self.hdr.max();
         }
         self.dense

@@ -52,7 +52,7 @@ pub fn run_injected<O: Objective + ?Sized>(cfg: &RunConfig, objective: &O, run: 
     let mut outcome = Outcome::StepsReached;
 
     for k in 0..steps {
-        if k % cfg.record_every == 0 {
+        if k.is_multiple_of(cfg.record_every) {
             let error = objective.error(server.params());
             trace.push(TracePoint {
                 step: server.version(),
@@ -77,13 +77,13 @@ pub fn run_injected<O: Objective + ?Sized>(cfg: &RunConfig, objective: &O, run: 
         server.apply_stale(gradient, s);
         staleness.record(s);
         let norm2: f64 = server.params().iter().map(|x| x * x).sum();
-        if !(norm2 <= limit2) {
+        if norm2.is_nan() || norm2 > limit2 {
             outcome = Outcome::Diverged {
                 step: server.version(),
             };
             break;
         }
-        if k >= tail_start && (k - tail_start) % TAIL_STRIDE == 0 {
+        if k >= tail_start && (k - tail_start).is_multiple_of(TAIL_STRIDE) {
             tail_sum += objective.error(server.params());
             tail_n += 1;
         }

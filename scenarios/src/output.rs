@@ -1,0 +1,428 @@
+//! Output directories and the files psim writes into them.
+//!
+//! Every command writes to a directory of its own: `config.toml` first (the
+//! resolved experiment, so the run can be replayed with
+//! `psim run --config DIR/config.toml` even if it is interrupted), then the
+//! results as they are computed. psim never writes over a user's files: a
+//! named directory must be new or empty unless `force` is set, and the
+//! default `psim-out/NAME` gets a numeric suffix when taken.
+
+use crate::plot::{Plot, Series};
+use crate::sweep::SweepResult;
+use crate::tradeoff::TradeoffRow;
+use psim_common::Experiment;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Why output could not be written.
+#[derive(Debug, Error)]
+pub enum OutputError {
+    /// The directory holds files and overwriting was not allowed.
+    #[error("output directory `{0}` exists and is not empty; choose another --out or pass --force to overwrite psim's files in it")]
+    NotEmpty(PathBuf),
+    /// A filesystem error.
+    #[error("cannot write `{path}`: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Serialisation failed.
+    #[error("cannot encode `{path}`: {message}")]
+    Encode { path: PathBuf, message: String },
+}
+
+/// A directory psim owns for one command.
+#[derive(Debug, Clone)]
+pub struct OutputDir {
+    path: PathBuf,
+}
+
+impl OutputDir {
+    /// Opens `requested`, or `psim-out/<default_name>` (with a `-2`, `-3`…
+    /// suffix if taken) when none is given.
+    pub fn create(
+        requested: Option<&Path>,
+        default_name: &str,
+        force: bool,
+    ) -> Result<Self, OutputError> {
+        let path = match requested {
+            Some(p) => {
+                let non_empty = p
+                    .read_dir()
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(false);
+                if non_empty && !force {
+                    return Err(OutputError::NotEmpty(p.to_path_buf()));
+                }
+                p.to_path_buf()
+            }
+            None => {
+                let base = Path::new("psim-out").join(default_name);
+                let mut candidate = base.clone();
+                let mut k = 2;
+                while candidate.exists() {
+                    candidate = PathBuf::from(format!("{}-{k}", base.display()));
+                    k += 1;
+                }
+                candidate
+            }
+        };
+        std::fs::create_dir_all(&path).map_err(|source| OutputError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self { path })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `contents` to `name` inside the directory.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> Result<PathBuf, OutputError> {
+        let path = self.path.join(name);
+        std::fs::write(&path, contents).map_err(|source| OutputError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(path)
+    }
+
+    /// Writes `value` as pretty JSON.
+    pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<PathBuf, OutputError> {
+        let text = serde_json::to_string_pretty(value).map_err(|e| OutputError::Encode {
+            path: self.path.join(name),
+            message: e.to_string(),
+        })?;
+        self.write(name, text + "\n")
+    }
+
+    /// Writes the resolved experiment as `config.toml`.
+    pub fn write_config(&self, experiment: &Experiment) -> Result<PathBuf, OutputError> {
+        let text = toml::to_string(experiment).map_err(|e| OutputError::Encode {
+            path: self.path.join("config.toml"),
+            message: e.to_string(),
+        })?;
+        let header =
+            "# Resolved psim configuration: replay with `psim run --config <this file>`.\n";
+        self.write("config.toml", format!("{header}{text}"))
+    }
+
+    /// Writes rows as CSV with a header taken from `header`.
+    pub fn write_csv(
+        &self,
+        name: &str,
+        header: &[&str],
+        rows: impl IntoIterator<Item = Vec<String>>,
+    ) -> Result<PathBuf, OutputError> {
+        let path = self.path.join(name);
+        let io = |e: csv::Error| OutputError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        };
+        let mut w = csv::Writer::from_path(&path).map_err(io)?;
+        w.write_record(header).map_err(io)?;
+        for r in rows {
+            w.write_record(&r).map_err(io)?;
+        }
+        w.flush().map_err(|source| OutputError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(path)
+    }
+}
+
+/// `summary.json`: the sweep's points and, for tradeoff experiments, the analysis.
+#[derive(Debug, Serialize)]
+pub struct Summary<'a> {
+    /// Experiment name.
+    pub name: &'a str,
+    /// psim version that produced it.
+    pub psim_version: &'a str,
+    /// Master seed.
+    pub seed: u64,
+    /// Runs per point.
+    pub runs: u32,
+    /// Steps per run.
+    pub steps: u64,
+    /// Threads the sweep used.
+    pub threads: usize,
+    /// Wall-clock seconds of the sweep.
+    pub wall_seconds: f64,
+    /// Every point's summary.
+    pub points: Vec<&'a crate::sweep::PointSummary>,
+    /// Optimal delays per (μ, η), when analysed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tradeoff: Option<&'a [TradeoffRow]>,
+}
+
+fn f(v: f64) -> String {
+    if v.is_nan() {
+        String::new()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Writes `summary.json`, `runs.csv`, `traces.csv`, `staleness.csv` and the
+/// plots of a sweep; returns the files written.
+pub fn write_sweep(
+    out: &OutputDir,
+    sweep: &SweepResult,
+    tradeoff: Option<&[TradeoffRow]>,
+) -> Result<Vec<PathBuf>, OutputError> {
+    let e = &sweep.experiment;
+    let mut files = Vec::new();
+    let summary = Summary {
+        name: &e.name,
+        psim_version: env!("CARGO_PKG_VERSION"),
+        seed: e.base.seed,
+        runs: e.base.runs,
+        steps: e.base.steps,
+        threads: sweep.threads,
+        wall_seconds: sweep.wall_seconds,
+        points: sweep.points.iter().map(|p| &p.summary).collect(),
+        tradeoff,
+    };
+    files.push(out.write_json("summary.json", &summary)?);
+    let head = |p: &crate::sweep::PointResult| {
+        vec![
+            p.summary.index.to_string(),
+            p.summary.momentum.to_string(),
+            p.summary.step_size.to_string(),
+            p.summary.delay.clone(),
+        ]
+    };
+    files.push(out.write_csv(
+        "runs.csv",
+        &[
+            "point",
+            "momentum",
+            "step_size",
+            "delay",
+            "run",
+            "outcome",
+            "outcome_step",
+            "final_error",
+            "tail_error",
+            "mean_staleness",
+            "max_staleness",
+            "received",
+            "applied",
+            "dropped_too_stale",
+            "dropped_after_stop",
+            "clamped",
+            "wall_seconds",
+        ],
+        sweep.points.iter().flat_map(|p| {
+            p.rows.iter().map(move |r| {
+                let (outcome, step) = match r.outcome {
+                    psim_common::Outcome::StepsReached => ("steps_reached", String::new()),
+                    psim_common::Outcome::TargetErrorReached { step } => {
+                        ("target_error_reached", step.to_string())
+                    }
+                    psim_common::Outcome::Diverged { step } => ("diverged", step.to_string()),
+                };
+                let c = r.counters;
+                let mut row = head(p);
+                row.extend([
+                    r.run.to_string(),
+                    outcome.into(),
+                    step,
+                    f(r.final_error),
+                    f(r.tail_error),
+                    f(r.mean_staleness),
+                    r.max_staleness.to_string(),
+                    c.received.to_string(),
+                    c.applied.to_string(),
+                    c.dropped_too_stale.to_string(),
+                    c.dropped_after_stop.to_string(),
+                    c.clamped.to_string(),
+                    format!("{:.6}", r.wall_seconds),
+                ]);
+                row
+            })
+        }),
+    )?);
+    files.push(out.write_csv(
+        "traces.csv",
+        &[
+            "point",
+            "momentum",
+            "step_size",
+            "delay",
+            "step",
+            "runs",
+            "mean_error",
+            "p10_error",
+            "p90_error",
+        ],
+        sweep.points.iter().flat_map(|p| {
+            p.trace.iter().map(move |t| {
+                let mut row = head(p);
+                row.extend([
+                    t.step.to_string(),
+                    t.runs.to_string(),
+                    f(t.mean),
+                    f(t.p10),
+                    f(t.p90),
+                ]);
+                row
+            })
+        }),
+    )?);
+    files.push(out.write_csv(
+        "staleness.csv",
+        &[
+            "point",
+            "momentum",
+            "step_size",
+            "delay",
+            "staleness",
+            "count",
+        ],
+        sweep.points.iter().flat_map(|p| {
+            p.staleness.iter().map(move |(v, c)| {
+                let mut row = head(p);
+                row.extend([v.to_string(), c.to_string()]);
+                row
+            })
+        }),
+    )?);
+    files.push(out.write(
+        "traces.svg",
+        traces_plot(sweep, tradeoff.is_some()).to_svg(),
+    )?);
+    if let Some(rows) = tradeoff {
+        files.push(out.write("tradeoff.svg", tradeoff_plot(rows, &e.name).to_svg())?);
+    }
+    Ok(files)
+}
+
+/// Mean error versus step; for a tradeoff sweep only the τ = 0 curve per μ
+/// (all points would be unreadable), otherwise up to 10 points.
+pub fn traces_plot(sweep: &SweepResult, tradeoff: bool) -> Plot {
+    let mut series = Vec::new();
+    let mut seen = Vec::new();
+    for p in &sweep.points {
+        let key = (p.summary.momentum, p.summary.step_size);
+        if tradeoff && seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        if series.len() == 10 {
+            break;
+        }
+        let grid = &sweep.experiment.grid;
+        let mut label = Vec::new();
+        if grid.momentum.len() > 1 || tradeoff {
+            label.push(format!("μ={}", p.summary.momentum));
+        }
+        if grid.step_size.len() > 1 {
+            label.push(format!("η={}", p.summary.step_size));
+        }
+        if grid.delay.len() > 1 && !tradeoff {
+            label.push(p.summary.delay.clone());
+        }
+        if label.is_empty() {
+            label.push(format!("μ={} {}", p.summary.momentum, p.summary.delay));
+        }
+        series.push(Series {
+            label: label.join(" "),
+            points: p.trace.iter().map(|t| (t.step as f64, t.mean)).collect(),
+            band: p
+                .trace
+                .iter()
+                .map(|t| (t.step as f64, t.p10, t.p90))
+                .collect(),
+            markers: false,
+            dashed: false,
+        });
+    }
+    Plot {
+        title: format!(
+            "{}: mean error over runs{} (band: 10–90%)",
+            sweep.experiment.name,
+            if tradeoff {
+                " at the smallest delay"
+            } else {
+                ""
+            }
+        ),
+        x_label: "step".into(),
+        y_label: "error".into(),
+        log_y: true,
+        series,
+        ..Default::default()
+    }
+}
+
+/// Figure 1 of 001: mean error versus delay, one line per μ, a 10–90% band,
+/// and the measured optimal delays marked.
+pub fn tradeoff_plot(rows: &[TradeoffRow], name: &str) -> Plot {
+    let series = rows
+        .iter()
+        .map(|r| Series {
+            label: format!(
+                "μ={}{} (τ*={})",
+                r.momentum,
+                if rows.iter().any(|o| o.step_size != r.step_size) {
+                    format!(" η={}", r.step_size)
+                } else {
+                    String::new()
+                },
+                r.optimal_delay.map_or("–".into(), |d| d.to_string())
+            ),
+            points: r
+                .errors
+                .iter()
+                .map(|e| {
+                    (
+                        e.delay,
+                        if e.diverged > 0 {
+                            f64::NAN
+                        } else {
+                            e.mean_error
+                        },
+                    )
+                })
+                .collect(),
+            band: r
+                .errors
+                .iter()
+                .filter(|e| e.diverged == 0)
+                .map(|e| (e.delay, e.p10, e.p90))
+                .collect(),
+            markers: true,
+            dashed: false,
+        })
+        .collect();
+    Plot {
+        title: format!("{name}: mean error vs delay (band: 10–90% of runs)"),
+        x_label: "delay τ (steps)".into(),
+        y_label: "optimisation error".into(),
+        log_y: true,
+        series,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_writes_over_a_non_empty_directory() {
+        let dir = std::env::temp_dir().join(format!("psim-out-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = OutputDir::create(Some(&dir), "x", false).unwrap();
+        out.write("a.txt", "hello").unwrap();
+        let err = OutputDir::create(Some(&dir), "x", false).unwrap_err();
+        assert!(err.to_string().contains("--force"), "{err}");
+        OutputDir::create(Some(&dir), "x", true).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
