@@ -9,5 +9,6 @@ pub mod catalogue;
 pub mod engine;
 pub mod output;
 pub mod plot;
+pub mod speedup;
 pub mod sweep;
 pub mod tradeoff;
