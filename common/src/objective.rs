@@ -32,6 +32,58 @@ pub trait Objective: Send + Sync {
     fn error(&self, point: &[f64]) -> f64;
 }
 
+/// Runs `$body` with `$n` bound to a compile-time constant for the small
+/// dimensions psim simulates most (2, 3, 4, 8) and to 0 otherwise, so that
+/// `fixed::<N>(slice)` re-slices to a constant length and loops unroll.
+#[macro_export]
+macro_rules! with_small_dim {
+    ($d:expr, $n:ident => $body:expr) => {
+        match $d {
+            2 => {
+                const $n: usize = 2;
+                $body
+            }
+            3 => {
+                const $n: usize = 3;
+                $body
+            }
+            4 => {
+                const $n: usize = 4;
+                $body
+            }
+            8 => {
+                const $n: usize = 8;
+                $body
+            }
+            _ => {
+                const $n: usize = 0;
+                $body
+            }
+        }
+    };
+}
+
+/// `x[..N]` for N > 0 (a slice of constant length the optimiser can
+/// unroll over), `x` itself for N = 0.
+#[inline(always)]
+pub fn fixed<const N: usize>(x: &[f64]) -> &[f64] {
+    if N > 0 {
+        &x[..N]
+    } else {
+        x
+    }
+}
+
+/// Mutable [`fixed`].
+#[inline(always)]
+pub fn fixed_mut<const N: usize>(x: &mut [f64]) -> &mut [f64] {
+    if N > 0 {
+        &mut x[..N]
+    } else {
+        x
+    }
+}
+
 /// Every objective psim knows, dispatched statically (a predictable branch
 /// rather than a virtual call on the hot path). Built from its configuration.
 #[derive(Debug, Clone)]

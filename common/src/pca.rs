@@ -8,7 +8,7 @@
 
 use crate::config::{DataDistribution, InitialPoint, PcaConfig};
 use crate::error::ConfigError;
-use crate::objective::Objective;
+use crate::objective::{fixed, fixed_mut, Objective};
 use crate::seed::PsimRng;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -129,6 +129,49 @@ impl StreamingPca {
     }
 }
 
+impl StreamingPca {
+    /// The gradient with the dimension fixed at compile time when N > 0.
+    #[inline(always)]
+    fn gradient_fixed<const N: usize>(&self, point: &[f64], rng: &mut PsimRng, out: &mut [f64]) {
+        let point = fixed::<N>(point);
+        let out = fixed_mut::<N>(out);
+        // out ← X (drawn), a ← X's, out ← −a(X − a·s): the negated Hebbian
+        // direction (I − ss')XX's.
+        match &self.basis {
+            None => {
+                for (o, s) in out.iter_mut().zip(fixed::<N>(&self.scales)) {
+                    *o = s * self.draw(rng);
+                }
+            }
+            Some(q) => {
+                let d = out.len();
+                out.fill(0.0);
+                for j in 0..d {
+                    let y = self.scales[j] * self.draw(rng);
+                    for (o, qj) in out.iter_mut().zip(&q[j * d..(j + 1) * d]) {
+                        *o += y * qj;
+                    }
+                }
+            }
+        }
+        let a = dot(out, point);
+        for (o, s) in out.iter_mut().zip(point) {
+            *o = -a * (*o - a * s);
+        }
+    }
+
+    #[inline(always)]
+    fn error_fixed<const N: usize>(&self, point: &[f64]) -> f64 {
+        let point = fixed::<N>(point);
+        let norm2 = dot(point, point);
+        let top = match &self.basis {
+            None => point[0],
+            Some(q) => dot(&q[..point.len()], point),
+        };
+        1.0 - top * top / norm2
+    }
+}
+
 #[inline(always)]
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
@@ -156,39 +199,12 @@ impl Objective for StreamingPca {
 
     #[inline]
     fn gradient(&self, point: &[f64], rng: &mut PsimRng, out: &mut [f64]) {
-        // out ← X (drawn), a ← X's, out ← −a(X − a·s): the negated Hebbian
-        // direction (I − ss')XX's.
-        match &self.basis {
-            None => {
-                for (o, s) in out.iter_mut().zip(&self.scales) {
-                    *o = s * self.draw(rng);
-                }
-            }
-            Some(q) => {
-                let d = out.len();
-                out.fill(0.0);
-                for j in 0..d {
-                    let y = self.scales[j] * self.draw(rng);
-                    for (o, qj) in out.iter_mut().zip(&q[j * d..(j + 1) * d]) {
-                        *o += y * qj;
-                    }
-                }
-            }
-        }
-        let a = dot(out, point);
-        for (o, s) in out.iter_mut().zip(point) {
-            *o = -a * (*o - a * s);
-        }
+        crate::with_small_dim!(point.len(), N => self.gradient_fixed::<N>(point, rng, out))
     }
 
     #[inline]
     fn error(&self, point: &[f64]) -> f64 {
-        let norm2 = dot(point, point);
-        let top = match &self.basis {
-            None => point[0],
-            Some(q) => dot(&q[..point.len()], point),
-        };
-        1.0 - top * top / norm2
+        crate::with_small_dim!(point.len(), N => self.error_fixed::<N>(point))
     }
 }
 
