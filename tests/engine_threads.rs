@@ -243,6 +243,54 @@ fn pareto_compute_times_with_32_workers_finish_and_report_quantiles() {
 }
 
 #[test]
+fn infinite_mean_pareto_ends_at_the_step_limit() {
+    let _g = serial();
+    // Shape 0.9: E[X] = ∞. Single sleeps are capped at 1 s and cut into 5 ms
+    // slices that watch the stop flag, so the run ends at its step limit
+    // even while some workers are in a long sleep.
+    let mut cfg = cluster_cfg(EngineKind::Threads, 32, "asp", 1000);
+    cfg.cluster.compute_time = "pareto:0.0002,0.9".parse().unwrap();
+    let started = std::time::Instant::now();
+    let r = run_ok(&cfg, &pca());
+    assert_eq!(r.counters.applied, 1000);
+    assert!(
+        started.elapsed().as_secs_f64() < 5.0,
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn stragglers_push_less_often_and_see_staler_parameters() {
+    let _g = serial();
+    // Workers 0 and 1 of 8 compute 4× slower (4 ms vs 1 ms). The server
+    // applies 6·1 + 2·0.25 = 6.5 pushes per ms, so a slow worker's push sees
+    // ≈ 4·6.5 − 0.25 ≈ 26 updates and a fast one's ≈ 6.5 − 1 = 5.5 (ratio ≈ 4.7;
+    // asserted > 2), and a slow worker pushes 4× less often (asserted > 2×).
+    let mut cfg = cluster_cfg(EngineKind::Threads, 8, "asp", 600);
+    cfg.cluster.compute_time = Delay::Constant(1e-3);
+    cfg.cluster.stragglers = Some(psim_common::Stragglers {
+        fraction: 0.25,
+        slowdown: 4.0,
+    });
+    let r = run_ok(&cfg, &pca());
+    let slow = &r.histograms["staleness.worker0"];
+    let fast = &r.histograms["staleness.worker7"];
+    assert!(
+        slow.count() * 2 < fast.count(),
+        "{} vs {}",
+        slow.count(),
+        fast.count()
+    );
+    assert!(
+        slow.mean() > 2.0 * fast.mean(),
+        "{} vs {}",
+        slow.mean(),
+        fast.mean()
+    );
+}
+
+#[test]
 fn thousands_of_tasks() {
     let _g = serial();
     let o = pca();
