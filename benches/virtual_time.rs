@@ -49,6 +49,7 @@ fn config(workers: usize, steps: u64) -> RunConfig {
             network_delay: Delay::Constant(0.0),
             consistency: Consistency::Asp,
             stragglers: None,
+            ..ClusterConfig::default()
         },
         ..RunConfig::default()
     }

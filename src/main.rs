@@ -14,6 +14,8 @@ const EXAMPLES: &str = "Examples:
   psim bench                                    # engine throughput and E1 wall time
   psim theory --momentum 0.9 --step-size 5e-4   # the papers' predictions
   psim report psim-out/tradeoff                 # one offline HTML page of an output directory
+  psim run --engine threads --workers 8 --compute-time 0.001 --steps 2000 --runs 1
+  psim speedup --workers 1,2,4,8,16,32 --momentum 0.7,0.9 --target-error 0.1
 
 Logs: RUST_LOG=info (or debug, trace) prints tracing spans to stderr.";
 
@@ -51,6 +53,11 @@ enum Command {
         after_help = "Example:\n  psim reproduce tradeoff --runs 20 --steps 10000 --out quick-e1"
     )]
     Reproduce(cmd::experiment::ReproduceArgs),
+    /// Time-to-ε and speedup per worker count and μ on the real parameter server.
+    #[command(
+        after_help = "Example:\n  psim speedup --workers 1,2,4,8,16,32 --momentum 0.7,0.9 --target-error 0.1 --compute-time 0.001"
+    )]
+    Speedup(cmd::speedup::SpeedupArgs),
     /// Measure the engine: run-steps per second and the E1 sweep's wall time.
     #[command(after_help = "Example:\n  psim bench --repeat 5")]
     Bench(cmd::bench::BenchArgs),
@@ -80,6 +87,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(a) => cmd::bench::bench(a),
         Command::Theory(a) => cmd::theory::theory(a),
         Command::Report(a) => cmd::report::report(a),
+        Command::Speedup(a) => cmd::speedup::speedup(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

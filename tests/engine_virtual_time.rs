@@ -21,6 +21,7 @@ fn cfg(workers: usize, compute: &str, consistency: Consistency, steps: u64) -> R
             network_delay: Delay::Constant(0.0),
             consistency,
             stragglers: None,
+            ..ClusterConfig::default()
         },
         ..RunConfig::default()
     }

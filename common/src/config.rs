@@ -442,6 +442,60 @@ pub struct Stragglers {
     pub slowdown: f64,
 }
 
+/// How the OS-threads engine reaches the server (the tasks engine always
+/// uses a server task fed by tokio mpsc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Shared state under a parking_lot mutex; each worker applies its own push.
+    #[default]
+    Lock,
+    /// A dedicated server thread fed by crossbeam channels.
+    Channel,
+}
+
+impl FromStr for Backend {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "lock" => Ok(Self::Lock),
+            "channel" => Ok(Self::Channel),
+            _ => Err(ConfigError::new(
+                "cluster.backend",
+                s,
+                "`lock` or `channel`",
+            )),
+        }
+    }
+}
+
+/// What a run does when a worker fails (panics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailurePolicy {
+    /// End the run and report the failure as an error.
+    #[default]
+    Stop,
+    /// Carry on with the remaining workers (the failure is still reported
+    /// in the result); the run fails only when no worker is left.
+    Continue,
+}
+
+impl FromStr for FailurePolicy {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "stop" => Ok(Self::Stop),
+            "continue" => Ok(Self::Continue),
+            _ => Err(ConfigError::new(
+                "cluster.on_worker_failure",
+                s,
+                "`stop` or `continue`",
+            )),
+        }
+    }
+}
+
 /// The simulated cluster: how many workers, how long they compute, how long
 /// a push travels, and the consistency model. The injected engine ignores it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -458,6 +512,12 @@ pub struct ClusterConfig {
     /// Slow workers, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stragglers: Option<Stragglers>,
+    /// Server back-end of the threads engine.
+    #[serde(default)]
+    pub backend: Backend,
+    /// What happens when a worker panics (threads and tasks engines).
+    #[serde(default)]
+    pub on_worker_failure: FailurePolicy,
 }
 
 impl Default for ClusterConfig {
@@ -468,6 +528,8 @@ impl Default for ClusterConfig {
             network_delay: Delay::Constant(0.0),
             consistency: Consistency::Asp,
             stragglers: None,
+            backend: Backend::Lock,
+            on_worker_failure: FailurePolicy::Stop,
         }
     }
 }

@@ -21,9 +21,9 @@ pub mod theory;
 pub mod update;
 
 pub use config::{
-    ClusterConfig, Consistency, DataDistribution, EngineKind, Experiment, Grid, HistoryConfig,
-    HistoryPolicy, InitialPoint, MlpActivation, MlpConfig, ObjectiveConfig, PcaConfig, RunConfig,
-    Stragglers, TradeoffRule,
+    Backend, ClusterConfig, Consistency, DataDistribution, EngineKind, Experiment, FailurePolicy,
+    Grid, HistoryConfig, HistoryPolicy, InitialPoint, MlpActivation, MlpConfig, ObjectiveConfig,
+    PcaConfig, RunConfig, Stragglers, TradeoffRule,
 };
 pub use delay::{Delay, DelayModel};
 pub use error::{ConfigError, DelayParseError};

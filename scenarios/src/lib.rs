@@ -11,6 +11,7 @@ pub mod momentum_vs_workers;
 pub mod output;
 pub mod plot;
 pub mod report;
+pub mod speedup;
 pub mod studies;
 pub mod sweep;
 pub mod tradeoff;

@@ -138,6 +138,7 @@ impl E2Settings {
                 network_delay: Delay::Constant(0.0),
                 consistency: Consistency::Asp,
                 stragglers: None,
+                ..ClusterConfig::default()
             },
             objective: ObjectiveConfig::Mlp(self.mlp.clone()),
             ..RunConfig::default()

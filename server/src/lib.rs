@@ -9,9 +9,14 @@
 //! their own synchronisation. That way every engine applies exactly the same
 //! update, and a bug in the update shows up in the fast deterministic tests.
 //!
+//! The [`backend`] module holds the concurrent servers of the threads and
+//! tasks engines: the same state behind a lock, a server thread fed by
+//! crossbeam channels, or a tokio task, with the ASP/SSP/BSP rules.
+//!
 //! Not for: choosing what staleness a push has (engines decide) or deciding
 //! when a run ends (engines again).
 
+pub mod backend;
 pub mod history;
 pub mod rule;
 pub mod state;

@@ -26,6 +26,7 @@ pub struct ServerState<R: UpdateRule> {
     policy: HistoryPolicy,
     counters: ServerCounters,
     rule: R,
+    keep_history: bool,
 }
 
 impl<R: UpdateRule> ServerState<R> {
@@ -40,6 +41,17 @@ impl<R: UpdateRule> ServerState<R> {
             policy,
             counters: ServerCounters::default(),
             rule,
+            keep_history: true,
+        }
+    }
+
+    /// A server for engines whose workers hold their own copies (threads,
+    /// tasks): no past versions are recorded, so an update touches only the
+    /// parameters, the momentum state and the gradient.
+    pub fn without_history(initial: &[f64], rule: R) -> Self {
+        Self {
+            keep_history: false,
+            ..Self::new(initial, rule, 1, HistoryPolicy::Clamp)
         }
     }
 
@@ -143,6 +155,29 @@ impl<R: UpdateRule> ServerState<R> {
         staleness
     }
 
+    /// Receives `count` gradients whose sum is `sum` and applies their mean
+    /// as one update computed at `stale_params` (BSP: synchronous MSGD with
+    /// a mini-batch of `count` workers). All `count` are received and applied;
+    /// the version advances by one. `sum` is scaled in place.
+    pub fn push_mean(&mut self, sum: &mut [f64], count: u64, stale_params: &[f64]) {
+        debug_assert!(count > 0);
+        let inv = 1.0 / count as f64;
+        sum.iter_mut().for_each(|g| *g *= inv);
+        self.counters.received += count;
+        let ctx = StepContext {
+            step: self.version,
+            staleness: 0,
+            stale_params,
+        };
+        self.rule
+            .apply(&mut self.params, &mut self.previous, sum, &ctx);
+        self.version += 1;
+        self.counters.applied += count;
+        if self.keep_history {
+            self.history.push(&self.params);
+        }
+    }
+
     /// Counts a received gradient that the engine discards (run stopped,
     /// consistency bound), so the invariant received = applied + dropped holds.
     pub fn drop_push(&mut self, too_stale: bool) {
@@ -158,7 +193,9 @@ impl<R: UpdateRule> ServerState<R> {
     fn finish_update(&mut self) {
         self.version += 1;
         self.counters.applied += 1;
-        self.history.push(&self.params);
+        if self.keep_history {
+            self.history.push(&self.params);
+        }
     }
 }
 
@@ -231,6 +268,21 @@ mod tests {
         assert_eq!(s.push(&[-1.0], &[0.0], 0), 1);
         s.drop_push(false);
         assert_eq!(s.counters().received, 3);
+        s.counters().check().unwrap();
+    }
+
+    #[test]
+    fn push_mean_applies_the_average_as_one_update() {
+        let rule = HeavyBall {
+            momentum: 0.0,
+            step_size: 1.0,
+        };
+        let mut s = ServerState::without_history(&[0.0, 0.0], rule);
+        let mut sum = [-1.0, -6.0];
+        s.push_mean(&mut sum, 2, &[0.0, 0.0]);
+        assert_eq!(s.params(), &[0.5, 3.0]);
+        assert_eq!(s.version(), 1);
+        assert_eq!((s.counters().received, s.counters().applied), (2, 2));
         s.counters().check().unwrap();
     }
 }

@@ -92,6 +92,12 @@ pub struct Overrides {
     /// Consistency model: asp, ssp:S, bsp.
     #[arg(long)]
     consistency: Option<String>,
+    /// Server back-end of the threads engine: lock or channel.
+    #[arg(long)]
+    backend: Option<String>,
+    /// When a worker panics (threads, tasks): stop or continue.
+    #[arg(long = "on-worker-failure")]
+    on_worker_failure: Option<String>,
     /// Optimal-delay rule factor: a delay is tolerated when its mean error ≤ FACTOR × the τ = 0 error.
     #[arg(long)]
     factor: Option<f64>,
@@ -260,6 +266,12 @@ impl Overrides {
         if let Some(x) = &self.consistency {
             b.cluster.consistency = parse::<Consistency>(x)?;
         }
+        if let Some(x) = &self.backend {
+            b.cluster.backend = parse::<psim_common::Backend>(x)?;
+        }
+        if let Some(x) = &self.on_worker_failure {
+            b.cluster.on_worker_failure = parse::<psim_common::FailurePolicy>(x)?;
+        }
         let touches_pca = !self.spectrum.is_empty()
             || self.covariance.is_some()
             || self.data.is_some()
@@ -322,8 +334,14 @@ fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>) -> 
     let total = e.points().len() as u64 * e.base.runs as u64;
     let bar = progress_bar(total, exec.quiet);
     let tick = || bar.inc(1);
+    // Wall-clock engines measure time: their runs must not share the cores.
+    let wall_clock = matches!(e.base.engine, EngineKind::Threads | EngineKind::Tasks);
     let opts = SweepOptions {
-        threads: exec.threads,
+        threads: if wall_clock && exec.threads == 0 {
+            1
+        } else {
+            exec.threads
+        },
         progress: Some(&tick),
     };
     let report = match scenario {
@@ -374,6 +392,27 @@ pub fn points_report(s: &SweepResult) -> String {
             x.counters.dropped(),
             x.counters.clamped
         );
+    }
+    if matches!(b.engine, EngineKind::Threads | EngineKind::Tasks) {
+        let _ = writeln!(
+            t,
+            "\nmeasured staleness ({:?} engine, {} workers, {}):",
+            b.engine, b.cluster.workers, b.cluster.consistency
+        );
+        let _ = writeln!(
+            t,
+            "{:>6} {:>9} | {:>10} {:>8} {:>6} {:>6} {:>7} {:>8}",
+            "μ", "η", "pushes", "mean", "p50", "p99", "p99.9", "max"
+        );
+        for p in &s.points {
+            let x = &p.summary;
+            let q = &x.staleness;
+            let _ = writeln!(
+                t,
+                "{:>6} {:>9} | {:>10} {:>8.2} {:>6} {:>6} {:>7} {:>8}",
+                x.momentum, x.step_size, q.count, q.mean, q.p50, q.p99, q.p999, q.max
+            );
+        }
     }
     t
 }

@@ -3,4 +3,5 @@
 pub mod bench;
 pub mod experiment;
 pub mod report;
+pub mod speedup;
 pub mod theory;

@@ -6,6 +6,8 @@
 //! the same `Worker`, whether it is a loop iteration in the injected engine,
 //! an event in virtual time, an OS thread or a tokio task.
 
+pub mod runner;
+
 use psim_common::{Objective, PsimRng};
 
 /// One worker's private state.

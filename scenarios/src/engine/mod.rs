@@ -2,10 +2,16 @@
 //! [`RunConfig`], an objective and a run index, and produces the same
 //! [`RunResult`]; [`run`] picks the engine the configuration names.
 
+pub mod cluster;
 pub mod injected;
+pub mod tasks;
+pub mod threads;
 pub mod virtual_time;
 
+pub use cluster::{throughput, time_to_target};
 pub use injected::{run_injected, run_injected_from};
+pub use tasks::run_tasks;
+pub use threads::run_threads;
 pub use virtual_time::run_virtual_time;
 
 use psim_common::{EngineKind, Objective, RunConfig, RunResult};
@@ -14,15 +20,18 @@ use thiserror::Error;
 /// Why an engine could not run a configuration.
 #[derive(Debug, Error)]
 pub enum EngineError {
-    /// The configured engine is not available in this build.
-    #[error("engine `{0:?}` is not available yet; use `injected` or `virtual-time`")]
-    Unavailable(EngineKind),
     /// The configuration does not suit the engine.
     #[error("{0}")]
     Config(#[from] psim_common::ConfigError),
     /// A worker failed (panicked) and the run was configured to stop.
     #[error("worker {worker} failed: {message}")]
     WorkerFailed { worker: usize, message: String },
+    /// A run broke an accounting invariant (a bug, never bad input).
+    #[error("invariant violated: {0}")]
+    Invariant(String),
+    /// The async runtime could not be built.
+    #[error("cannot start the tokio runtime: {0}")]
+    Runtime(String),
 }
 
 /// Runs run `run` of `cfg` on the engine `cfg.engine` names.
@@ -37,6 +46,7 @@ pub fn run<O: Objective + Clone + 'static>(
             virtual_time::check_memory(cfg.cluster.workers, objective.dim())?;
             Ok(run_virtual_time(cfg, objective, run))
         }
-        other => Err(EngineError::Unavailable(other)),
+        EngineKind::Threads => run_threads(cfg, std::sync::Arc::new(objective.clone()), run),
+        EngineKind::Tasks => run_tasks(cfg, std::sync::Arc::new(objective.clone()), run),
     }
 }

@@ -1,0 +1,285 @@
+//! What the threads and tasks engines share: the monitor that records the
+//! error trace and decides when a run ends, the per-worker setup, and the
+//! assembly of a [`RunResult`] from the server and the workers' reports.
+
+use super::injected::TAIL_STRIDE;
+use super::EngineError;
+use psim_common::result::TracePoint;
+use psim_common::seed::Stream;
+use psim_common::{
+    FailurePolicy, Objective, Outcome, RunConfig, RunResult, SeedTree, StalenessHistogram,
+};
+use psim_server::backend::{Monitor, ServerCore, StopReason};
+use psim_server::{HeavyBall, ServerState};
+use psim_worker::runner::{WorkerPlan, WorkerReport, WorkerSetup, MAX_SLEEP};
+use psim_worker::Worker;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Per-worker staleness histograms are kept in the result up to this many
+/// workers (each costs a few KiB; thousands of tasks share the merged one).
+pub const PER_WORKER_HISTOGRAMS: usize = 256;
+
+/// Records the error every `record_every` versions with the wall-clock
+/// time, and ends the run at the step limit, the target error or divergence.
+#[derive(Debug)]
+pub struct RunMonitor<O: ?Sized> {
+    objective: Arc<O>,
+    started: Instant,
+    record_every: u64,
+    steps: u64,
+    target: Option<f64>,
+    limit2: f64,
+    tail_start: u64,
+    tail_sum: f64,
+    tail_n: u64,
+    trace: Vec<TracePoint>,
+    stop: Arc<AtomicBool>,
+}
+
+impl<O: Objective + ?Sized> RunMonitor<O> {
+    fn new(cfg: &RunConfig, objective: Arc<O>, initial: &[f64], stop: Arc<AtomicBool>) -> Self {
+        let steps = cfg.steps;
+        let tail_len = ((cfg.tail_fraction * steps as f64).ceil() as u64).clamp(1, steps);
+        let started = Instant::now();
+        let mut trace = Vec::with_capacity((steps / cfg.record_every + 2) as usize);
+        trace.push(TracePoint {
+            step: 0,
+            error: objective.error(initial),
+            seconds: Some(0.0),
+        });
+        Self {
+            objective,
+            started,
+            record_every: cfg.record_every,
+            steps,
+            target: cfg.target_error,
+            limit2: cfg.divergence_norm * cfg.divergence_norm,
+            tail_start: steps - tail_len,
+            tail_sum: 0.0,
+            tail_n: 0,
+            trace,
+            stop,
+        }
+    }
+
+    fn check(&mut self, version: u64, params: &[f64]) -> Option<StopReason> {
+        let norm2: f64 = params.iter().map(|x| x * x).sum();
+        if norm2.is_nan() || norm2 > self.limit2 {
+            return Some(StopReason::Diverged { step: version });
+        }
+        if version > self.tail_start && (version - self.tail_start).is_multiple_of(TAIL_STRIDE) {
+            self.tail_sum += self.objective.error(params);
+            self.tail_n += 1;
+        }
+        if version.is_multiple_of(self.record_every) {
+            let error = self.objective.error(params);
+            self.trace.push(TracePoint {
+                step: version,
+                error,
+                seconds: Some(self.started.elapsed().as_secs_f64()),
+            });
+            if self.target.is_some_and(|t| error <= t) {
+                return Some(StopReason::TargetErrorReached { step: version });
+            }
+        }
+        (version >= self.steps).then_some(StopReason::StepsReached)
+    }
+}
+
+impl<O: Objective + ?Sized> Monitor for RunMonitor<O> {
+    fn on_update(&mut self, version: u64, params: &[f64]) -> Option<StopReason> {
+        let reason = self.check(version, params);
+        if reason.is_some() {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+        reason
+    }
+}
+
+/// Everything a cluster engine needs before it starts its workers.
+pub struct Prepared<O: Objective + ?Sized> {
+    /// The server core, at v_0.
+    pub core: ServerCore<HeavyBall, RunMonitor<O>>,
+    /// One setup per worker.
+    pub setups: Vec<WorkerSetup>,
+    /// Delays and the stop flag.
+    pub plan: WorkerPlan,
+    /// When the run started.
+    pub started: Instant,
+}
+
+/// Builds the server and the workers of run `run` of `cfg`, with the same
+/// seeding as the injected engine (worker 0's data stream is its stream).
+pub fn prepare<O: Objective + ?Sized>(
+    cfg: &RunConfig,
+    objective: &Arc<O>,
+    run: u64,
+) -> Prepared<O> {
+    let started = Instant::now();
+    let seeds = SeedTree::new(cfg.seed);
+    let dim = objective.dim();
+    let mut initial = vec![0.0; dim];
+    objective.initial_point(&mut seeds.rng(run, 0, Stream::Init), &mut initial);
+    let rule = HeavyBall {
+        momentum: cfg.momentum,
+        step_size: cfg.step_size,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let monitor = RunMonitor::new(cfg, objective.clone(), &initial, stop.clone());
+    let workers = cfg.cluster.workers;
+    let core = ServerCore::new(
+        ServerState::without_history(&initial, rule),
+        monitor,
+        cfg.cluster.consistency,
+        workers,
+    );
+    let setups = (0..workers)
+        .map(|w| WorkerSetup {
+            worker: Worker::new(w as u64, seeds.rng(run, w as u64, Stream::Data), dim),
+            delay_rng: seeds.rng(run, w as u64, Stream::Delay),
+            speed_factor: cfg.cluster.speed_factor(w),
+        })
+        .collect();
+    let plan = WorkerPlan {
+        compute_time: cfg.cluster.compute_time.clone(),
+        network_delay: cfg.cluster.network_delay.clone(),
+        max_sleep: MAX_SLEEP,
+        stop,
+        stagger: true,
+    };
+    Prepared {
+        core,
+        setups,
+        plan,
+        started,
+    }
+}
+
+/// Turns the finished server and the workers' reports into the result,
+/// checking that no push was lost.
+pub fn finish<O: Objective + ?Sized>(
+    cfg: &RunConfig,
+    run: u64,
+    core: ServerCore<HeavyBall, RunMonitor<O>>,
+    reports: Vec<WorkerReport>,
+    started: Instant,
+) -> Result<RunResult, EngineError> {
+    let (state, mut monitor, reason) = core.into_parts();
+    let counters = *state.counters();
+    counters.check().map_err(EngineError::Invariant)?;
+    let sent: u64 = reports.iter().map(|r| r.pushes).sum();
+    if sent != counters.received {
+        return Err(EngineError::Invariant(format!(
+            "workers sent {sent} pushes but the server received {}",
+            counters.received
+        )));
+    }
+    let failures: Vec<(usize, String)> = reports
+        .iter()
+        .filter_map(|r| r.failure.clone().map(|m| (r.worker, m)))
+        .collect();
+    for (w, m) in &failures {
+        tracing::warn!(worker = w, message = %m, "worker failed");
+    }
+    let first_failure = || {
+        let (worker, message) = failures
+            .first()
+            .cloned()
+            .unwrap_or((0, "unknown failure".into()));
+        EngineError::WorkerFailed { worker, message }
+    };
+    let outcome = match reason {
+        Some(StopReason::TargetErrorReached { step }) => Outcome::TargetErrorReached { step },
+        Some(StopReason::Diverged { step }) => Outcome::Diverged { step },
+        Some(StopReason::WorkerFailed { .. }) | Some(StopReason::NoWorkers) => {
+            return Err(first_failure())
+        }
+        Some(StopReason::StepsReached) | Some(StopReason::Requested) | None => {
+            Outcome::StepsReached
+        }
+    };
+    if !failures.is_empty() && cfg.cluster.on_worker_failure == FailurePolicy::Stop {
+        return Err(first_failure());
+    }
+    let wall_seconds = started.elapsed().as_secs_f64();
+    let (final_error, tail_error) = if outcome.diverged() {
+        (f64::NAN, f64::NAN)
+    } else {
+        let e = monitor.objective.error(state.params());
+        let last = monitor.trace.last().map(|p| p.step);
+        if last != Some(state.version()) {
+            monitor.trace.push(TracePoint {
+                step: state.version(),
+                error: e,
+                seconds: Some(monitor.started.elapsed().as_secs_f64()),
+            });
+        }
+        let tail = if monitor.tail_n > 0 {
+            monitor.tail_sum / monitor.tail_n as f64
+        } else {
+            e
+        };
+        (e, tail)
+    };
+    let mut staleness = StalenessHistogram::new();
+    let mut histograms = BTreeMap::new();
+    let mut fetch = StalenessHistogram::new();
+    let mut push_fetch = StalenessHistogram::new();
+    let mut wait = StalenessHistogram::new();
+    let mut capped = 0;
+    let per_worker = reports.len() <= PER_WORKER_HISTOGRAMS;
+    for r in reports {
+        staleness.merge(&r.staleness);
+        fetch.merge(&r.fetch_ns);
+        push_fetch.merge(&r.push_fetch_ns);
+        wait.merge(&r.wait_ns);
+        capped += r.capped_sleeps;
+        if per_worker {
+            histograms.insert(format!("staleness.worker{}", r.worker), r.staleness);
+        }
+    }
+    if capped > 0 {
+        tracing::info!(capped, "injected sleeps capped at {:?}", MAX_SLEEP);
+    }
+    histograms.insert("fetch_ns".into(), fetch);
+    histograms.insert("push_fetch_ns".into(), push_fetch);
+    histograms.insert("wait_ns".into(), wait);
+    if !failures.is_empty() {
+        let mut failed = StalenessHistogram::new();
+        failures.iter().for_each(|(w, _)| failed.record(*w as u64));
+        histograms.insert("failed_workers".into(), failed);
+    }
+    Ok(RunResult {
+        run,
+        outcome,
+        final_error,
+        tail_error,
+        trace: monitor.trace,
+        staleness,
+        histograms,
+        counters,
+        wall_seconds,
+        virtual_seconds: None,
+    })
+}
+
+/// Seconds from the start to the first trace point at or below the target,
+/// for a run that reached its target error.
+pub fn time_to_target(result: &RunResult) -> Option<f64> {
+    match result.outcome {
+        Outcome::TargetErrorReached { step } => result
+            .trace
+            .iter()
+            .find(|p| p.step == step)
+            .and_then(|p| p.seconds),
+        _ => None,
+    }
+}
+
+/// Updates applied per wall-clock second.
+pub fn throughput(result: &RunResult) -> f64 {
+    result.counters.applied as f64 / result.wall_seconds.max(f64::MIN_POSITIVE)
+}

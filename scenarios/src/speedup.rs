@@ -1,0 +1,275 @@
+//! Speedup of the real parameter server: time-to-ε of streaming PCA per
+//! worker count and momentum, with sleep-based compute times, on the
+//! threads or tasks engine. More workers apply more updates per second but
+//! each with a staleness ≈ M−1; once that crosses the optimal delay of E1
+//! for μ, the run needs many more updates (or never reaches ε), and the
+//! speedup stops growing. Lower μ tolerates more staleness, so more workers.
+
+use crate::catalogue::PAPER_OPTIMAL_DELAYS;
+use crate::engine::{self, time_to_target, EngineError};
+use crate::output::{OutputDir, OutputError};
+use crate::plot::{Plot, Series};
+use psim_common::{AnyObjective, ConfigError, Experiment, RunConfig};
+use serde::Serialize;
+use std::fmt::Write as _;
+use thiserror::Error;
+
+/// Why a speedup measurement could not run.
+#[derive(Debug, Error)]
+pub enum SpeedupError {
+    /// A configuration value is out of range.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Writing the results failed.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+/// One (μ, M) point.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpeedupRow {
+    /// Momentum μ.
+    pub momentum: f64,
+    /// Workers M.
+    pub workers: usize,
+    /// Runs made.
+    pub runs: usize,
+    /// Runs that reached the target error.
+    pub reached: usize,
+    /// Median time-to-ε over the runs that reached it, seconds.
+    pub time_to_target: Option<f64>,
+    /// Median updates applied until ε.
+    pub updates_to_target: Option<u64>,
+    /// Time-to-ε of the first worker count of the list ÷ this one.
+    pub speedup: Option<f64>,
+    /// Mean measured staleness.
+    pub mean_staleness: f64,
+    /// 99th-percentile staleness.
+    pub p99_staleness: u64,
+    /// Updates applied per second (median over runs).
+    pub updates_per_second: f64,
+    /// The paper's optimal delay for this μ (E1, η = 5·10⁻⁴), when known.
+    pub e1_optimal_delay: Option<f64>,
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+/// Runs `base` (engine, cluster, target error, step cap taken from it) for
+/// every momentum × worker count, `base.runs` runs each, one run at a time
+/// (the runs measure wall-clock time and must not share the cores).
+pub fn run_speedup(
+    base: &RunConfig,
+    momenta: &[f64],
+    workers: &[usize],
+    progress: Option<&(dyn Fn(f64, usize) + Sync)>,
+) -> Result<Vec<SpeedupRow>, SpeedupError> {
+    if base.target_error.is_none() {
+        return Err(ConfigError::new(
+            "target_error",
+            "none",
+            "a target error ε > 0 (time-to-ε needs one)",
+        )
+        .into());
+    }
+    if workers.is_empty() || momenta.is_empty() {
+        return Err(ConfigError::new(
+            "workers",
+            "[]",
+            "at least one worker count and one momentum",
+        )
+        .into());
+    }
+    let objective = AnyObjective::build(&base.objective)?;
+    let mut rows = Vec::new();
+    for &mu in momenta {
+        let mut baseline = None;
+        for (i, &m) in workers.iter().enumerate() {
+            if let Some(p) = progress {
+                p(mu, m);
+            }
+            let mut cfg = base.clone();
+            cfg.momentum = mu;
+            cfg.cluster.workers = m;
+            cfg.validate()?;
+            let mut times = Vec::new();
+            let mut updates = Vec::new();
+            let mut rates = Vec::new();
+            let mut staleness = psim_common::StalenessHistogram::new();
+            for r in 0..cfg.runs as u64 {
+                let result = engine::run(&cfg, &objective, r)?;
+                staleness.merge(&result.staleness);
+                rates.push(engine::throughput(&result));
+                if let Some(t) = time_to_target(&result) {
+                    times.push(t);
+                    if let psim_common::Outcome::TargetErrorReached { step } = result.outcome {
+                        updates.push(step as f64);
+                    }
+                }
+            }
+            let t = median(times.clone());
+            if i == 0 {
+                baseline = t;
+            }
+            rows.push(SpeedupRow {
+                momentum: mu,
+                workers: m,
+                runs: cfg.runs as usize,
+                reached: times.len(),
+                time_to_target: t,
+                updates_to_target: median(updates).map(|u| u as u64),
+                speedup: baseline.zip(t).map(|(b, t)| b / t),
+                mean_staleness: staleness.mean(),
+                p99_staleness: staleness.quantile(0.99),
+                updates_per_second: median(rates).unwrap_or(0.0),
+                e1_optimal_delay: PAPER_OPTIMAL_DELAYS
+                    .iter()
+                    .find(|(m, _)| (m - mu).abs() < 1e-9)
+                    .filter(|_| (base.step_size - 5e-4).abs() < 1e-12)
+                    .map(|(_, d)| *d),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// The table printed by `psim speedup`.
+pub fn report(base: &RunConfig, rows: &[SpeedupRow]) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "speedup: engine {:?}, consistency {}, compute time {:?} s, η = {}, ε = {}, {} runs per point (median time-to-ε)\n",
+        base.engine,
+        base.cluster.consistency,
+        base.cluster.compute_time,
+        base.step_size,
+        base.target_error.unwrap_or(f64::NAN),
+        base.runs
+    );
+    let _ = writeln!(
+        t,
+        "{:>5} {:>7} | {:>8} {:>12} {:>10} {:>8} {:>6} | {:>8} {:>6} {:>8} | {:>10}",
+        "μ",
+        "workers",
+        "reached",
+        "time-to-ε s",
+        "updates",
+        "speedup",
+        "ideal",
+        "τ mean",
+        "τ p99",
+        "E1 τ*",
+        "updates/s"
+    );
+    let first = rows.first().map_or(1, |r| r.workers);
+    for r in rows {
+        let opt = |x: Option<f64>, p: usize| x.map_or("–".into(), |v| format!("{v:.p$}"));
+        let _ = writeln!(
+            t,
+            "{:>5} {:>7} | {:>8} {:>12} {:>10} {:>8} {:>6} | {:>8.2} {:>6} {:>8} | {:>10.0}",
+            r.momentum,
+            r.workers,
+            format!("{}/{}", r.reached, r.runs),
+            opt(r.time_to_target, 3),
+            r.updates_to_target.map_or("–".into(), |u| u.to_string()),
+            opt(r.speedup, 2),
+            format!("{:.0}", r.workers as f64 / first as f64),
+            r.mean_staleness,
+            r.p99_staleness,
+            opt(r.e1_optimal_delay, 0),
+            r.updates_per_second
+        );
+    }
+    t
+}
+
+/// Writes `config.toml`, `speedup.csv`, `summary.json` and `speedup.svg`.
+pub fn write(out: &OutputDir, base: &RunConfig, rows: &[SpeedupRow]) -> Result<(), SpeedupError> {
+    out.write_config(&Experiment {
+        name: "speedup".into(),
+        base: base.clone(),
+        grid: Default::default(),
+        tradeoff: None,
+    })?;
+    let o = |x: Option<f64>| x.map_or(String::new(), |v| v.to_string());
+    out.write_csv(
+        "speedup.csv",
+        &[
+            "momentum",
+            "workers",
+            "runs",
+            "reached",
+            "time_to_target_s",
+            "updates_to_target",
+            "speedup",
+            "mean_staleness",
+            "p99_staleness",
+            "updates_per_second",
+            "e1_optimal_delay",
+        ],
+        rows.iter().map(|r| {
+            vec![
+                r.momentum.to_string(),
+                r.workers.to_string(),
+                r.runs.to_string(),
+                r.reached.to_string(),
+                o(r.time_to_target),
+                r.updates_to_target.map_or(String::new(), |u| u.to_string()),
+                o(r.speedup),
+                r.mean_staleness.to_string(),
+                r.p99_staleness.to_string(),
+                r.updates_per_second.to_string(),
+                o(r.e1_optimal_delay),
+            ]
+        }),
+    )?;
+    out.write_json("summary.json", &rows)?;
+    out.write("speedup.svg", plot(rows).to_svg())?;
+    Ok(())
+}
+
+/// Speedup versus workers, one line per μ, and the ideal line.
+pub fn plot(rows: &[SpeedupRow]) -> Plot {
+    let mut momenta: Vec<f64> = rows.iter().map(|r| r.momentum).collect();
+    momenta.dedup();
+    let first = rows.first().map_or(1, |r| r.workers) as f64;
+    let mut series: Vec<Series> = momenta
+        .iter()
+        .map(|&mu| Series {
+            label: format!("μ={mu}"),
+            points: rows
+                .iter()
+                .filter(|r| r.momentum == mu)
+                .map(|r| (r.workers as f64, r.speedup.unwrap_or(f64::NAN)))
+                .collect(),
+            markers: true,
+            ..Default::default()
+        })
+        .collect();
+    let mut ws: Vec<usize> = rows.iter().map(|r| r.workers).collect();
+    ws.sort_unstable();
+    ws.dedup();
+    series.push(Series {
+        label: "ideal".into(),
+        points: ws.iter().map(|&w| (w as f64, w as f64 / first)).collect(),
+        dashed: true,
+        ..Default::default()
+    });
+    Plot {
+        title: "time-to-ε speedup vs workers".into(),
+        x_label: "workers M".into(),
+        y_label: "speedup".into(),
+        log_x: true,
+        log_y: true,
+        series,
+        ..Default::default()
+    }
+}
