@@ -33,6 +33,10 @@ pub trait Scenario: Sync {
     fn title(&self) -> &'static str;
     /// The experiment with its embedded defaults.
     fn experiment(&self) -> Experiment;
+    /// How many runs `experiment` will execute (for the progress bar).
+    fn total_runs(&self, experiment: &Experiment) -> u64 {
+        experiment.points().len() as u64 * experiment.base.runs as u64
+    }
     /// Runs `experiment` (the defaults, possibly overridden), writes its
     /// results to `out` and returns the report to print.
     fn run(

@@ -402,6 +402,12 @@ impl Scenario for MomentumVsWorkers {
 
     /// The defaults at the largest worker count; `--workers N` sets the
     /// largest (the counts are the powers of two up to N).
+    fn total_runs(&self, e: &Experiment) -> u64 {
+        // One sweep over μ per power-of-two worker count up to `cluster.workers`.
+        let counts = usize::BITS - e.base.cluster.workers.max(1).leading_zeros();
+        counts as u64 * e.points().len() as u64 * e.base.runs as u64
+    }
+
     fn experiment(&self) -> Experiment {
         let s = E2Settings::default();
         s.experiment(*s.workers.last().expect("workers"))

@@ -331,7 +331,10 @@ fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>) -> 
     e.validate()?;
     let out = OutputDir::create(exec.out.as_deref(), &e.name, exec.force)?;
     out.write_config(&e)?;
-    let total = e.points().len() as u64 * e.base.runs as u64;
+    let total = match scenario {
+        Some(s) => s.total_runs(&e),
+        None => e.points().len() as u64 * e.base.runs as u64,
+    };
     let bar = progress_bar(total, exec.quiet);
     let tick = || bar.inc(1);
     // Wall-clock engines measure time: their runs must not share the cores.
