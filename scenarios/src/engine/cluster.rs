@@ -10,7 +10,7 @@ use psim_common::{
     FailurePolicy, Objective, Outcome, RunConfig, RunResult, SeedTree, StalenessHistogram,
 };
 use psim_server::backend::{Monitor, ServerCore, StopReason};
-use psim_server::{HeavyBall, ServerState};
+use psim_server::{Rule, ServerState};
 use psim_worker::runner::{WorkerPlan, WorkerReport, WorkerSetup, MAX_SLEEP};
 use psim_worker::Worker;
 use std::collections::BTreeMap;
@@ -102,7 +102,7 @@ impl<O: Objective + ?Sized> Monitor for RunMonitor<O> {
 /// Everything a cluster engine needs before it starts its workers.
 pub struct Prepared<O: Objective + ?Sized> {
     /// The server core, at v_0.
-    pub core: ServerCore<HeavyBall, RunMonitor<O>>,
+    pub core: ServerCore<Rule, RunMonitor<O>>,
     /// One setup per worker.
     pub setups: Vec<WorkerSetup>,
     /// Delays and the stop flag.
@@ -123,10 +123,8 @@ pub fn prepare<O: Objective + ?Sized>(
     let dim = objective.dim();
     let mut initial = vec![0.0; dim];
     objective.initial_point(&mut seeds.rng(run, 0, Stream::Init), &mut initial);
-    let rule = HeavyBall {
-        momentum: cfg.momentum,
-        step_size: cfg.step_size,
-    };
+    // The configured update rule, as in every engine.
+    let rule = Rule::from_config(cfg);
     let stop = Arc::new(AtomicBool::new(false));
     let monitor = RunMonitor::new(cfg, objective.clone(), &initial, stop.clone());
     let workers = cfg.cluster.workers;
@@ -163,7 +161,7 @@ pub fn prepare<O: Objective + ?Sized>(
 pub fn finish<O: Objective + ?Sized>(
     cfg: &RunConfig,
     run: u64,
-    core: ServerCore<HeavyBall, RunMonitor<O>>,
+    core: ServerCore<Rule, RunMonitor<O>>,
     reports: Vec<WorkerReport>,
     started: Instant,
 ) -> Result<RunResult, EngineError> {

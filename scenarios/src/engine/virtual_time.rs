@@ -41,7 +41,7 @@ use psim_common::seed::Stream;
 use psim_common::{
     Consistency, Objective, Outcome, PsimRng, RunConfig, RunResult, SeedTree, StalenessHistogram,
 };
-use psim_server::{HeavyBall, ServerState};
+use psim_server::{Rule, ServerState};
 use psim_worker::Worker;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
@@ -187,7 +187,7 @@ struct Cluster<'a, O: ?Sized> {
     cfg: &'a RunConfig,
     objective: &'a O,
     dim: usize,
-    server: ServerState<HeavyBall>,
+    server: ServerState<Rule>,
     workers: Vec<Worker>,
     slots: Vec<Slot>,
     copies: Vec<f64>,
@@ -202,10 +202,8 @@ impl<'a, O: Objective + ?Sized> Cluster<'a, O> {
         let m = cfg.cluster.workers;
         let mut initial = vec![0.0; dim];
         objective.initial_point(&mut seeds.rng(run, 0, Stream::Init), &mut initial);
-        let rule = HeavyBall {
-            momentum: cfg.momentum,
-            step_size: cfg.step_size,
-        };
+        // The configured update rule, as in every engine.
+        let rule = Rule::from_config(cfg);
         // The worker copies carry the stale parameters: the server keeps
         // no history beyond the current version.
         let server = ServerState::new(&initial, rule, 1, cfg.history.policy);
