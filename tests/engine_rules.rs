@@ -1,4 +1,4 @@
-//! The update rules inside the injected engine, on E1's problem.
+//! The update rules inside the engines, on E1's problem.
 
 use psim_common::{AnyObjective, Delay, RuleKind, RunConfig};
 use psim_scenarios::engine::run_injected;
