@@ -2,9 +2,8 @@
 //! error trace and decides when a run ends, the per-worker setup, and the
 //! assembly of a [`RunResult`] from the server and the workers' reports.
 
-use super::injected::TAIL_STRIDE;
+use super::record::RunRecorder;
 use super::EngineError;
-use psim_common::result::TracePoint;
 use psim_common::seed::Stream;
 use psim_common::{
     FailurePolicy, Objective, Outcome, RunConfig, RunResult, SeedTree, StalenessHistogram,
@@ -23,69 +22,38 @@ use std::time::Instant;
 pub const PER_WORKER_HISTOGRAMS: usize = 256;
 
 /// Records the error every `record_every` versions with the wall-clock
-/// time, and ends the run at the step limit, the target error or divergence.
+/// time, and ends the run at the step limit, the target error or divergence
+/// (the shared [`RunRecorder`]), raising the workers' stop flag.
 #[derive(Debug)]
 pub struct RunMonitor<O: ?Sized> {
-    objective: Arc<O>,
+    rec: RunRecorder<Arc<O>>,
     started: Instant,
-    record_every: u64,
-    steps: u64,
-    target: Option<f64>,
-    limit2: f64,
-    tail_start: u64,
-    tail_sum: f64,
-    tail_n: u64,
-    trace: Vec<TracePoint>,
     stop: Arc<AtomicBool>,
 }
 
 impl<O: Objective + ?Sized> RunMonitor<O> {
     fn new(cfg: &RunConfig, objective: Arc<O>, initial: &[f64], stop: Arc<AtomicBool>) -> Self {
-        let steps = cfg.steps;
-        let tail_len = ((cfg.tail_fraction * steps as f64).ceil() as u64).clamp(1, steps);
-        let started = Instant::now();
-        let mut trace = Vec::with_capacity((steps / cfg.record_every + 2) as usize);
-        trace.push(TracePoint {
-            step: 0,
-            error: objective.error(initial),
-            seconds: Some(0.0),
-        });
+        let mut rec = RunRecorder::new(cfg, objective);
+        // Records v_0 on the trace; a run of at least one step cannot stop here.
+        let _ = rec.before(0, initial, || Some(0.0));
         Self {
-            objective,
-            started,
-            record_every: cfg.record_every,
-            steps,
-            target: cfg.target_error,
-            limit2: cfg.divergence_norm * cfg.divergence_norm,
-            tail_start: steps - tail_len,
-            tail_sum: 0.0,
-            tail_n: 0,
-            trace,
+            rec,
+            started: Instant::now(),
             stop,
         }
     }
 
     fn check(&mut self, version: u64, params: &[f64]) -> Option<StopReason> {
-        let norm2: f64 = params.iter().map(|x| x * x).sum();
-        if norm2.is_nan() || norm2 > self.limit2 {
-            return Some(StopReason::Diverged { step: version });
-        }
-        if version > self.tail_start && (version - self.tail_start).is_multiple_of(TAIL_STRIDE) {
-            self.tail_sum += self.objective.error(params);
-            self.tail_n += 1;
-        }
-        if version.is_multiple_of(self.record_every) {
-            let error = self.objective.error(params);
-            self.trace.push(TracePoint {
-                step: version,
-                error,
-                seconds: Some(self.started.elapsed().as_secs_f64()),
-            });
-            if self.target.is_some_and(|t| error <= t) {
-                return Some(StopReason::TargetErrorReached { step: version });
-            }
-        }
-        (version >= self.steps).then_some(StopReason::StepsReached)
+        let started = self.started;
+        let outcome = self.rec.after(version, params).or_else(|| {
+            self.rec
+                .before(version, params, || Some(started.elapsed().as_secs_f64()))
+        })?;
+        Some(match outcome {
+            Outcome::StepsReached => StopReason::StepsReached,
+            Outcome::TargetErrorReached { step } => StopReason::TargetErrorReached { step },
+            Outcome::Diverged { step } => StopReason::Diverged { step },
+        })
     }
 }
 
@@ -165,7 +133,7 @@ pub fn finish<O: Objective + ?Sized>(
     reports: Vec<WorkerReport>,
     started: Instant,
 ) -> Result<RunResult, EngineError> {
-    let (state, mut monitor, reason) = core.into_parts();
+    let (state, monitor, reason) = core.into_parts();
     let counters = *state.counters();
     counters.check().map_err(EngineError::Invariant)?;
     let sent: u64 = reports.iter().map(|r| r.pushes).sum();
@@ -203,25 +171,11 @@ pub fn finish<O: Objective + ?Sized>(
         return Err(first_failure());
     }
     let wall_seconds = started.elapsed().as_secs_f64();
-    let (final_error, tail_error) = if outcome.diverged() {
-        (f64::NAN, f64::NAN)
-    } else {
-        let e = monitor.objective.error(state.params());
-        let last = monitor.trace.last().map(|p| p.step);
-        if last != Some(state.version()) {
-            monitor.trace.push(TracePoint {
-                step: state.version(),
-                error: e,
-                seconds: Some(monitor.started.elapsed().as_secs_f64()),
-            });
-        }
-        let tail = if monitor.tail_n > 0 {
-            monitor.tail_sum / monitor.tail_n as f64
-        } else {
-            e
-        };
-        (e, tail)
-    };
+    let seconds = Some(monitor.started.elapsed().as_secs_f64());
+    let (trace, final_error, tail_error) =
+        monitor
+            .rec
+            .finish(outcome, state.version(), state.params(), seconds);
     let mut staleness = StalenessHistogram::new();
     let mut histograms = BTreeMap::new();
     let mut fetch = StalenessHistogram::new();
@@ -255,7 +209,7 @@ pub fn finish<O: Objective + ?Sized>(
         outcome,
         final_error,
         tail_error,
-        trace: monitor.trace,
+        trace,
         staleness,
         histograms,
         counters,

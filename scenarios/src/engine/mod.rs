@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod injected;
+pub mod record;
 pub mod tasks;
 pub mod threads;
 pub mod virtual_time;

@@ -36,7 +36,6 @@
 //! allocated per event.
 
 use psim_common::delay::DelayModel;
-use psim_common::result::TracePoint;
 use psim_common::seed::Stream;
 use psim_common::{
     Consistency, Objective, Outcome, PsimRng, RunConfig, RunResult, SeedTree, StalenessHistogram,
@@ -48,7 +47,7 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::time::Instant;
 use tracing::debug_span;
 
-use super::injected::TAIL_STRIDE;
+use super::record::RunRecorder;
 
 /// One simulated worker besides its [`Worker`]: its duration stream, the
 /// version of its parameter copy and its straggler factor.
@@ -107,33 +106,19 @@ pub fn check_memory(workers: usize, dim: usize) -> Result<(), psim_common::Confi
     Ok(())
 }
 
-/// Trace, tail error and divergence bookkeeping shared by the three
-/// consistency loops.
+/// The shared run bookkeeping plus this engine's staleness histogram and
+/// the outcome that stopped the loop.
 struct Recorder<'a, O: ?Sized> {
-    objective: &'a O,
-    cfg: &'a RunConfig,
-    trace: Vec<TracePoint>,
+    run: RunRecorder<&'a O>,
     staleness: StalenessHistogram,
-    tail_start: u64,
-    tail_sum: f64,
-    tail_n: u64,
-    limit2: f64,
     outcome: Option<Outcome>,
 }
 
 impl<'a, O: Objective + ?Sized> Recorder<'a, O> {
     fn new(cfg: &'a RunConfig, objective: &'a O) -> Self {
-        let steps = cfg.steps;
-        let tail_len = ((cfg.tail_fraction * steps as f64).ceil() as u64).clamp(1, steps);
         Self {
-            objective,
-            cfg,
-            trace: Vec::with_capacity((steps / cfg.record_every + 2) as usize),
+            run: RunRecorder::new(cfg, objective),
             staleness: StalenessHistogram::new(),
-            tail_start: steps - tail_len,
-            tail_sum: 0.0,
-            tail_n: 0,
-            limit2: cfg.divergence_norm * cfg.divergence_norm,
             outcome: None,
         }
     }
@@ -142,25 +127,8 @@ impl<'a, O: Objective + ?Sized> Recorder<'a, O> {
     /// whether the run must stop.
     #[inline]
     fn before(&mut self, version: u64, params: &[f64], now: f64) -> bool {
-        if version >= self.cfg.steps {
-            self.outcome = Some(Outcome::StepsReached);
-            return true;
-        }
-        if version.is_multiple_of(self.cfg.record_every) {
-            let error = self.objective.error(params);
-            self.trace.push(TracePoint {
-                step: version,
-                error,
-                seconds: Some(now),
-            });
-            if let Some(target) = self.cfg.target_error {
-                if error <= target {
-                    self.outcome = Some(Outcome::TargetErrorReached { step: version });
-                    return true;
-                }
-            }
-        }
-        false
+        self.outcome = self.run.before(version, params, || Some(now));
+        self.outcome.is_some()
     }
 
     /// Records an applied update that produced `version`; returns whether
@@ -168,17 +136,8 @@ impl<'a, O: Objective + ?Sized> Recorder<'a, O> {
     #[inline]
     fn after(&mut self, version: u64, staleness: u64, params: &[f64]) -> bool {
         self.staleness.record(staleness);
-        let norm2: f64 = params.iter().map(|x| x * x).sum();
-        if norm2.is_nan() || norm2 > self.limit2 {
-            self.outcome = Some(Outcome::Diverged { step: version });
-            return true;
-        }
-        let k = version - 1;
-        if k >= self.tail_start && (k - self.tail_start).is_multiple_of(TAIL_STRIDE) {
-            self.tail_sum += self.objective.error(params);
-            self.tail_n += 1;
-        }
-        false
+        self.outcome = self.run.after(version, params);
+        self.outcome.is_some()
     }
 }
 
@@ -314,23 +273,12 @@ pub fn run_virtual_time<O: Objective + ?Sized>(
         Consistency::Bsp => run_bsp(&mut cluster, &mut rec),
     }
     let outcome = rec.outcome.unwrap_or(Outcome::StepsReached);
-    let params = cluster.server.params();
-    let (final_error, tail_error) = if outcome.diverged() {
-        (f64::NAN, f64::NAN)
-    } else {
-        let e = objective.error(params);
-        rec.trace.push(TracePoint {
-            step: cluster.server.version(),
-            error: e,
-            seconds: Some(cluster.now),
-        });
-        let tail = if rec.tail_n > 0 {
-            rec.tail_sum / rec.tail_n as f64
-        } else {
-            e
-        };
-        (e, tail)
-    };
+    let (trace, final_error, tail_error) = rec.run.finish(
+        outcome,
+        cluster.server.version(),
+        cluster.server.params(),
+        Some(cluster.now),
+    );
     let counters = *cluster.server.counters();
     debug_assert!(counters.check().is_ok(), "{:?}", counters.check());
     RunResult {
@@ -338,7 +286,7 @@ pub fn run_virtual_time<O: Objective + ?Sized>(
         outcome,
         final_error,
         tail_error,
-        trace: rec.trace,
+        trace,
         staleness: rec.staleness,
         histograms: BTreeMap::new(),
         counters,

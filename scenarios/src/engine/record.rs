@@ -1,0 +1,178 @@
+//! The bookkeeping every engine shares: the error trace at a cadence, the
+//! target-error and step-limit stops, the tail-error window and divergence
+//! detection. One implementation, so that every engine's `RunResult` means
+//! the same thing.
+//!
+//! Engines call [`RunRecorder::before`] on the state after `version`
+//! updates, before they draw or apply the next one, and
+//! [`RunRecorder::after`] right after an update produced `version`. The hot
+//! path is two comparisons and a squared norm: cadences are kept as "next
+//! version due", not as a division per step.
+
+use psim_common::result::TracePoint;
+use psim_common::{Objective, Outcome, RunConfig};
+use std::ops::Deref;
+
+/// The tail error is sampled every this many updates: an unbiased estimate
+/// of the time average at an eighth of the error evaluations.
+pub const TAIL_STRIDE: u64 = 8;
+
+/// Trace, stops, tail window and divergence of one run. `P` is how the
+/// engine holds its objective (`&O` or `Arc<O>`).
+#[derive(Debug)]
+pub struct RunRecorder<P> {
+    objective: P,
+    record_every: u64,
+    steps: u64,
+    target: Option<f64>,
+    limit2: f64,
+    next_record: u64,
+    next_tail: u64,
+    tail_sum: f64,
+    tail_n: u64,
+    trace: Vec<TracePoint>,
+}
+
+impl<P> RunRecorder<P>
+where
+    P: Deref,
+    P::Target: Objective,
+{
+    /// A recorder for a run of `cfg`. The tail window is the states after
+    /// updates `steps − ⌈tail_fraction·steps⌉ + 1 ..= steps`.
+    pub fn new(cfg: &RunConfig, objective: P) -> Self {
+        let steps = cfg.steps;
+        let tail_len = ((cfg.tail_fraction * steps as f64).ceil() as u64).clamp(1, steps);
+        Self {
+            objective,
+            record_every: cfg.record_every,
+            steps,
+            target: cfg.target_error,
+            limit2: cfg.divergence_norm * cfg.divergence_norm,
+            next_record: 0,
+            next_tail: steps - tail_len + 1,
+            tail_sum: 0.0,
+            tail_n: 0,
+            trace: Vec::with_capacity((steps / cfg.record_every + 2) as usize),
+        }
+    }
+
+    /// Observes the state after `version` updates before the next one:
+    /// returns the outcome when the run must stop (step limit, target error).
+    /// `seconds` is only called when a trace point is recorded.
+    #[inline]
+    pub fn before(
+        &mut self,
+        version: u64,
+        params: &[f64],
+        seconds: impl FnOnce() -> Option<f64>,
+    ) -> Option<Outcome> {
+        if version >= self.steps {
+            return Some(Outcome::StepsReached);
+        }
+        if version >= self.next_record {
+            self.next_record = version - version % self.record_every + self.record_every;
+            let error = self.objective.error(params);
+            self.trace.push(TracePoint {
+                step: version,
+                error,
+                seconds: seconds(),
+            });
+            if self.target.is_some_and(|t| error <= t) {
+                return Some(Outcome::TargetErrorReached { step: version });
+            }
+        }
+        None
+    }
+
+    /// Observes the state right after an update produced `version`: returns
+    /// `Diverged` when ‖v‖ is non-finite or above the threshold, and samples
+    /// the tail error.
+    #[inline]
+    pub fn after(&mut self, version: u64, params: &[f64]) -> Option<Outcome> {
+        let norm2: f64 = params.iter().map(|x| x * x).sum();
+        if norm2.is_nan() || norm2 > self.limit2 {
+            return Some(Outcome::Diverged { step: version });
+        }
+        if version >= self.next_tail {
+            self.next_tail = version + TAIL_STRIDE;
+            self.tail_sum += self.objective.error(params);
+            self.tail_n += 1;
+        }
+        None
+    }
+
+    /// Ends the run at `version` with `params`: the trace (with a final
+    /// point), the final error and the tail error, both NaN when diverged.
+    pub fn finish(
+        mut self,
+        outcome: Outcome,
+        version: u64,
+        params: &[f64],
+        seconds: Option<f64>,
+    ) -> (Vec<TracePoint>, f64, f64) {
+        if outcome.diverged() {
+            return (self.trace, f64::NAN, f64::NAN);
+        }
+        let error = self.objective.error(params);
+        if self.trace.last().map(|p| p.step) != Some(version) {
+            self.trace.push(TracePoint {
+                step: version,
+                error,
+                seconds,
+            });
+        }
+        let tail = if self.tail_n > 0 {
+            self.tail_sum / self.tail_n as f64
+        } else {
+            error
+        };
+        (self.trace, error, tail)
+    }
+
+    /// The objective the recorder evaluates.
+    pub fn objective(&self) -> &P::Target {
+        &self.objective
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use psim_common::{AnyObjective, RunConfig};
+
+    #[test]
+    fn cadence_tail_window_and_divergence() {
+        let cfg = RunConfig {
+            steps: 100,
+            record_every: 30,
+            tail_fraction: 0.2,
+            target_error: Some(-1.0),
+            ..RunConfig::default()
+        };
+        let obj = AnyObjective::build(&cfg.objective).unwrap();
+        let mut rec = RunRecorder::new(&cfg, &obj);
+        let p = [0.6, 0.8, 0.0, 0.0]; // error 0.64
+        for v in 0..100 {
+            assert_eq!(rec.before(v, &p, || None), None);
+            assert_eq!(rec.after(v + 1, &p), None);
+        }
+        assert_eq!(rec.before(100, &p, || None), Some(Outcome::StepsReached));
+        assert_eq!(rec.tail_n, 3, "states after updates 81, 89, 97");
+        let (trace, fin, tail) = rec.finish(Outcome::StepsReached, 100, &p, None);
+        assert_eq!(
+            trace.iter().map(|t| t.step).collect::<Vec<_>>(),
+            vec![0, 30, 60, 90, 100]
+        );
+        assert!((fin - 0.64).abs() < 1e-12 && (tail - 0.64).abs() < 1e-12);
+        let mut rec = RunRecorder::new(&cfg, &obj);
+        assert_eq!(
+            rec.after(7, &[f64::NAN, 0.0, 0.0, 0.0]),
+            Some(Outcome::Diverged { step: 7 })
+        );
+        assert_eq!(
+            rec.after(8, &[2e6, 0.0, 0.0, 0.0]),
+            Some(Outcome::Diverged { step: 8 })
+        );
+    }
+}
