@@ -7,7 +7,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use psim_common::{AnyObjective, Delay, Objective, PsimRng, RunConfig};
-use psim_scenarios::engine::run_injected;
+use psim_engine::run_injected;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 

@@ -9,8 +9,8 @@ use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use psim_common::{
     ClusterConfig, Consistency, Delay, EngineKind, Objective, PcaConfig, RunConfig, StreamingPca,
 };
-use psim_scenarios::engine::run_virtual_time;
-use psim_scenarios::engine::virtual_time::bytes_per_worker;
+use psim_engine::run_virtual_time;
+use psim_engine::virtual_time::bytes_per_worker;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 
 use psim_common::stats::{ks_critical, ks_distance};
 use psim_common::{AnyObjective, ClusterConfig, Delay, EngineKind, RunConfig};
-use psim_scenarios::engine::{run_threads, run_virtual_time};
+use psim_engine::{run_threads, run_virtual_time};
 use std::sync::Arc;
 
 fn cfg(workers: usize, steps: u64, engine: EngineKind) -> RunConfig {

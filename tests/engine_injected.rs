@@ -4,7 +4,7 @@
 use psim_common::{
     AnyObjective, Delay, Experiment, Grid, HistoryConfig, HistoryPolicy, Outcome, RunConfig,
 };
-use psim_scenarios::engine::run_injected;
+use psim_engine::run_injected;
 use psim_scenarios::sweep::{run_sweep, SweepOptions, SweepResult};
 
 fn small(delay: &str) -> RunConfig {

@@ -1,7 +1,7 @@
 //! The update rules inside the engines, on E1's problem.
 
 use psim_common::{AnyObjective, Delay, RuleKind, RunConfig};
-use psim_scenarios::engine::run_injected;
+use psim_engine::run_injected;
 
 fn diverged(rule: RuleKind, tau: u64) -> usize {
     let cfg = RunConfig {
@@ -38,7 +38,7 @@ fn staleness_aware_step_survives_a_delay_that_breaks_heavy_ball() {
 #[test]
 fn the_virtual_time_engine_honours_the_rule() {
     use psim_common::{ClusterConfig, Delay, EngineKind, RunConfig};
-    use psim_scenarios::engine::run_virtual_time;
+    use psim_engine::run_virtual_time;
     let base = RunConfig {
         steps: 3_000,
         engine: EngineKind::VirtualTime,

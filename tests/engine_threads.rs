@@ -7,7 +7,7 @@ use psim_common::{
     Backend, Consistency, Delay, EngineKind, FailurePolicy, Objective, PcaConfig, PsimRng,
     RunConfig, RunResult, StreamingPca,
 };
-use psim_scenarios::engine::{self, EngineError};
+use psim_engine::{self as engine, EngineError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 

@@ -4,7 +4,7 @@
 use psim_common::{
     ClusterConfig, Consistency, Delay, EngineKind, PcaConfig, RunConfig, RunResult, StreamingPca,
 };
-use psim_scenarios::engine::{run, run_injected, run_virtual_time};
+use psim_engine::{run, run_injected, run_virtual_time};
 
 fn pca() -> StreamingPca {
     StreamingPca::new(&PcaConfig::default()).unwrap()

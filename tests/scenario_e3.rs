@@ -1,7 +1,7 @@
 //! E3 (three phases) at reduced size: the headline and the theory checks.
 
 use psim_scenarios::catalogue::Scenario;
-use psim_scenarios::studies::three_phases::{run, ThreePhasesScenario, ODE_TOLERANCE};
+use psim_scenarios::experiments::three_phases::{run, ThreePhasesScenario, ODE_TOLERANCE};
 use psim_scenarios::sweep::SweepOptions;
 
 /// 20 runs instead of 100 (fixed seed). The headline's margins are large:

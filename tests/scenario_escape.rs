@@ -1,7 +1,7 @@
 //! E4 (saddle escape vs momentum) and E6 (escape-time law, batch size) at reduced size.
 
 use psim_scenarios::catalogue::Scenario;
-use psim_scenarios::studies::escape::{
+use psim_scenarios::experiments::escape::{
     run_escape_times, run_saddle_escape, EscapeTimesScenario, SaddleEscapeScenario,
 };
 use psim_scenarios::sweep::SweepOptions;

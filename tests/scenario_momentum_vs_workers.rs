@@ -1,6 +1,6 @@
 //! E2 in small: the best momentum falls as workers (and so staleness) grow.
 
-use psim_scenarios::momentum_vs_workers::{run_e2, E2Settings};
+use psim_scenarios::experiments::momentum_vs_workers::{run_e2, E2Settings};
 use psim_scenarios::sweep::SweepOptions;
 
 #[test]

@@ -1,7 +1,7 @@
 //! E5 (spiky function) at reduced size.
 
 use psim_scenarios::catalogue::Scenario;
-use psim_scenarios::studies::spiky::{run, SpikyScenario};
+use psim_scenarios::experiments::spiky::{run, SpikyScenario};
 use psim_scenarios::sweep::SweepOptions;
 
 /// 60 runs, 3000 steps (fixed seed). At full size GD ends in the central

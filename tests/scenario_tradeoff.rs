@@ -1,9 +1,10 @@
 //! E1, the momentum–delay tradeoff, against the paper and the theory.
 
 use psim_common::{Experiment, ObjectiveConfig};
-use psim_scenarios::catalogue::{Scenario, Tradeoff, PAPER_OPTIMAL_DELAYS};
+use psim_scenarios::catalogue::Scenario;
+use psim_scenarios::experiments::tradeoff::{analyse, TradeoffRow};
+use psim_scenarios::experiments::tradeoff::{Tradeoff, PAPER_OPTIMAL_DELAYS};
 use psim_scenarios::sweep::{run_sweep, SweepOptions};
-use psim_scenarios::tradeoff::{analyse, TradeoffRow};
 
 fn analysed(e: &Experiment) -> Vec<TradeoffRow> {
     let s = run_sweep(e, &SweepOptions::default()).unwrap();

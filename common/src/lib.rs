@@ -23,7 +23,7 @@ pub mod update;
 pub use config::{
     Backend, ClusterConfig, Consistency, DataDistribution, EngineKind, Experiment, FailurePolicy,
     Grid, HistoryConfig, HistoryPolicy, InitialPoint, MlpActivation, MlpConfig, ObjectiveConfig,
-    PcaConfig, RunConfig, Stragglers, TradeoffRule,
+    PcaConfig, RunConfig, Stragglers, Tolerance,
 };
 pub use delay::{Delay, DelayModel};
 pub use error::{ConfigError, DelayParseError};

@@ -42,9 +42,7 @@ fn main() {
         let t = Instant::now();
         let mut steps = 0;
         for r in 0..25 {
-            steps += psim_scenarios::engine::run_injected(&cfg, &o, r)
-                .counters
-                .applied;
+            steps += psim_engine::run_injected(&cfg, &o, r).counters.applied;
         }
         let st = t.elapsed().as_secs_f64() / steps as f64 * 1e9;
         println!(

@@ -7,9 +7,9 @@
 //! named directory must be new or empty unless `force` is set, and the
 //! default `psim-out/NAME` gets a numeric suffix when taken.
 
+use crate::experiments::tradeoff::TradeoffRow;
 use crate::plot::{Plot, Series};
 use crate::sweep::SweepResult;
-use crate::tradeoff::TradeoffRow;
 use psim_common::Experiment;
 use serde::Serialize;
 use std::path::{Path, PathBuf};

@@ -5,11 +5,11 @@
 //! configuration), jobs are collected in grid order, and aggregation is
 //! sequential, so the output is bit-identical whatever the thread count.
 
-use crate::engine::{self, EngineError};
 use psim_common::result::{ServerCounters, StalenessSummary};
 use psim_common::{
     AnyObjective, ConfigError, Experiment, Outcome, RunConfig, RunResult, StalenessHistogram,
 };
+use psim_engine::{self as engine, EngineError};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::time::Instant;

@@ -5,8 +5,9 @@
 use anyhow::Result;
 use clap::Args;
 use psim_common::{AnyObjective, Delay, Experiment};
-use psim_scenarios::catalogue::{Scenario, Tradeoff};
-use psim_scenarios::engine::run_injected;
+use psim_engine::run_injected;
+use psim_scenarios::catalogue::Scenario;
+use psim_scenarios::experiments::tradeoff::Tradeoff;
 use psim_scenarios::sweep::{run_sweep, SweepOptions};
 use std::time::Instant;
 

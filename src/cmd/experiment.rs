@@ -7,12 +7,12 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use psim_common::{
     ConfigError, Consistency, DataDistribution, Delay, EngineKind, Experiment, HistoryPolicy,
-    InitialPoint, ObjectiveConfig, TradeoffRule,
+    InitialPoint, ObjectiveConfig, Tolerance,
 };
 use psim_scenarios::catalogue::{self, Scenario};
+use psim_scenarios::experiments::tradeoff::analyse;
 use psim_scenarios::output::{write_sweep, OutputDir};
 use psim_scenarios::sweep::{run_sweep, SweepOptions, SweepResult};
-use psim_scenarios::tradeoff::analyse;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -301,7 +301,7 @@ impl Overrides {
             }
         }
         if let Some(f) = self.factor {
-            e.tradeoff = Some(TradeoffRule { factor: f });
+            e.tradeoff = Some(Tolerance { factor: f });
         }
         Ok(())
     }
@@ -354,9 +354,13 @@ fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>) -> 
             let rows = e.tradeoff.map(|rule| analyse(&sweep, &rule));
             write_sweep(&out, &sweep, rows.as_deref())?;
             match (&rows, &e.tradeoff) {
-                (Some(rows), Some(rule)) => {
-                    catalogue::tradeoff_report(&e, rows, rule, sweep.wall_seconds, sweep.threads)
-                }
+                (Some(rows), Some(rule)) => psim_scenarios::experiments::tradeoff::tradeoff_report(
+                    &e,
+                    rows,
+                    rule,
+                    sweep.wall_seconds,
+                    sweep.threads,
+                ),
                 _ => points_report(&sweep),
             }
         }
@@ -451,7 +455,7 @@ pub fn sweep(a: SweepArgs) -> Result<()> {
         },
     };
     if a.optimal_delay && e.tradeoff.is_none() {
-        e.tradeoff = Some(TradeoffRule::default());
+        e.tradeoff = Some(Tolerance::default());
     }
     a.overrides.apply(&mut e)?;
     let scenario = catalogue::find(&e.name);

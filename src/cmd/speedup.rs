@@ -5,8 +5,8 @@
 use anyhow::Result;
 use clap::Args;
 use psim_common::{Backend, Consistency, Delay, EngineKind, RunConfig};
+use psim_scenarios::experiments::speedup::{report, run_speedup, write};
 use psim_scenarios::output::OutputDir;
-use psim_scenarios::speedup::{report, run_speedup, write};
 use std::path::PathBuf;
 
 /// `psim speedup` options.

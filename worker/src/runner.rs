@@ -183,7 +183,7 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 /// Runs one OS thread per client until the server stops the run; returns
 /// one report per worker, ordered by worker.
-pub fn run_threads<C, O>(
+pub fn spawn_thread_workers<C, O>(
     clients: Vec<C>,
     setups: Vec<WorkerSetup>,
     objective: &O,
@@ -268,7 +268,7 @@ fn collect(
 
 /// Runs one tokio task per client on the current runtime until the server
 /// stops the run; returns one report per worker, ordered by worker.
-pub async fn run_tasks<O>(
+pub async fn spawn_task_workers<O>(
     clients: Vec<TaskClient>,
     setups: Vec<WorkerSetup>,
     objective: Arc<O>,

@@ -65,7 +65,7 @@ pub enum Poll<T> {
 }
 
 #[derive(Debug, Clone, Copy, Default)]
-struct Slot {
+struct WorkerSync {
     /// SSP: position of this worker's next push in the update order.
     ticket: Option<u64>,
     /// BSP: the round (version) this worker pushed into, not yet applied.
@@ -91,7 +91,7 @@ pub struct ServerCore<R: UpdateRule, M: Monitor> {
     monitor: M,
     consistency: Consistency,
     stop: Option<StopReason>,
-    slots: Vec<Slot>,
+    slots: Vec<WorkerSync>,
     live: usize,
     next_ticket: u64,
     cursor: u64,
@@ -117,7 +117,7 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
             consistency,
             stop: None,
             slots: vec![
-                Slot {
+                WorkerSync {
                     alive: true,
                     ..Default::default()
                 };

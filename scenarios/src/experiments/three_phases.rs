@@ -6,7 +6,7 @@
 //! step where its error crosses 1/2, so the random escape time drops out),
 //! the OU stationary error, and the phase lengths T₁, T₂.
 
-use super::{first_crossing, mean, run_all};
+use super::common::{first_crossing, mean, run_all};
 use crate::catalogue::ScenarioError;
 use crate::output::OutputDir;
 use crate::plot::{Plot, Series};

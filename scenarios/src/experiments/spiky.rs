@@ -6,7 +6,7 @@
 //! gathers the runs near 0; too much noise wanders; shrinking the noise in
 //! stages (w·4, 2, 1, ½, ¼, ⅛, each for `steps` steps) ends closer to 0.
 
-use super::{mean, run_all};
+use super::common::{mean, run_all};
 use crate::catalogue::{Scenario, ScenarioError};
 use crate::output::OutputDir;
 use crate::plot::{Plot, Series};
@@ -75,7 +75,7 @@ fn row(label: String, width: f64, finals: Vec<f64>, f: &SpikyConfig) -> NoiseRow
         width,
         near_zero: abs.iter().filter(|a| **a <= basin).count() as f64 / abs.len() as f64,
         mean_abs: mean(&abs),
-        median_abs: super::quantile(&abs, 0.5),
+        median_abs: super::common::quantile(&abs, 0.5),
         histogram,
         finals,
     }

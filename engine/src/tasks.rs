@@ -2,11 +2,11 @@
 //! server task fed by tokio mpsc, on a small multi-threaded runtime;
 //! staleness is measured, delays are timer sleeps.
 
-use super::cluster::{finish, prepare};
-use super::EngineError;
+use crate::wall_clock::{finish, prepare};
+use crate::EngineError;
 use psim_common::{FailurePolicy, Objective, RunConfig, RunResult};
 use psim_server::backend::{StopReason, TaskServer};
-use psim_worker::runner::{run_tasks as run_worker_tasks, FailureHook};
+use psim_worker::runner::{spawn_task_workers, FailureHook};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -37,7 +37,7 @@ pub fn run_tasks<O: Objective + 'static>(
             }
         });
         let reports =
-            run_worker_tasks(clients, prepared.setups, objective, &prepared.plan, hook).await;
+            spawn_task_workers(clients, prepared.setups, objective, &prepared.plan, hook).await;
         (server.join().await, reports)
     });
     finish(cfg, run, core, reports, prepared.started)

@@ -5,7 +5,7 @@
 //! history), apply it. Deterministic: a run depends only on
 //! (seed, run index, configuration), never on scheduling.
 
-use super::record::RunRecorder;
+use crate::record::RunRecorder;
 use psim_common::delay::DelayModel;
 use psim_common::seed::Stream;
 use psim_common::{Delay, Objective, Outcome, RunConfig, RunResult, SeedTree, StalenessHistogram};
@@ -14,7 +14,7 @@ use psim_worker::Worker;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-pub use super::record::TAIL_STRIDE;
+pub use crate::record::TAIL_STRIDE;
 
 /// History the run needs: the configured capacity, cut to what a bounded
 /// delay model can ask for.

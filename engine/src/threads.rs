@@ -2,11 +2,11 @@
 //! server (a lock or a server thread fed by channels); staleness is
 //! measured, not drawn.
 
-use super::cluster::{finish, prepare};
-use super::EngineError;
+use crate::wall_clock::{finish, prepare};
+use crate::EngineError;
 use psim_common::{Backend, ConfigError, FailurePolicy, Objective, RunConfig, RunResult};
 use psim_server::backend::{ChannelServer, LockServer, StopReason};
-use psim_worker::runner::{run_threads as run_worker_threads, FailureHook};
+use psim_worker::runner::{spawn_thread_workers, FailureHook};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -46,7 +46,7 @@ pub fn run_threads<O: Objective + 'static>(
             };
             let clients = (0..workers).map(|w| server.client(w)).collect();
             let reports =
-                run_worker_threads(clients, prepared.setups, &*objective, &prepared.plan, hook);
+                spawn_thread_workers(clients, prepared.setups, &*objective, &prepared.plan, hook);
             let server = Arc::try_unwrap(server)
                 .unwrap_or_else(|_| unreachable!("every client and hook has ended"));
             (server.into_core(), reports)
@@ -61,7 +61,7 @@ pub fn run_threads<O: Objective + 'static>(
                 }
             });
             let reports =
-                run_worker_threads(clients, prepared.setups, &*objective, &prepared.plan, hook);
+                spawn_thread_workers(clients, prepared.setups, &*objective, &prepared.plan, hook);
             (server.join(), reports)
         }
     };

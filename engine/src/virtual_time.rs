@@ -47,7 +47,7 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::time::Instant;
 use tracing::debug_span;
 
-use super::record::RunRecorder;
+use crate::record::RunRecorder;
 
 /// One simulated worker besides its [`Worker`]: its duration stream, the
 /// version of its parameter copy and its straggler factor.

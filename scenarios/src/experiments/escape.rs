@@ -9,7 +9,7 @@
 //!   the same saddle for growing mini-batches; and the sharp minimum of the
 //!   wells landscape for growing mini-batches, against Kramers' law.
 
-use super::{mean, quantile, run_all};
+use super::common::{mean, quantile, run_all};
 use crate::catalogue::{Scenario, ScenarioError};
 use crate::output::OutputDir;
 use crate::plot::{Plot, Series};

@@ -5,11 +5,11 @@
 //! for μ, the run needs many more updates (or never reaches ε), and the
 //! speedup stops growing. Lower μ tolerates more staleness, so more workers.
 
-use crate::catalogue::PAPER_OPTIMAL_DELAYS;
-use crate::engine::{self, time_to_target, EngineError};
+use crate::experiments::tradeoff::PAPER_OPTIMAL_DELAYS;
 use crate::output::{OutputDir, OutputError};
 use crate::plot::{Plot, Series};
 use psim_common::{AnyObjective, ConfigError, Experiment, RunConfig};
+use psim_engine::{self as engine, time_to_target, EngineError};
 use serde::Serialize;
 use std::fmt::Write as _;
 use thiserror::Error;

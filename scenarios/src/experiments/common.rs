@@ -1,4 +1,4 @@
-//! Scenarios E3–E6 of EXPERIMENTS.md: each runs on the injected engine,
+//! Helpers shared by E3–E6. Each of those runs on the injected engine,
 //! computes its headline beside the theory of `psim_common::theory`, and
 //! writes CSVs, SVG plots, `summary.json` and `report.txt`.
 //!
@@ -6,14 +6,10 @@
 //! with a `report()` and a `headline_holds()`, so tests can run a reduced
 //! size and assert the headline without going through the CLI.
 
-pub mod escape;
-pub mod spiky;
-pub mod three_phases;
-
 use crate::catalogue::ScenarioError;
-use crate::engine::run_injected_from;
 use crate::sweep::{SweepError, SweepOptions};
 use psim_common::{AnyObjective, RunConfig, RunResult};
+use psim_engine::run_injected_from;
 use rayon::prelude::*;
 
 /// Runs `cfg.runs` runs of `cfg` in parallel (run r from `starts[r]` when

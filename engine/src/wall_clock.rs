@@ -2,8 +2,8 @@
 //! error trace and decides when a run ends, the per-worker setup, and the
 //! assembly of a [`RunResult`] from the server and the workers' reports.
 
-use super::record::RunRecorder;
-use super::EngineError;
+use crate::record::RunRecorder;
+use crate::EngineError;
 use psim_common::seed::Stream;
 use psim_common::{
     FailurePolicy, Objective, Outcome, RunConfig, RunResult, SeedTree, StalenessHistogram,

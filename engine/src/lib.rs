@@ -2,18 +2,18 @@
 //! [`RunConfig`], an objective and a run index, and produces the same
 //! [`RunResult`]; [`run`] picks the engine the configuration names.
 
-pub mod cluster;
 pub mod injected;
 pub mod record;
 pub mod tasks;
 pub mod threads;
 pub mod virtual_time;
+pub mod wall_clock;
 
-pub use cluster::{throughput, time_to_target};
 pub use injected::{run_injected, run_injected_from};
 pub use tasks::run_tasks;
 pub use threads::run_threads;
 pub use virtual_time::run_virtual_time;
+pub use wall_clock::{throughput, time_to_target};
 
 use psim_common::{EngineKind, Objective, RunConfig, RunResult};
 use thiserror::Error;

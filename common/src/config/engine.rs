@@ -1,0 +1,292 @@
+//! Engine settings: the injected engine's history, and the cluster engines'
+//! workers, compute and network times, consistency model, back-end and
+//! failure policy.
+
+use crate::delay::Delay;
+use crate::error::ConfigError;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+
+/// What the server does when a requested staleness reaches past the
+/// versions it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryPolicy {
+    /// Serve the oldest kept version (the staleness is capped), counted as `clamped`.
+    #[default]
+    Clamp,
+    /// Discard the gradient, counted as `dropped_too_stale`.
+    Drop,
+}
+
+impl FromStr for HistoryPolicy {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "clamp" => Ok(Self::Clamp),
+            "drop" => Ok(Self::Drop),
+            _ => Err(ConfigError::new("history.policy", s, "`clamp` or `drop`")),
+        }
+    }
+}
+
+/// How many past versions the server keeps for injected staleness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Versions kept, so stalenesses 0..capacity can be served exactly.
+    pub capacity: usize,
+    /// What happens beyond.
+    pub policy: HistoryPolicy,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 1024,
+            policy: HistoryPolicy::Clamp,
+        }
+    }
+}
+
+/// Consistency model of the parameter server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// Fully asynchronous (ASP): every push is applied, however stale.
+    #[default]
+    Asp,
+    /// Stale-synchronous (SSP) with bound `s`: a worker that would push a
+    /// gradient staler than `s` waits instead.
+    Ssp { bound: u64 },
+    /// Bulk-synchronous (BSP): a barrier per step, the M gradients of a
+    /// step averaged into one update (synchronous MSGD).
+    Bsp,
+}
+
+impl fmt::Display for Consistency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Consistency::Asp => f.write_str("asp"),
+            Consistency::Ssp { bound } => write!(f, "ssp:{bound}"),
+            Consistency::Bsp => f.write_str("bsp"),
+        }
+    }
+}
+
+impl FromStr for Consistency {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            ConfigError::new(
+                "cluster.consistency",
+                s,
+                "`asp`, `ssp:S` (S ≥ 0 an integer) or `bsp`",
+            )
+        };
+        match s.trim() {
+            "asp" => Ok(Self::Asp),
+            "bsp" => Ok(Self::Bsp),
+            other => {
+                let bound = other.strip_prefix("ssp:").ok_or_else(bad)?;
+                Ok(Self::Ssp {
+                    bound: bound.trim().parse().map_err(|_| bad())?,
+                })
+            }
+        }
+    }
+}
+
+impl Serialize for Consistency {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Consistency {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Slow workers: the first `ceil(fraction·M)` workers take `slowdown` times
+/// longer to compute (deterministic, so runs are comparable).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stragglers {
+    /// Fraction of workers that are slow, in [0, 1].
+    pub fraction: f64,
+    /// Compute-time multiplier of a slow worker, ≥ 1.
+    pub slowdown: f64,
+}
+
+/// How the OS-threads engine reaches the server (the tasks engine always
+/// uses a server task fed by tokio mpsc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Shared state under a parking_lot mutex; each worker applies its own push.
+    #[default]
+    Lock,
+    /// A dedicated server thread fed by crossbeam channels.
+    Channel,
+}
+
+impl FromStr for Backend {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "lock" => Ok(Self::Lock),
+            "channel" => Ok(Self::Channel),
+            _ => Err(ConfigError::new(
+                "cluster.backend",
+                s,
+                "`lock` or `channel`",
+            )),
+        }
+    }
+}
+
+/// What a run does when a worker fails (panics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailurePolicy {
+    /// End the run and report the failure as an error.
+    #[default]
+    Stop,
+    /// Carry on with the remaining workers (the failure is still reported
+    /// in the result); the run fails only when no worker is left.
+    Continue,
+}
+
+impl FromStr for FailurePolicy {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "stop" => Ok(Self::Stop),
+            "continue" => Ok(Self::Continue),
+            _ => Err(ConfigError::new(
+                "cluster.on_worker_failure",
+                s,
+                "`stop` or `continue`",
+            )),
+        }
+    }
+}
+
+/// The simulated cluster: how many workers, how long they compute, how long
+/// a push travels, and the consistency model. The injected engine ignores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Number of workers M.
+    pub workers: usize,
+    /// Seconds one gradient takes to compute (per worker, per step).
+    pub compute_time: Delay,
+    /// Seconds a push takes to reach the server.
+    pub network_delay: Delay,
+    /// Consistency model.
+    pub consistency: Consistency,
+    /// Slow workers, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stragglers: Option<Stragglers>,
+    /// Server back-end of the threads engine.
+    #[serde(default)]
+    pub backend: Backend,
+    /// What happens when a worker panics (threads and tasks engines).
+    #[serde(default)]
+    pub on_worker_failure: FailurePolicy,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            compute_time: Delay::Constant(1e-3),
+            network_delay: Delay::Constant(0.0),
+            consistency: Consistency::Asp,
+            stragglers: None,
+            backend: Backend::Lock,
+            on_worker_failure: FailurePolicy::Stop,
+        }
+    }
+}
+
+/// Most workers a cluster may have.
+pub const MAX_WORKERS: usize = 1_000_000;
+
+impl ClusterConfig {
+    /// Checks 1 ≤ workers ≤ [`MAX_WORKERS`] and the straggler ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.workers == 0 || self.workers > MAX_WORKERS {
+            return Err(ConfigError::new(
+                "cluster.workers",
+                self.workers,
+                format!("in [1, {MAX_WORKERS}]"),
+            ));
+        }
+        if let Some(s) = self.stragglers {
+            if !(0.0..=1.0).contains(&s.fraction) {
+                return Err(ConfigError::new(
+                    "cluster.stragglers.fraction",
+                    s.fraction,
+                    "in [0, 1]",
+                ));
+            }
+            if !(s.slowdown.is_finite() && s.slowdown >= 1.0) {
+                return Err(ConfigError::new(
+                    "cluster.stragglers.slowdown",
+                    s.slowdown,
+                    "finite and ≥ 1",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Compute-time multiplier of worker `w`.
+    pub fn speed_factor(&self, w: usize) -> f64 {
+        match self.stragglers {
+            Some(s) if (w as f64) < (s.fraction * self.workers as f64).ceil() => s.slowdown,
+            _ => 1.0,
+        }
+    }
+}
+
+/// Which engine drives a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum EngineKind {
+    /// Staleness sampled from `delay` and served from the history (eq. 2.1 exactly).
+    #[default]
+    Injected,
+    /// Discrete-event simulation of the cluster in virtual time.
+    VirtualTime,
+    /// Real OS threads as workers; staleness measured.
+    Threads,
+    /// Tokio tasks as workers; staleness measured.
+    Tasks,
+}
+
+impl FromStr for EngineKind {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "injected" => Ok(Self::Injected),
+            "virtual-time" => Ok(Self::VirtualTime),
+            "threads" => Ok(Self::Threads),
+            "tasks" => Ok(Self::Tasks),
+            _ => Err(ConfigError::new(
+                "engine",
+                s,
+                "one of `injected`, `virtual-time`, `threads`, `tasks`",
+            )),
+        }
+    }
+}
+
+/// Largest history a run may keep (versions); a guard against a typo
+/// allocating gigabytes.
+pub const MAX_HISTORY: usize = 1 << 20;

@@ -1,0 +1,131 @@
+//! One configuration of Async-MSGD, shared by the runs of one point.
+
+use super::{ClusterConfig, EngineKind, HistoryConfig, ObjectiveConfig, MAX_HISTORY};
+use crate::delay::Delay;
+use crate::error::ConfigError;
+use crate::update::{RuleKind, Schedule};
+use serde::{Deserialize, Serialize};
+
+/// One configuration of Async-MSGD: objective, hyper-parameters, delay,
+/// length, recording and seeding. `runs` independent runs share it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Momentum μ in [0, 1).
+    pub momentum: f64,
+    /// Step size η > 0.
+    pub step_size: f64,
+    /// Gradients drawn per run (each is applied, or dropped by the history policy).
+    pub steps: u64,
+    /// Staleness model τ_k.
+    pub delay: Delay,
+    /// Independent runs.
+    pub runs: u32,
+    /// Master seed; run r uses streams derived from (seed, r).
+    pub seed: u64,
+    /// Error recorded on the trace every this many steps.
+    pub record_every: u64,
+    /// The reported error is the mean over this last fraction of the steps.
+    pub tail_fraction: f64,
+    /// A run whose ‖v‖ exceeds this (or turns non-finite) has diverged.
+    pub divergence_norm: f64,
+    /// Stop a run early once its error falls to this value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_error: Option<f64>,
+    /// Versions kept for injected staleness.
+    #[serde(default)]
+    pub history: HistoryConfig,
+    /// The engine that drives the run.
+    #[serde(default)]
+    pub engine: EngineKind,
+    /// The simulated cluster (engines other than `injected`).
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+    /// The problem.
+    pub objective: ObjectiveConfig,
+    /// The server's update rule (text syntax, see [`crate::update::RULE_SYNTAX`]).
+    #[serde(default)]
+    pub rule: RuleKind,
+    /// The step-size schedule (text syntax, see [`crate::update::SCHEDULE_SYNTAX`]).
+    #[serde(default)]
+    pub schedule: Schedule,
+}
+
+impl Default for RunConfig {
+    /// E1's setting at τ = 0: Σ = diag(4,3,2,1), saddle start, η = 5·10⁻⁴, μ = 0.9.
+    fn default() -> Self {
+        Self {
+            momentum: 0.9,
+            step_size: 5e-4,
+            steps: 20_000,
+            delay: Delay::constant(0),
+            runs: 100,
+            seed: 1,
+            record_every: 100,
+            tail_fraction: 0.25,
+            divergence_norm: 1e6,
+            target_error: None,
+            history: HistoryConfig::default(),
+            engine: EngineKind::Injected,
+            cluster: ClusterConfig::default(),
+            objective: ObjectiveConfig::default(),
+            rule: RuleKind::default(),
+            schedule: Schedule::default(),
+        }
+    }
+}
+
+impl RunConfig {
+    /// Checks every field against its allowed range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
+            return Err(ConfigError::new("momentum", self.momentum, "in [0, 1)"));
+        }
+        if !(self.step_size.is_finite() && self.step_size > 0.0) {
+            return Err(ConfigError::new(
+                "step_size",
+                self.step_size,
+                "finite and > 0",
+            ));
+        }
+        if self.steps == 0 {
+            return Err(ConfigError::new("steps", self.steps, "≥ 1"));
+        }
+        if self.runs == 0 {
+            return Err(ConfigError::new("runs", self.runs, "≥ 1"));
+        }
+        if self.record_every == 0 {
+            return Err(ConfigError::new("record_every", self.record_every, "≥ 1"));
+        }
+        if !(self.tail_fraction > 0.0 && self.tail_fraction <= 1.0) {
+            return Err(ConfigError::new(
+                "tail_fraction",
+                self.tail_fraction,
+                "in (0, 1]",
+            ));
+        }
+        if !(self.divergence_norm.is_finite() && self.divergence_norm > 1.0) {
+            return Err(ConfigError::new(
+                "divergence_norm",
+                self.divergence_norm,
+                "finite and > 1",
+            ));
+        }
+        if let Some(t) = self.target_error {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(ConfigError::new("target_error", t, "finite and > 0"));
+            }
+        }
+        if self.history.capacity == 0 || self.history.capacity > MAX_HISTORY {
+            return Err(ConfigError::new(
+                "history.capacity",
+                self.history.capacity,
+                format!("in [1, {MAX_HISTORY}]"),
+            ));
+        }
+        self.cluster.validate()?;
+        self.rule.validate()?;
+        self.schedule.validate()?;
+        self.objective.validate()
+    }
+}
