@@ -23,10 +23,10 @@ fn engine(c: &mut Criterion) {
         let cfg = RunConfig {
             momentum: 0.7,
             steps,
-            delay: delay.parse::<Delay>().unwrap(),
             runs: 1,
             ..RunConfig::default()
-        };
+        }
+        .with_delay(delay.parse::<Delay>().unwrap());
         let obj = AnyObjective::build(&cfg.objective).unwrap();
         let mut run = 0;
         g.bench_function(name, |b| {

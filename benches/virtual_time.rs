@@ -7,7 +7,8 @@
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use psim_common::{
-    ClusterConfig, Consistency, Delay, EngineKind, Objective, PcaConfig, RunConfig, StreamingPca,
+    ClusterConfig, Consistency, Delay, EngineConfig, EngineKind, Objective, PcaConfig, RunConfig,
+    StreamingPca,
 };
 use psim_engine::run_virtual_time;
 use psim_engine::virtual_time::bytes_per_worker;
@@ -42,15 +43,16 @@ fn config(workers: usize, steps: u64) -> RunConfig {
         runs: 1,
         record_every: steps,
         tail_fraction: 1.0 / steps as f64,
-        engine: EngineKind::VirtualTime,
-        cluster: ClusterConfig {
-            workers,
-            compute_time: Delay::Exponential { mean: 1e-3 },
-            network_delay: Delay::Constant(0.0),
-            consistency: Consistency::Asp,
-            stragglers: None,
-            ..ClusterConfig::default()
-        },
+        engine: EngineConfig::new(
+            EngineKind::VirtualTime,
+            ClusterConfig {
+                workers,
+                compute_time: Delay::Exponential { mean: 1e-3 },
+                network_delay: Delay::Constant(0.0),
+                consistency: Consistency::Asp,
+                stragglers: None,
+            },
+        ),
         ..RunConfig::default()
     }
 }

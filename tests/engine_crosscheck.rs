@@ -3,19 +3,21 @@
 //! exponential compute times), measured by the Kolmogorov–Smirnov distance.
 
 use psim_common::stats::{ks_critical, ks_distance};
-use psim_common::{AnyObjective, ClusterConfig, Delay, EngineKind, RunConfig};
+use psim_common::{AnyObjective, ClusterConfig, Delay, EngineConfig, EngineKind, RunConfig};
 use psim_engine::{run_threads, run_virtual_time};
 use std::sync::Arc;
 
 fn cfg(workers: usize, steps: u64, engine: EngineKind) -> RunConfig {
     RunConfig {
         steps,
-        engine,
-        cluster: ClusterConfig {
-            workers,
-            compute_time: Delay::Exponential { mean: 2e-3 },
-            ..ClusterConfig::default()
-        },
+        engine: EngineConfig::new(
+            engine,
+            ClusterConfig {
+                workers,
+                compute_time: Delay::Exponential { mean: 2e-3 },
+                ..ClusterConfig::default()
+            },
+        ),
         ..RunConfig::default()
     }
 }

@@ -11,9 +11,14 @@ fn small(delay: &str) -> RunConfig {
     RunConfig {
         steps: 5_000,
         runs: 1,
-        delay: delay.parse().unwrap(),
         ..RunConfig::default()
     }
+    .with_delay(delay.parse().unwrap())
+}
+
+fn with_history(mut cfg: RunConfig, capacity: usize, policy: HistoryPolicy) -> RunConfig {
+    cfg.engine.injected_mut().unwrap().history = HistoryConfig { capacity, policy };
+    cfg
 }
 
 fn fingerprint(s: &SweepResult) -> Vec<(u64, u64, u64, String)> {
@@ -43,12 +48,12 @@ fn sweeps_are_bit_identical_whatever_the_thread_count() {
         },
         grid: Grid {
             momentum: vec![0.5, 0.9],
-            step_size: vec![],
             delay: vec![
                 Delay::constant(0),
                 "uniform:0..30".parse().unwrap(),
                 "pareto:1,1.1".parse().unwrap(),
             ],
+            ..Grid::default()
         },
         tradeoff: None,
     };
@@ -114,13 +119,7 @@ fn constant_delay_is_served_exactly() {
 #[test]
 fn history_policies_count_every_out_of_range_staleness() {
     for policy in [HistoryPolicy::Clamp, HistoryPolicy::Drop] {
-        let cfg = RunConfig {
-            history: HistoryConfig {
-                capacity: 16,
-                policy,
-            },
-            ..small("uniform:0..100")
-        };
+        let cfg = with_history(small("uniform:0..100"), 16, policy);
         let obj = AnyObjective::build(&cfg.objective).unwrap();
         let r = run_injected(&cfg, &obj, 0);
         let c = r.counters;
@@ -160,7 +159,7 @@ fn divergence_is_an_outcome_and_the_sweep_goes_on() {
         grid: Grid {
             momentum: vec![0.5],
             step_size: vec![5e-4, 0.5],
-            delay: vec![],
+            ..Grid::default()
         },
         tradeoff: None,
     };
@@ -180,13 +179,7 @@ fn divergence_is_an_outcome_and_the_sweep_goes_on() {
 
 #[test]
 fn heavy_tailed_delays_with_infinite_mean_still_run() {
-    let cfg = RunConfig {
-        history: HistoryConfig {
-            capacity: 64,
-            policy: HistoryPolicy::Clamp,
-        },
-        ..small("pareto:1,0.5")
-    };
+    let cfg = with_history(small("pareto:1,0.5"), 64, HistoryPolicy::Clamp);
     let obj = AnyObjective::build(&cfg.objective).unwrap();
     let r = run_injected(&cfg, &obj, 3);
     r.counters.check().unwrap();

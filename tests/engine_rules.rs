@@ -8,10 +8,10 @@ fn diverged(rule: RuleKind, tau: u64) -> usize {
         momentum: 0.9,
         steps: 20_000,
         runs: 5,
-        delay: Delay::constant(tau),
         rule,
         ..RunConfig::default()
-    };
+    }
+    .with_delay(Delay::constant(tau));
     let o = AnyObjective::build(&cfg.objective).unwrap();
     (0..cfg.runs as u64)
         .filter(|&r| run_injected(&cfg, &o, r).outcome.diverged())
@@ -37,16 +37,18 @@ fn staleness_aware_step_survives_a_delay_that_breaks_heavy_ball() {
 /// μ = 0.9.
 #[test]
 fn the_virtual_time_engine_honours_the_rule() {
-    use psim_common::{ClusterConfig, Delay, EngineKind, RunConfig};
+    use psim_common::{ClusterConfig, Delay, EngineConfig, EngineKind, RunConfig};
     use psim_engine::run_virtual_time;
     let base = RunConfig {
         steps: 3_000,
-        engine: EngineKind::VirtualTime,
-        cluster: ClusterConfig {
-            workers: 4,
-            compute_time: Delay::Exponential { mean: 1e-3 },
-            ..ClusterConfig::default()
-        },
+        engine: EngineConfig::new(
+            EngineKind::VirtualTime,
+            ClusterConfig {
+                workers: 4,
+                compute_time: Delay::Exponential { mean: 1e-3 },
+                ..ClusterConfig::default()
+            },
+        ),
         ..RunConfig::default()
     };
     let obj = psim_common::AnyObjective::build(&base.objective).unwrap();

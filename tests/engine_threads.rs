@@ -4,8 +4,8 @@
 //! dozen steps per worker, so each test takes well under a second or two.
 
 use psim_common::{
-    Backend, Consistency, Delay, EngineKind, FailurePolicy, Objective, PcaConfig, PsimRng,
-    RunConfig, RunResult, StreamingPca,
+    Backend, ClusterConfig, Consistency, Delay, EngineConfig, EngineKind, FailurePolicy, Objective,
+    PcaConfig, PsimRng, RunConfig, RunResult, StreamingPca,
 };
 use psim_engine::{self as engine, EngineError};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +19,21 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Sets the threads engine's back-end (the tasks engine has none: its server is a task).
+fn set_backend(cfg: &mut RunConfig, backend: Backend) {
+    if let EngineConfig::Threads(t) = &mut cfg.engine {
+        t.backend = backend;
+    }
+}
+
+fn set_failure(cfg: &mut RunConfig, policy: FailurePolicy) {
+    match &mut cfg.engine {
+        EngineConfig::Threads(t) => t.on_worker_failure = policy,
+        EngineConfig::Tasks(t) => t.on_worker_failure = policy,
+        _ => {}
+    }
+}
+
 fn pca() -> StreamingPca {
     StreamingPca::new(&PcaConfig::default()).unwrap()
 }
@@ -28,12 +43,12 @@ fn cluster_cfg(engine: EngineKind, workers: usize, consistency: &str, steps: u64
         steps,
         runs: 1,
         record_every: 10,
-        engine,
+        engine: EngineConfig::new(engine, ClusterConfig::default()),
         ..RunConfig::default()
     };
-    cfg.cluster.workers = workers;
-    cfg.cluster.compute_time = Delay::Constant(2e-3);
-    cfg.cluster.consistency = consistency.parse().unwrap();
+    cfg.cluster_mut().unwrap().workers = workers;
+    cfg.cluster_mut().unwrap().compute_time = Delay::Constant(2e-3);
+    cfg.cluster_mut().unwrap().consistency = consistency.parse().unwrap();
     cfg.validate().unwrap();
     cfg
 }
@@ -69,7 +84,7 @@ fn asp_mean_staleness_is_workers_minus_one() {
         (EngineKind::Tasks, Backend::Lock, 32),
     ] {
         let mut cfg = cluster_cfg(engine, m, "asp", 40 * m as u64);
-        cfg.cluster.backend = backend;
+        set_backend(&mut cfg, backend);
         let r = run_ok(&cfg, &o);
         let mean = r.staleness.mean();
         let want = (m - 1) as f64;
@@ -99,9 +114,9 @@ fn ssp_never_exceeds_its_bound_and_waits() {
     for (engine, backend) in engines() {
         for bound in [0, 2] {
             let mut cfg = cluster_cfg(engine, 8, &format!("ssp:{bound}"), 160);
-            cfg.cluster.backend = backend;
+            set_backend(&mut cfg, backend);
             // Unequal speeds make the bound bite.
-            cfg.cluster.compute_time = "uniform:0.0005..0.003".parse().unwrap();
+            cfg.cluster_mut().unwrap().compute_time = "uniform:0.0005..0.003".parse().unwrap();
             let r = run_ok(&cfg, &o);
             assert!(
                 r.staleness.max() <= bound,
@@ -123,7 +138,7 @@ fn bsp_records_zero_staleness_and_averages_rounds() {
     let o = pca();
     for (engine, backend) in engines() {
         let mut cfg = cluster_cfg(engine, 8, "bsp", 20);
-        cfg.cluster.backend = backend;
+        set_backend(&mut cfg, backend);
         let r = run_ok(&cfg, &o);
         assert_eq!(r.staleness.max(), 0);
         // Every update is one round of 8 gradients.
@@ -139,9 +154,9 @@ fn bsp_single_worker_matches_the_injected_engine_at_zero_delay() {
     // seeding, so the iterates agree exactly: a check on the update path.
     let o = pca();
     let mut cfg = cluster_cfg(EngineKind::Threads, 1, "bsp", 50);
-    cfg.cluster.compute_time = Delay::Constant(0.0);
+    cfg.cluster_mut().unwrap().compute_time = Delay::Constant(0.0);
     let threads = run_ok(&cfg, &o);
-    cfg.engine = EngineKind::Injected;
+    cfg.engine = EngineConfig::default();
     let injected = run_ok(&cfg, &o);
     assert_eq!(threads.final_error, injected.final_error);
 }
@@ -152,8 +167,8 @@ fn target_error_stops_every_worker() {
     let o = pca();
     for (engine, backend) in engines() {
         let mut cfg = cluster_cfg(engine, 4, "asp", 1_000_000);
-        cfg.cluster.backend = backend;
-        cfg.cluster.compute_time = Delay::Constant(0.0);
+        set_backend(&mut cfg, backend);
+        cfg.cluster_mut().unwrap().compute_time = Delay::Constant(0.0);
         cfg.step_size = 0.01;
         cfg.momentum = 0.5;
         cfg.target_error = Some(0.3);
@@ -204,15 +219,15 @@ fn a_panicking_worker_ends_or_leaves_the_run_never_hangs() {
                 at: 10,
             };
             let mut cfg = cluster_cfg(engine, 4, consistency, 60);
-            cfg.cluster.backend = backend;
-            cfg.cluster.compute_time = Delay::Constant(5e-4);
+            set_backend(&mut cfg, backend);
+            cfg.cluster_mut().unwrap().compute_time = Delay::Constant(5e-4);
             match engine::run(&cfg, &faulty(), 0) {
                 Err(EngineError::WorkerFailed { message, .. }) => {
                     assert!(message.contains("injected fault"), "{message}")
                 }
                 other => panic!("{engine:?}/{backend:?}/{consistency}: {other:?}"),
             }
-            cfg.cluster.on_worker_failure = FailurePolicy::Continue;
+            set_failure(&mut cfg, FailurePolicy::Continue);
             let r = run_ok(&cfg, &faulty());
             assert_eq!(r.histograms["failed_workers"].count(), 1);
             assert_eq!(
@@ -232,7 +247,7 @@ fn pareto_compute_times_with_32_workers_finish_and_report_quantiles() {
     let o = pca();
     for engine in [EngineKind::Threads, EngineKind::Tasks] {
         let mut cfg = cluster_cfg(engine, 32, "asp", 1500);
-        cfg.cluster.compute_time = "pareto:0.0002,1.1".parse().unwrap();
+        cfg.cluster_mut().unwrap().compute_time = "pareto:0.0002,1.1".parse().unwrap();
         let r = run_ok(&cfg, &o);
         let s = r.staleness.summary();
         assert_eq!(s.count, 1500);
@@ -249,7 +264,7 @@ fn infinite_mean_pareto_ends_at_the_step_limit() {
     // slices that watch the stop flag, so the run ends at its step limit
     // even while some workers are in a long sleep.
     let mut cfg = cluster_cfg(EngineKind::Threads, 32, "asp", 1000);
-    cfg.cluster.compute_time = "pareto:0.0002,0.9".parse().unwrap();
+    cfg.cluster_mut().unwrap().compute_time = "pareto:0.0002,0.9".parse().unwrap();
     let started = std::time::Instant::now();
     let r = run_ok(&cfg, &pca());
     assert_eq!(r.counters.applied, 1000);
@@ -268,8 +283,8 @@ fn stragglers_push_less_often_and_see_staler_parameters() {
     // ≈ 4·6.5 − 0.25 ≈ 26 updates and a fast one's ≈ 6.5 − 1 = 5.5 (ratio ≈ 4.7;
     // asserted > 2), and a slow worker pushes 4× less often (asserted > 2×).
     let mut cfg = cluster_cfg(EngineKind::Threads, 8, "asp", 600);
-    cfg.cluster.compute_time = Delay::Constant(1e-3);
-    cfg.cluster.stragglers = Some(psim_common::Stragglers {
+    cfg.cluster_mut().unwrap().compute_time = Delay::Constant(1e-3);
+    cfg.cluster_mut().unwrap().stragglers = Some(psim_common::Stragglers {
         fraction: 0.25,
         slowdown: 4.0,
     });
@@ -295,7 +310,7 @@ fn thousands_of_tasks() {
     let _g = serial();
     let o = pca();
     let mut cfg = cluster_cfg(EngineKind::Tasks, 2000, "asp", 6000);
-    cfg.cluster.compute_time = Delay::Constant(1e-3);
+    cfg.cluster_mut().unwrap().compute_time = Delay::Constant(1e-3);
     // Staleness ≈ 2000 diverges at E1's μ and η; plain small-step SGD does not.
     cfg.momentum = 0.0;
     cfg.step_size = 1e-5;
@@ -308,7 +323,7 @@ fn thousands_of_tasks() {
         r.staleness.summary()
     );
     let mut bsp = cfg.clone();
-    bsp.cluster.consistency = Consistency::Bsp;
+    bsp.cluster_mut().unwrap().consistency = Consistency::Bsp;
     bsp.steps = 3;
     let r = run_ok(&bsp, &o);
     assert_eq!(r.counters.applied, 3 * 2000);
@@ -317,7 +332,7 @@ fn thousands_of_tasks() {
 #[test]
 fn too_many_threads_is_a_config_error() {
     let mut cfg = cluster_cfg(EngineKind::Threads, 5000, "asp", 10);
-    cfg.cluster.compute_time = Delay::Constant(0.0);
+    cfg.cluster_mut().unwrap().compute_time = Delay::Constant(0.0);
     let e = engine::run(&cfg, &pca(), 0).unwrap_err().to_string();
     assert!(e.contains("cluster.workers") && e.contains("tasks"), "{e}");
 }

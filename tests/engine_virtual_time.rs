@@ -2,7 +2,8 @@
 //! implies, SSP/BSP bounds hold, runs are reproducible and counters balance.
 
 use psim_common::{
-    ClusterConfig, Consistency, Delay, EngineKind, PcaConfig, RunConfig, RunResult, StreamingPca,
+    ClusterConfig, Consistency, Delay, EngineConfig, EngineKind, PcaConfig, RunConfig, RunResult,
+    StreamingPca,
 };
 use psim_engine::{run, run_injected, run_virtual_time};
 
@@ -14,15 +15,16 @@ fn cfg(workers: usize, compute: &str, consistency: Consistency, steps: u64) -> R
     RunConfig {
         steps,
         seed: 11,
-        engine: EngineKind::VirtualTime,
-        cluster: ClusterConfig {
-            workers,
-            compute_time: compute.parse::<Delay>().unwrap(),
-            network_delay: Delay::Constant(0.0),
-            consistency,
-            stragglers: None,
-            ..ClusterConfig::default()
-        },
+        engine: EngineConfig::new(
+            EngineKind::VirtualTime,
+            ClusterConfig {
+                workers,
+                compute_time: compute.parse::<Delay>().unwrap(),
+                network_delay: Delay::Constant(0.0),
+                consistency,
+                stragglers: None,
+            },
+        ),
         ..RunConfig::default()
     }
 }
@@ -113,7 +115,7 @@ fn ssp_with_random_network_delays_holds_overtaking_pushes() {
         Consistency::Ssp { bound: 3 },
         10_000,
     );
-    c.cluster.network_delay = "exp:0.002".parse().unwrap();
+    c.cluster_mut().unwrap().network_delay = "exp:0.002".parse().unwrap();
     let r = vt(&c);
     assert!(r.staleness.max() <= 3);
     r.counters.check().unwrap();
@@ -122,7 +124,7 @@ fn ssp_with_random_network_delays_holds_overtaking_pushes() {
 #[test]
 fn bsp_has_zero_staleness_and_waits_for_the_slowest() {
     let mut c = cfg(8, "const:0.001", Consistency::Bsp, 1_000);
-    c.cluster.stragglers = Some(psim_common::Stragglers {
+    c.cluster_mut().unwrap().stragglers = Some(psim_common::Stragglers {
         fraction: 0.1,
         slowdown: 3.0,
     });
@@ -137,7 +139,7 @@ fn bsp_has_zero_staleness_and_waits_for_the_slowest() {
 #[test]
 fn same_seed_same_run_and_another_seed_another() {
     let mut c = cfg(7, "lognormal:-7,0.5", Consistency::Asp, 5_000);
-    c.cluster.network_delay = "exp:0.0005".parse().unwrap();
+    c.cluster_mut().unwrap().network_delay = "exp:0.0005".parse().unwrap();
     let a = vt(&c);
     let b = vt(&c);
     assert_eq!(a.trace, b.trace);
@@ -158,7 +160,7 @@ fn one_worker_is_the_synchronous_injected_run() {
     // the same data stream (worker 0) and so the same iterates as τ = 0.
     let mut c = cfg(1, "exp:1", Consistency::Asp, 3_000);
     let v = vt(&c);
-    c.engine = EngineKind::Injected;
+    c.engine = EngineConfig::default();
     let i = run_injected(&c, &pca(), 0);
     assert_eq!(v.final_error.to_bits(), i.final_error.to_bits());
     assert_eq!(v.staleness.max(), 0);
@@ -235,7 +237,7 @@ fn too_many_workers_for_the_dimension_is_a_clear_error() {
     let mlp = psim_common::AnyObjective::build(&c.objective).unwrap();
     let e = run(&c, &mlp, 0).unwrap_err().to_string();
     assert!(
-        e.contains("`cluster.workers`") && e.contains("at most"),
+        e.contains("cluster.workers`") && e.contains("at most"),
         "{e}"
     );
 }

@@ -11,15 +11,18 @@ mod engine;
 mod experiment;
 mod objective;
 mod run;
+pub mod setting;
 
 pub use engine::*;
 pub use experiment::*;
 pub use objective::*;
 pub use run::*;
+pub use setting::Setting;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delay::Delay;
 
     fn err(cfg: RunConfig) -> String {
         cfg.validate().unwrap_err().to_string()
@@ -32,8 +35,8 @@ mod tests {
             base: RunConfig::default(),
             grid: Grid {
                 momentum: vec![0.5, 0.9],
-                step_size: vec![],
                 delay: vec!["uniform:0..4".parse().unwrap()],
+                ..Grid::default()
             },
             tradeoff: Some(Tolerance::default()),
         };
@@ -132,13 +135,16 @@ mod tests {
             ),
             (
                 RunConfig {
-                    history: HistoryConfig {
-                        capacity: 0,
-                        policy: HistoryPolicy::Clamp,
-                    },
+                    engine: EngineConfig::Injected(InjectedConfig {
+                        history: HistoryConfig {
+                            capacity: 0,
+                            policy: HistoryPolicy::Clamp,
+                        },
+                        ..Default::default()
+                    }),
                     ..d()
                 },
-                "history.capacity",
+                "engine.history.capacity",
                 "[1,",
             ),
             (
@@ -249,13 +255,16 @@ mod tests {
     #[test]
     fn cluster_validation_and_syntax() {
         let bad = RunConfig {
-            cluster: ClusterConfig {
-                workers: 0,
-                ..Default::default()
-            },
+            engine: EngineConfig::new(
+                EngineKind::VirtualTime,
+                ClusterConfig {
+                    workers: 0,
+                    ..Default::default()
+                },
+            ),
             ..RunConfig::default()
         };
-        assert!(err(bad).contains("`cluster.workers`"));
+        assert!(err(bad).contains("cluster.workers`"));
         let slow = ClusterConfig {
             workers: 10,
             stragglers: Some(Stragglers {
@@ -312,5 +321,55 @@ mod tests {
                 .to_string()
                 .contains("objective.init"));
         }
+    }
+
+    #[test]
+    fn an_engine_setting_cannot_be_written_for_another_engine() {
+        // A delay model on a cluster engine, or workers on the injected
+        // engine, is not a value the types can hold: the config file is refused.
+        let text = |engine: &str| {
+            format!(
+                "name = \"t\"\n[base]\nmomentum = 0.9\nstep_size = 0.001\nsteps = 10\nruns = 1\nseed = 1\nrecord_every = 1\ntail_fraction = 0.5\ndivergence_norm = 10.0\n[base.objective]\nkind = \"pca\"\nspectrum = [2.0, 1.0]\n{engine}"
+            )
+        };
+        let ok = text("[base.engine]\nkind = \"injected\"\ndelay = \"const:3\"\n");
+        let e: Experiment = toml::from_str(&ok).unwrap();
+        assert_eq!(e.base.injected().unwrap().delay, Delay::constant(3));
+        for (bad, key) in [
+            ("[base.engine]\nkind = \"virtual-time\"\ndelay = \"const:3\"\n[base.engine.cluster]\nworkers = 2\ncompute_time = \"const:1\"\nnetwork_delay = \"const:0\"\nconsistency = \"asp\"\n", "delay"),
+            ("[base.engine]\nkind = \"injected\"\ndelay = \"const:3\"\nworkers = 4\n", "workers"),
+            ("[base.engine]\nkind = \"tasks\"\nbackend = \"lock\"\n[base.engine.cluster]\nworkers = 2\ncompute_time = \"const:1\"\nnetwork_delay = \"const:0\"\nconsistency = \"asp\"\n", "backend"),
+        ] {
+            let err = toml::from_str::<Experiment>(&text(bad)).unwrap_err().to_string();
+            assert!(err.contains(key), "expected `{key}` named in: {err}");
+        }
+    }
+
+    #[test]
+    fn grid_axes_must_suit_the_engine() {
+        let mut e = Experiment {
+            name: "t".into(),
+            base: RunConfig::default(),
+            grid: Grid {
+                workers: vec![1, 2],
+                ..Grid::default()
+            },
+            tradeoff: None,
+        };
+        let msg = e.validate().unwrap_err().to_string();
+        assert!(
+            msg.contains("grid.workers") && msg.contains("cluster engines"),
+            "{msg}"
+        );
+        e.base.engine = EngineConfig::new(EngineKind::VirtualTime, ClusterConfig::default());
+        e.validate().unwrap();
+        assert_eq!(e.points().len(), 2);
+        assert_eq!(e.points()[1].cluster().unwrap().workers, 2);
+        e.grid.delay = vec![Delay::constant(1)];
+        let msg = e.validate().unwrap_err().to_string();
+        assert!(
+            msg.contains("grid.delay") && msg.contains("injected"),
+            "{msg}"
+        );
     }
 }

@@ -8,7 +8,9 @@
 use crate::record::RunRecorder;
 use psim_common::delay::DelayModel;
 use psim_common::seed::Stream;
-use psim_common::{Delay, Objective, Outcome, RunConfig, RunResult, SeedTree, StalenessHistogram};
+use psim_common::{
+    Delay, InjectedConfig, Objective, Outcome, RunConfig, RunResult, SeedTree, StalenessHistogram,
+};
 use psim_server::{Rule, Served, ServerState};
 use psim_worker::Worker;
 use std::collections::BTreeMap;
@@ -18,14 +20,18 @@ pub use crate::record::TAIL_STRIDE;
 
 /// History the run needs: the configured capacity, cut to what a bounded
 /// delay model can ask for.
-pub fn history_capacity(cfg: &RunConfig) -> usize {
-    match cfg.delay.upper_bound() {
-        Some(b) => cfg.history.capacity.min(b.round() as usize + 1),
-        None => cfg.history.capacity,
+pub fn history_capacity(engine: &InjectedConfig) -> usize {
+    match engine.delay.upper_bound() {
+        Some(b) => engine.history.capacity.min(b.round() as usize + 1),
+        None => engine.history.capacity,
     }
 }
 
 /// Runs run `run` of `cfg` on `objective` with injected staleness.
+///
+/// # Panics
+/// When `cfg` names another engine: a programming error, since
+/// [`crate::run`] dispatches on the engine.
 pub fn run_injected<O: Objective + ?Sized>(cfg: &RunConfig, objective: &O, run: u64) -> RunResult {
     run_injected_from(cfg, objective, run, None).0
 }
@@ -40,6 +46,9 @@ pub fn run_injected_from<O: Objective + ?Sized>(
     run: u64,
     start: Option<&[f64]>,
 ) -> (RunResult, Vec<f64>) {
+    let engine = cfg
+        .injected()
+        .expect("the injected engine runs injected-engine configurations");
     let started = Instant::now();
     let seeds = SeedTree::new(cfg.seed);
     let dim = objective.dim();
@@ -49,7 +58,12 @@ pub fn run_injected_from<O: Objective + ?Sized>(
         None => objective.initial_point(&mut seeds.rng(run, 0, Stream::Init), &mut initial),
     }
     let rule = Rule::from_config(cfg);
-    let mut server = ServerState::new(&initial, rule, history_capacity(cfg), cfg.history.policy);
+    let mut server = ServerState::new(
+        &initial,
+        rule,
+        history_capacity(engine),
+        engine.history.policy,
+    );
     let mut worker = Worker::new(0, seeds.rng(run, 0, Stream::Data), dim);
     let mut delay_rng = seeds.rng(run, 0, Stream::Delay);
     let mut staleness = StalenessHistogram::new();
@@ -57,7 +71,7 @@ pub fn run_injected_from<O: Objective + ?Sized>(
     let mut rec = RunRecorder::new(cfg, objective);
     let mut outcome = Outcome::StepsReached;
     // A constant delay needs no draw: skip the model's dispatch on the hot path.
-    let constant_delay = match cfg.delay {
+    let constant_delay = match engine.delay {
         Delay::Constant(c) => Some(c as u64),
         _ => None,
     };
@@ -68,7 +82,7 @@ pub fn run_injected_from<O: Objective + ?Sized>(
         }
         let tau = match constant_delay {
             Some(tau) => tau,
-            None => cfg.delay.sample_steps(&mut delay_rng),
+            None => engine.delay.sample_steps(&mut delay_rng),
         };
         let s = match server.serve(tau) {
             Served::Exact { staleness } | Served::Clamped { staleness } => staleness,

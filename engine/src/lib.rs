@@ -15,7 +15,7 @@ pub use threads::run_threads;
 pub use virtual_time::run_virtual_time;
 pub use wall_clock::{throughput, time_to_target};
 
-use psim_common::{EngineKind, Objective, RunConfig, RunResult};
+use psim_common::{EngineConfig, EngineKind, Objective, RunConfig, RunResult};
 use thiserror::Error;
 
 /// Why an engine could not run a configuration.
@@ -30,6 +30,14 @@ pub enum EngineError {
     /// A run broke an accounting invariant (a bug, never bad input).
     #[error("invariant violated: {0}")]
     Invariant(String),
+    /// An engine was handed another engine's configuration (a programming error).
+    #[error("the {engine} engine cannot run a {configured} configuration")]
+    WrongEngine {
+        /// The engine called.
+        engine: &'static str,
+        /// The engine the configuration names.
+        configured: EngineKind,
+    },
     /// The async runtime could not be built.
     #[error("cannot start the tokio runtime: {0}")]
     Runtime(String),
@@ -41,13 +49,13 @@ pub fn run<O: Objective + Clone + 'static>(
     objective: &O,
     run: u64,
 ) -> Result<RunResult, EngineError> {
-    match cfg.engine {
-        EngineKind::Injected => Ok(run_injected(cfg, objective, run)),
-        EngineKind::VirtualTime => {
-            virtual_time::check_memory(cfg.cluster.workers, objective.dim())?;
+    match &cfg.engine {
+        EngineConfig::Injected(_) => Ok(run_injected(cfg, objective, run)),
+        EngineConfig::VirtualTime(v) => {
+            virtual_time::check_memory(v.cluster.workers, objective.dim())?;
             Ok(run_virtual_time(cfg, objective, run))
         }
-        EngineKind::Threads => run_threads(cfg, std::sync::Arc::new(objective.clone()), run),
-        EngineKind::Tasks => run_tasks(cfg, std::sync::Arc::new(objective.clone()), run),
+        EngineConfig::Threads(_) => run_threads(cfg, std::sync::Arc::new(objective.clone()), run),
+        EngineConfig::Tasks(_) => run_tasks(cfg, std::sync::Arc::new(objective.clone()), run),
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::wall_clock::{finish, prepare};
 use crate::EngineError;
-use psim_common::{FailurePolicy, Objective, RunConfig, RunResult};
+use psim_common::{EngineConfig, FailurePolicy, Objective, RunConfig, RunResult};
 use psim_server::backend::{StopReason, TaskServer};
 use psim_worker::runner::{spawn_task_workers, FailureHook};
 use std::sync::atomic::Ordering;
@@ -16,7 +16,13 @@ pub fn run_tasks<O: Objective + 'static>(
     objective: Arc<O>,
     run: u64,
 ) -> Result<RunResult, EngineError> {
-    let workers = cfg.cluster.workers;
+    let EngineConfig::Tasks(engine) = &cfg.engine else {
+        return Err(EngineError::WrongEngine {
+            engine: "tasks",
+            configured: cfg.engine_kind(),
+        });
+    };
+    let workers = engine.cluster.workers;
     let _span = tracing::info_span!("run", engine = "tasks", run, workers).entered();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -26,7 +32,7 @@ pub fn run_tasks<O: Objective + 'static>(
         .map_err(|e| EngineError::Runtime(e.to_string()))?;
     let prepared = prepare(cfg, &objective, run);
     let stop_flag = prepared.plan.stop.clone();
-    let policy = cfg.cluster.on_worker_failure;
+    let policy = engine.on_worker_failure;
     let (core, reports) = runtime.block_on(async move {
         let (server, clients) = TaskServer::spawn(prepared.core);
         let halt = server.halter();

@@ -4,7 +4,9 @@
 
 use crate::wall_clock::{finish, prepare};
 use crate::EngineError;
-use psim_common::{Backend, ConfigError, FailurePolicy, Objective, RunConfig, RunResult};
+use psim_common::{
+    Backend, ConfigError, EngineConfig, FailurePolicy, Objective, RunConfig, RunResult,
+};
 use psim_server::backend::{ChannelServer, LockServer, StopReason};
 use psim_worker::runner::{spawn_thread_workers, FailureHook};
 use std::sync::atomic::Ordering;
@@ -19,10 +21,16 @@ pub fn run_threads<O: Objective + 'static>(
     objective: Arc<O>,
     run: u64,
 ) -> Result<RunResult, EngineError> {
-    let workers = cfg.cluster.workers;
+    let EngineConfig::Threads(engine) = &cfg.engine else {
+        return Err(EngineError::WrongEngine {
+            engine: "threads",
+            configured: cfg.engine_kind(),
+        });
+    };
+    let workers = engine.cluster.workers;
     if workers > MAX_THREADS {
         return Err(ConfigError::new(
-            "cluster.workers",
+            "engine.cluster.workers",
             workers,
             format!("≤ {MAX_THREADS} for the threads engine (use `tasks` for more)"),
         )
@@ -31,8 +39,8 @@ pub fn run_threads<O: Objective + 'static>(
     let _span = tracing::info_span!("run", engine = "threads", run, workers).entered();
     let prepared = prepare(cfg, &objective, run);
     let stop_flag = prepared.plan.stop.clone();
-    let policy = cfg.cluster.on_worker_failure;
-    let (core, reports) = match cfg.cluster.backend {
+    let policy = engine.on_worker_failure;
+    let (core, reports) = match engine.backend {
         Backend::Lock => {
             let server = Arc::new(LockServer::new(prepared.core));
             let hook: FailureHook = {

@@ -73,6 +73,16 @@ fn time_key(t: f64) -> u64 {
     }
 }
 
+/// The cluster of a virtual-time configuration.
+///
+/// # Panics
+/// When `cfg` names another engine: a programming error, since
+/// [`crate::run`] dispatches on the engine.
+fn cluster_of(cfg: &RunConfig) -> &psim_common::ClusterConfig {
+    cfg.cluster()
+        .expect("the virtual-time engine runs cluster configurations")
+}
+
 /// Bytes the engine holds per simulated worker for a problem of dimension
 /// `dim` (parameter copy, gradient buffer, worker and slot state, heap entry);
 /// the figure the benchmark checks against a counting allocator.
@@ -94,7 +104,7 @@ pub fn check_memory(workers: usize, dim: usize) -> Result<(), psim_common::Confi
     let per = bytes_per_worker(dim);
     if workers.saturating_mul(per) > MAX_WORKER_BYTES {
         return Err(psim_common::ConfigError::new(
-            "cluster.workers",
+            "engine.cluster.workers",
             workers,
             format!(
                 "at most {} for a problem of dimension {dim} ({per} B per worker, {} GiB in all)",
@@ -158,14 +168,14 @@ impl<'a, O: Objective + ?Sized> Cluster<'a, O> {
     fn new(cfg: &'a RunConfig, objective: &'a O, run: u64) -> Self {
         let seeds = SeedTree::new(cfg.seed);
         let dim = objective.dim();
-        let m = cfg.cluster.workers;
+        let m = cluster_of(cfg).workers;
         let mut initial = vec![0.0; dim];
         objective.initial_point(&mut seeds.rng(run, 0, Stream::Init), &mut initial);
         // The configured update rule, as in every engine.
         let rule = Rule::from_config(cfg);
         // The worker copies carry the stale parameters: the server keeps
         // no history beyond the current version.
-        let server = ServerState::new(&initial, rule, 1, cfg.history.policy);
+        let server = ServerState::without_history(&initial, rule);
         let workers = (0..m)
             .map(|w| Worker::new(w as u64, seeds.rng(run, w as u64, Stream::Data), dim))
             .collect();
@@ -173,7 +183,7 @@ impl<'a, O: Objective + ?Sized> Cluster<'a, O> {
             .map(|w| Slot {
                 delay_rng: seeds.rng(run, w as u64, Stream::Delay),
                 fetched_version: 0,
-                speed: cfg.cluster.speed_factor(w),
+                speed: cluster_of(cfg).speed_factor(w),
             })
             .collect();
         Self {
@@ -215,8 +225,9 @@ impl<'a, O: Objective + ?Sized> Cluster<'a, O> {
         self.copies[at..at + self.dim].copy_from_slice(self.server.params());
         let slot = &mut self.slots[w];
         slot.fetched_version = self.server.version();
-        let compute = self.cfg.cluster.compute_time.sample(&mut slot.delay_rng) * slot.speed;
-        let network = self.cfg.cluster.network_delay.sample(&mut slot.delay_rng);
+        let c = cluster_of(self.cfg);
+        let compute = c.compute_time.sample(&mut slot.delay_rng) * slot.speed;
+        let network = c.network_delay.sample(&mut slot.delay_rng);
         self.now + compute + network
     }
 
@@ -260,14 +271,14 @@ pub fn run_virtual_time<O: Objective + ?Sized>(
     let _span = debug_span!(
         "virtual_time",
         run,
-        workers = cfg.cluster.workers,
-        consistency = %cfg.cluster.consistency
+        workers = cluster_of(cfg).workers,
+        consistency = %cluster_of(cfg).consistency
     )
     .entered();
     let started = Instant::now();
     let mut cluster = Cluster::new(cfg, objective, run);
     let mut rec = Recorder::new(cfg, objective);
-    match cfg.cluster.consistency {
+    match cluster_of(cfg).consistency {
         Consistency::Asp => run_asp(&mut cluster, &mut rec),
         Consistency::Ssp { bound } => run_ssp(&mut cluster, &mut rec, bound),
         Consistency::Bsp => run_bsp(&mut cluster, &mut rec),

@@ -95,23 +95,26 @@ pub fn prepare<O: Objective + ?Sized>(
     let rule = Rule::from_config(cfg);
     let stop = Arc::new(AtomicBool::new(false));
     let monitor = RunMonitor::new(cfg, objective.clone(), &initial, stop.clone());
-    let workers = cfg.cluster.workers;
+    let cluster = cfg
+        .cluster()
+        .expect("the threads and tasks engines run cluster configurations");
+    let workers = cluster.workers;
     let core = ServerCore::new(
         ServerState::without_history(&initial, rule),
         monitor,
-        cfg.cluster.consistency,
+        cluster.consistency,
         workers,
     );
     let setups = (0..workers)
         .map(|w| WorkerSetup {
             worker: Worker::new(w as u64, seeds.rng(run, w as u64, Stream::Data), dim),
             delay_rng: seeds.rng(run, w as u64, Stream::Delay),
-            speed_factor: cfg.cluster.speed_factor(w),
+            speed_factor: cluster.speed_factor(w),
         })
         .collect();
     let plan = WorkerPlan {
-        compute_time: cfg.cluster.compute_time.clone(),
-        network_delay: cfg.cluster.network_delay.clone(),
+        compute_time: cluster.compute_time.clone(),
+        network_delay: cluster.network_delay.clone(),
         max_sleep: MAX_SLEEP,
         stop,
         stagger: true,
@@ -167,7 +170,7 @@ pub fn finish<O: Objective + ?Sized>(
             Outcome::StepsReached
         }
     };
-    if !failures.is_empty() && cfg.cluster.on_worker_failure == FailurePolicy::Stop {
+    if !failures.is_empty() && cfg.engine.on_worker_failure() == Some(FailurePolicy::Stop) {
         return Err(first_failure());
     }
     let wall_seconds = started.elapsed().as_secs_f64();

@@ -34,10 +34,10 @@ fn main() {
         let gr = t.elapsed().as_secs_f64() / (n / 4) as f64 * 1e9;
         let cfg = RunConfig {
             momentum: 0.7,
-            delay: psim_common::Delay::constant(10),
             steps: 200_000,
             ..Default::default()
-        };
+        }
+        .with_delay(psim_common::Delay::constant(10));
         let o = AnyObjective::build(&cfg.objective).unwrap();
         let t = Instant::now();
         let mut steps = 0;

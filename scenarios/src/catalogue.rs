@@ -7,7 +7,8 @@
 
 use crate::output::{OutputDir, OutputError};
 use crate::sweep::{SweepError, SweepOptions};
-use psim_common::Experiment;
+use psim_common::config::setting::list;
+use psim_common::{EngineKind, Experiment, Setting};
 use thiserror::Error;
 
 /// Why a scenario failed.
@@ -22,6 +23,26 @@ pub enum ScenarioError {
     /// The experiment does not fit the scenario.
     #[error("{0}")]
     Unsuitable(String),
+    /// A setting the scenario does not use was given a value.
+    #[error("`{key}` is not used by scenario `{scenario}`, so it is refused rather than ignored; {scenario} accepts: {accepts}")]
+    Refused {
+        /// The config key.
+        key: &'static str,
+        /// The scenario.
+        scenario: &'static str,
+        /// What it accepts.
+        accepts: String,
+    },
+    /// The scenario cannot run on that engine.
+    #[error("scenario `{scenario}` runs on {engines}, not on the {engine} engine")]
+    Engine {
+        /// The scenario.
+        scenario: &'static str,
+        /// The engine asked for.
+        engine: EngineKind,
+        /// The engines it runs on.
+        engines: String,
+    },
 }
 
 /// A named, reproducible experiment.
@@ -30,8 +51,38 @@ pub trait Scenario: Sync {
     fn name(&self) -> &'static str;
     /// One line for `psim reproduce --list`.
     fn title(&self) -> &'static str;
-    /// The experiment with its embedded defaults.
+    /// The experiment with its embedded defaults, on its default engine.
     fn experiment(&self) -> Experiment;
+    /// The settings the scenario honours: a flag or config key outside
+    /// this set is refused with its name (see [`check`]).
+    fn accepts(&self) -> &'static [Setting];
+    /// The engines the scenario runs on (the first is its default).
+    fn engines(&self) -> &'static [EngineKind] {
+        &[EngineKind::Injected]
+    }
+    /// The experiment with its embedded defaults on `engine`, one of
+    /// [`Scenario::engines`].
+    fn experiment_on(&self, engine: EngineKind) -> Result<Experiment, ScenarioError> {
+        let e = self.experiment();
+        if e.base.engine_kind() == engine {
+            Ok(e)
+        } else {
+            Err(self.wrong_engine(engine))
+        }
+    }
+    /// The error for an engine the scenario does not run on.
+    fn wrong_engine(&self, engine: EngineKind) -> ScenarioError {
+        ScenarioError::Engine {
+            scenario: self.name(),
+            engine,
+            engines: self
+                .engines()
+                .iter()
+                .map(|k| k.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
     /// How many runs `experiment` will execute (for the progress bar).
     fn total_runs(&self, experiment: &Experiment) -> u64 {
         experiment.points().len() as u64 * experiment.base.runs as u64
@@ -46,6 +97,26 @@ pub trait Scenario: Sync {
     ) -> Result<String, ScenarioError>;
 }
 
+/// Checks that `e` changes, against the scenario's defaults on its engine,
+/// only settings the scenario accepts; names the first key that it does not.
+pub fn check(scenario: &dyn Scenario, e: &Experiment) -> Result<(), ScenarioError> {
+    let kind = e.base.engine_kind();
+    if !scenario.engines().contains(&kind) {
+        return Err(scenario.wrong_engine(kind));
+    }
+    let defaults = scenario.experiment_on(kind)?;
+    for s in Setting::ALL {
+        if !scenario.accepts().contains(&s) && s.value(e) != s.value(&defaults) {
+            return Err(ScenarioError::Refused {
+                key: s.key(),
+                scenario: scenario.name(),
+                accepts: list(scenario.accepts()),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Every scenario psim knows.
 pub fn catalogue() -> Vec<&'static dyn Scenario> {
     vec![
@@ -55,6 +126,7 @@ pub fn catalogue() -> Vec<&'static dyn Scenario> {
         &crate::experiments::spiky::SpikyScenario,
         &crate::experiments::escape::EscapeTimesScenario,
         &crate::experiments::momentum_vs_workers::MomentumVsWorkers,
+        &crate::experiments::speedup::Speedup,
     ]
 }
 

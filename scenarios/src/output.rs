@@ -7,7 +7,7 @@
 //! named directory must be new or empty unless `force` is set, and the
 //! default `psim-out/NAME` gets a numeric suffix when taken.
 
-use crate::experiments::tradeoff::TradeoffRow;
+use crate::experiments::tradeoff::{TradeoffRow, TradeoffTable, WorkersRow};
 use crate::plot::{Plot, Series};
 use crate::sweep::SweepResult;
 use psim_common::Experiment;
@@ -156,7 +156,7 @@ pub struct Summary<'a> {
     pub points: Vec<&'a crate::sweep::PointSummary>,
     /// Optimal delays per (μ, η), when analysed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tradeoff: Option<&'a [TradeoffRow]>,
+    pub tradeoff: Option<&'a TradeoffTable>,
 }
 
 fn f(v: f64) -> String {
@@ -172,7 +172,7 @@ fn f(v: f64) -> String {
 pub fn write_sweep(
     out: &OutputDir,
     sweep: &SweepResult,
-    tradeoff: Option<&[TradeoffRow]>,
+    tradeoff: Option<&TradeoffTable>,
 ) -> Result<Vec<PathBuf>, OutputError> {
     let e = &sweep.experiment;
     let mut files = Vec::new();
@@ -188,78 +188,96 @@ pub fn write_sweep(
         tradeoff,
     };
     files.push(out.write_json("summary.json", &summary)?);
-    let head = |p: &crate::sweep::PointResult| {
-        vec![
-            p.summary.index.to_string(),
-            p.summary.momentum.to_string(),
-            p.summary.step_size.to_string(),
-            p.summary.delay.clone(),
-        ]
+    // The point's coordinates: the engine axes are the delay model on the
+    // injected engine, workers/compute time/consistency on the others.
+    let cluster = e.base.cluster().is_some();
+    let simulated = e.base.engine_kind() == psim_common::EngineKind::VirtualTime;
+    let axes: &[&str] = if cluster {
+        &["workers", "compute_time", "consistency"]
+    } else {
+        &["delay"]
     };
-    files.push(out.write_csv(
-        "runs.csv",
-        &[
-            "point",
-            "momentum",
-            "step_size",
-            "delay",
-            "run",
-            "outcome",
-            "outcome_step",
-            "final_error",
-            "tail_error",
-            "mean_staleness",
-            "max_staleness",
-            "received",
-            "applied",
-            "dropped_too_stale",
-            "dropped_after_stop",
-            "clamped",
-            "wall_seconds",
-        ],
-        sweep.points.iter().flat_map(|p| {
-            p.rows.iter().map(move |r| {
-                let (outcome, step) = match r.outcome {
-                    psim_common::Outcome::StepsReached => ("steps_reached", String::new()),
-                    psim_common::Outcome::TargetErrorReached { step } => {
-                        ("target_error_reached", step.to_string())
+    let columns = |rest: &[&'static str]| -> Vec<&'static str> {
+        let mut c = vec!["point", "momentum", "step_size"];
+        c.extend(axes.iter().copied());
+        c.extend(rest.iter().copied());
+        c
+    };
+    let head = |p: &crate::sweep::PointResult| {
+        let s = &p.summary;
+        let mut row = vec![
+            s.index.to_string(),
+            s.momentum.to_string(),
+            s.step_size.to_string(),
+        ];
+        match s.workers {
+            Some(w) => row.extend([
+                w.to_string(),
+                s.compute_time.clone().unwrap_or_default(),
+                s.consistency.clone().unwrap_or_default(),
+            ]),
+            None => row.push(s.delay.clone().unwrap_or_default()),
+        }
+        row
+    };
+    files.push(
+        out.write_csv(
+            "runs.csv",
+            &columns(&[
+                "run",
+                "outcome",
+                "outcome_step",
+                "final_error",
+                "tail_error",
+                "mean_staleness",
+                "max_staleness",
+                "received",
+                "applied",
+                "dropped_too_stale",
+                "dropped_after_stop",
+                "clamped",
+                "wall_seconds",
+            ])
+            .into_iter()
+            .chain(simulated.then_some("virtual_time"))
+            .collect::<Vec<_>>(),
+            sweep.points.iter().flat_map(|p| {
+                p.rows.iter().map(move |r| {
+                    let (outcome, step) = match r.outcome {
+                        psim_common::Outcome::StepsReached => ("steps_reached", String::new()),
+                        psim_common::Outcome::TargetErrorReached { step } => {
+                            ("target_error_reached", step.to_string())
+                        }
+                        psim_common::Outcome::Diverged { step } => ("diverged", step.to_string()),
+                    };
+                    let c = r.counters;
+                    let mut row = head(p);
+                    row.extend([
+                        r.run.to_string(),
+                        outcome.into(),
+                        step,
+                        f(r.final_error),
+                        f(r.tail_error),
+                        f(r.mean_staleness),
+                        r.max_staleness.to_string(),
+                        c.received.to_string(),
+                        c.applied.to_string(),
+                        c.dropped_too_stale.to_string(),
+                        c.dropped_after_stop.to_string(),
+                        c.clamped.to_string(),
+                        format!("{:.6}", r.wall_seconds),
+                    ]);
+                    if simulated {
+                        row.push(r.virtual_time.map_or(String::new(), |t| t.to_string()));
                     }
-                    psim_common::Outcome::Diverged { step } => ("diverged", step.to_string()),
-                };
-                let c = r.counters;
-                let mut row = head(p);
-                row.extend([
-                    r.run.to_string(),
-                    outcome.into(),
-                    step,
-                    f(r.final_error),
-                    f(r.tail_error),
-                    f(r.mean_staleness),
-                    r.max_staleness.to_string(),
-                    c.received.to_string(),
-                    c.applied.to_string(),
-                    c.dropped_too_stale.to_string(),
-                    c.dropped_after_stop.to_string(),
-                    c.clamped.to_string(),
-                    format!("{:.6}", r.wall_seconds),
-                ]);
-                row
-            })
-        }),
-    )?);
+                    row
+                })
+            }),
+        )?,
+    );
     files.push(out.write_csv(
         "traces.csv",
-        &[
-            "point",
-            "momentum",
-            "step_size",
-            "delay",
-            "step",
-            "runs",
-            "mean_error",
-            "p10_error",
-            "p90_error",
-        ],
+        &columns(&["step", "runs", "mean_error", "p10_error", "p90_error"]),
         sweep.points.iter().flat_map(|p| {
             p.trace.iter().map(move |t| {
                 let mut row = head(p);
@@ -276,14 +294,7 @@ pub fn write_sweep(
     )?);
     files.push(out.write_csv(
         "staleness.csv",
-        &[
-            "point",
-            "momentum",
-            "step_size",
-            "delay",
-            "staleness",
-            "count",
-        ],
+        &columns(&["staleness", "count"]),
         sweep.points.iter().flat_map(|p| {
             p.staleness.iter().map(move |(v, c)| {
                 let mut row = head(p);
@@ -296,8 +307,14 @@ pub fn write_sweep(
         "traces.svg",
         traces_plot(sweep, tradeoff.is_some()).to_svg(),
     )?);
-    if let Some(rows) = tradeoff {
-        files.push(out.write("tradeoff.svg", tradeoff_plot(rows, &e.name).to_svg())?);
+    match tradeoff {
+        Some(TradeoffTable::Delays(rows)) => {
+            files.push(out.write("tradeoff.svg", tradeoff_plot(rows, &e.name).to_svg())?)
+        }
+        Some(TradeoffTable::Workers(rows)) => {
+            files.push(out.write("tradeoff.svg", workers_plot(rows, &e.name).to_svg())?)
+        }
+        None => {}
     }
     Ok(files)
 }
@@ -324,11 +341,11 @@ pub fn traces_plot(sweep: &SweepResult, tradeoff: bool) -> Plot {
         if grid.step_size.len() > 1 {
             label.push(format!("η={}", p.summary.step_size));
         }
-        if grid.delay.len() > 1 && !tradeoff {
-            label.push(p.summary.delay.clone());
+        if (grid.delay.len() > 1 || grid.has_cluster_axes()) && !tradeoff {
+            label.push(p.summary.setting());
         }
         if label.is_empty() {
-            label.push(format!("μ={} {}", p.summary.momentum, p.summary.delay));
+            label.push(format!("μ={} {}", p.summary.momentum, p.summary.setting()));
         }
         series.push(Series {
             label: label.join(" "),
@@ -403,6 +420,54 @@ pub fn tradeoff_plot(rows: &[TradeoffRow], name: &str) -> Plot {
     Plot {
         title: format!("{name}: mean error vs delay (band: 10–90% of runs)"),
         x_label: "delay τ (steps)".into(),
+        y_label: "optimisation error".into(),
+        log_y: true,
+        series,
+        ..Default::default()
+    }
+}
+
+/// The cluster-engine counterpart of Figure 1: mean error versus worker
+/// count, one line per μ, a 10–90% band, the largest tolerated M in the legend.
+pub fn workers_plot(rows: &[WorkersRow], name: &str) -> Plot {
+    let series = rows
+        .iter()
+        .map(|r| Series {
+            label: format!(
+                "μ={}{} (M*={})",
+                r.momentum,
+                if rows.iter().any(|o| o.step_size != r.step_size) {
+                    format!(" η={}", r.step_size)
+                } else {
+                    String::new()
+                },
+                r.max_workers.map_or("–".into(), |d| d.to_string())
+            ),
+            points: r
+                .errors
+                .iter()
+                .map(|e| {
+                    let y = if e.diverged > 0 {
+                        f64::NAN
+                    } else {
+                        e.mean_error
+                    };
+                    (e.workers as f64, y)
+                })
+                .collect(),
+            band: r
+                .errors
+                .iter()
+                .filter(|e| e.diverged == 0)
+                .map(|e| (e.workers as f64, e.p10, e.p90))
+                .collect(),
+            markers: true,
+            dashed: false,
+        })
+        .collect();
+    Plot {
+        title: format!("{name}: mean error vs workers (band: 10–90% of runs)"),
+        x_label: "workers M".into(),
         y_label: "optimisation error".into(),
         log_y: true,
         series,

@@ -49,6 +49,8 @@ pub struct RunRow {
     pub counters: ServerCounters,
     /// Wall-clock seconds.
     pub wall_seconds: f64,
+    /// Simulated time of the run (virtual-time engine), in the compute-time model's units.
+    pub virtual_time: Option<f64>,
 }
 
 /// Error statistics over the non-diverged runs of a point (NaN when all diverged).
@@ -127,10 +129,20 @@ pub struct PointSummary {
     pub momentum: f64,
     /// Step size η.
     pub step_size: f64,
-    /// Delay model, in its text syntax.
-    pub delay: String,
-    /// Mean of the delay model (null when infinite).
+    /// Delay model, in its text syntax (injected engine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay: Option<String>,
+    /// Mean of the delay model (null when infinite, or on a cluster engine).
     pub mean_delay: Option<f64>,
+    /// Worker count M (cluster engines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    /// Compute-time model, in its text syntax (cluster engines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compute_time: Option<String>,
+    /// Consistency model (cluster engines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<String>,
     /// Runs at this point.
     pub runs: usize,
     /// Runs that diverged.
@@ -145,6 +157,25 @@ pub struct PointSummary {
     pub counters: ServerCounters,
     /// Mean wall-clock seconds per run.
     pub mean_wall_seconds: f64,
+    /// Mean simulated time per run (virtual-time engine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean_virtual_time: Option<f64>,
+}
+
+impl PointSummary {
+    /// The point's engine setting in one label: the delay model on the
+    /// injected engine, `M=…, compute …, consistency` on a cluster engine.
+    pub fn setting(&self) -> String {
+        match (&self.delay, self.workers) {
+            (Some(d), _) => d.clone(),
+            (None, Some(w)) => format!(
+                "M={w} {} {}",
+                self.compute_time.as_deref().unwrap_or(""),
+                self.consistency.as_deref().unwrap_or("")
+            ),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 /// One point: its configuration, summary, per-run rows, mean trace and
@@ -269,14 +300,18 @@ pub fn aggregate(index: usize, config: RunConfig, runs: Vec<RunResult>) -> Point
             max_staleness: r.staleness.max(),
             counters: r.counters,
             wall_seconds: r.wall_seconds,
+            virtual_time: r.virtual_seconds,
         })
         .collect();
     let summary = PointSummary {
         index,
         momentum: config.momentum,
         step_size: config.step_size,
-        delay: config.delay.to_string(),
-        mean_delay: config.delay.mean(),
+        delay: config.injected().map(|i| i.delay.to_string()),
+        mean_delay: config.injected().and_then(|i| i.delay.mean()),
+        workers: config.cluster().map(|c| c.workers),
+        compute_time: config.cluster().map(|c| c.compute_time.to_string()),
+        consistency: config.cluster().map(|c| c.consistency.to_string()),
         runs: runs.len(),
         diverged: runs.len() - ok.len(),
         error: ErrorStats::of(&tails),
@@ -285,6 +320,11 @@ pub fn aggregate(index: usize, config: RunConfig, runs: Vec<RunResult>) -> Point
         counters,
         mean_wall_seconds: runs.iter().map(|r| r.wall_seconds).sum::<f64>()
             / runs.len().max(1) as f64,
+        mean_virtual_time: runs
+            .iter()
+            .map(|r| r.virtual_seconds)
+            .sum::<Option<f64>>()
+            .map(|t| t / runs.len().max(1) as f64),
     };
     PointResult {
         config,

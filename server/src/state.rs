@@ -204,6 +204,20 @@ mod tests {
     use super::*;
     use crate::rule::HeavyBall;
 
+    #[test]
+    fn the_policy_applies_beyond_the_configured_capacity_not_the_ring() {
+        // A history of 5 versions (a ring of 8): staleness 5 is beyond it.
+        let mut s = server(5, HistoryPolicy::Drop);
+        for _ in 0..10 {
+            if let Served::Exact { staleness } = s.serve(0) {
+                s.apply_stale(&[0.0], staleness);
+            }
+        }
+        assert!(matches!(s.serve(4), Served::Exact { staleness: 4 }));
+        assert_eq!(s.serve(5), Served::Dropped);
+        assert_eq!(s.counters().dropped_too_stale, 1);
+    }
+
     fn server(cap: usize, policy: HistoryPolicy) -> ServerState<HeavyBall> {
         ServerState::new(
             &[0.0],

@@ -42,9 +42,9 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     for tau in [0u64, 10, 100] {
         let cfg = psim_common::RunConfig {
             momentum: 0.7,
-            delay: Delay::constant(tau),
             ..e1.base.clone()
-        };
+        }
+        .with_delay(Delay::constant(tau));
         let objective = AnyObjective::build(&cfg.objective)?;
         let rates: Vec<f64> = (0..repeat)
             .map(|_| {

@@ -6,34 +6,36 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use psim_common::{
-    ConfigError, Consistency, DataDistribution, Delay, EngineKind, Experiment, HistoryPolicy,
-    InitialPoint, ObjectiveConfig, Tolerance,
+    ClusterConfig, ConfigError, Consistency, DataDistribution, Delay, EngineConfig, EngineKind,
+    Experiment, HistoryPolicy, InitialPoint, ObjectiveConfig, Setting, Tolerance,
 };
 use psim_scenarios::catalogue::{self, Scenario};
-use psim_scenarios::experiments::tradeoff::analyse;
+use psim_scenarios::experiments::tradeoff::{run_tradeoff, Tradeoff};
 use psim_scenarios::output::{write_sweep, OutputDir};
 use psim_scenarios::sweep::{run_sweep, SweepOptions, SweepResult};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-/// Flags that override any value of an experiment.
+/// Flags that set a value of an experiment (the first stage: raw values,
+/// checked and applied by [`Overrides::apply`] against what the command,
+/// scenario and engine accept).
 #[derive(Args, Debug, Default, Clone)]
 pub struct Overrides {
-    /// Momentum μ in [0, 1); a comma list makes a grid (sweep).
+    /// Momentum μ in [0, 1); a comma list makes a grid (sweep, and scenarios that sweep μ).
     #[arg(long, value_delimiter = ',')]
     momentum: Vec<f64>,
-    /// Step size η > 0; a comma list makes a grid (sweep).
+    /// Step size η > 0; a comma list makes a grid (sweep, and scenarios that sweep η).
     #[arg(long = "step-size", value_delimiter = ',')]
     step_size: Vec<f64>,
-    /// Delay model (repeat the flag for a grid): N, const:N, uniform:A..B, geometric:P,
+    /// Injected engine: delay model (repeat the flag for a grid): N, const:N, uniform:A..B, geometric:P,
     /// poisson:L, exp:MEAN, pareto:SCALE,SHAPE, lognormal:MU,SIGMA, trace:FILE, W*MODEL+W*MODEL.
     #[arg(long)]
     delay: Vec<String>,
-    /// Constant delays FROM:TO:STEP (inclusive), e.g. 0:160:10; replaces --delay.
+    /// Injected engine: constant delays FROM:TO:STEP (inclusive, at most 10,000 points), e.g. 0:160:10.
     #[arg(long)]
     taus: Option<String>,
-    /// Gradients drawn per run.
-    #[arg(long)]
+    /// Gradients drawn per run (server updates on the cluster engines).
+    #[arg(long, alias = "max-steps")]
     steps: Option<u64>,
     /// Independent runs per point.
     #[arg(long)]
@@ -41,22 +43,22 @@ pub struct Overrides {
     /// Master seed.
     #[arg(long)]
     seed: Option<u64>,
-    /// Eigenvalues of a diagonal Σ, largest first, e.g. 4,3,2,1.
+    /// Streaming PCA: eigenvalues of a diagonal Σ, largest first, e.g. 4,3,2,1.
     #[arg(long, value_delimiter = ',')]
     spectrum: Vec<f64>,
-    /// Full covariance, rows separated by `;`, e.g. "2,1;1,2".
+    /// Streaming PCA: full covariance, rows separated by `;`, e.g. "2,1;1,2".
     #[arg(long)]
     covariance: Option<String>,
-    /// Data distribution: gaussian or uniform (bounded, Assumption 2 of 001).
+    /// Streaming PCA: data distribution, gaussian or uniform (bounded, Assumption 2 of 001).
     #[arg(long)]
     data: Option<String>,
-    /// Start: saddle, random, eigenvector:K, vector:X1,X2,…
+    /// Streaming PCA: start, saddle, random, eigenvector:K, vector:X1,X2,…
     #[arg(long)]
     init: Option<String>,
-    /// Versions the server keeps for injected staleness.
+    /// Injected engine: versions the server keeps for injected staleness.
     #[arg(long)]
     history: Option<usize>,
-    /// Beyond the history: clamp (serve the oldest kept) or drop.
+    /// Injected engine: beyond the history, clamp (serve the oldest kept) or drop.
     #[arg(long = "history-policy")]
     history_policy: Option<String>,
     /// Record the error every N steps.
@@ -80,27 +82,104 @@ pub struct Overrides {
     /// Step-size schedule: constant (default) or anneal:STEP:FACTOR[,STEP:FACTOR…].
     #[arg(long)]
     schedule: Option<String>,
-    /// Workers of the simulated cluster (engines other than injected).
-    #[arg(long)]
-    workers: Option<usize>,
-    /// Compute time per gradient in seconds, as a delay model.
+    /// Cluster engines: workers M; a comma list makes a grid (sweep, tradeoff).
+    #[arg(long, value_delimiter = ',')]
+    workers: Vec<usize>,
+    /// Cluster engines: compute time per gradient (seconds; virtual on virtual-time) as a
+    /// delay model; repeat the flag for a grid.
     #[arg(long = "compute-time")]
-    compute_time: Option<String>,
-    /// Network delay per push in seconds, as a delay model.
+    compute_time: Vec<String>,
+    /// Cluster engines: network delay per push in seconds, as a delay model.
     #[arg(long = "network-delay")]
     network_delay: Option<String>,
-    /// Consistency model: asp, ssp:S, bsp.
-    #[arg(long)]
-    consistency: Option<String>,
-    /// Server back-end of the threads engine: lock or channel.
+    /// Cluster engines: consistency model, asp, ssp:S, bsp; a comma list makes a grid.
+    #[arg(long, value_delimiter = ',')]
+    consistency: Vec<String>,
+    /// Threads engine: server back-end, lock or channel.
     #[arg(long)]
     backend: Option<String>,
-    /// When a worker panics (threads, tasks): stop or continue.
+    /// Threads and tasks engines: when a worker panics, stop or continue.
     #[arg(long = "on-worker-failure")]
     on_worker_failure: Option<String>,
-    /// Optimal-delay rule factor: a delay is tolerated when its mean error ≤ FACTOR × the τ = 0 error.
+    /// Tradeoff analysis: a grid value is tolerated when its mean error ≤ FACTOR × the error at the
+    /// smallest one (sweep --optimal-delay, reproduce tradeoff).
     #[arg(long)]
     factor: Option<f64>,
+}
+
+/// The command-line flags of each setting: the one table every flag goes
+/// through (a flag is refused unless the command, scenario and engine take
+/// its setting).
+pub fn flags(setting: Setting) -> &'static [&'static str] {
+    match setting {
+        Setting::Momentum => &["--momentum"],
+        Setting::StepSize => &["--step-size"],
+        Setting::Steps => &["--steps"],
+        Setting::Runs => &["--runs"],
+        Setting::Seed => &["--seed"],
+        Setting::RecordEvery => &["--record-every"],
+        Setting::TailFraction => &["--tail-fraction"],
+        Setting::DivergenceNorm => &["--divergence-norm"],
+        Setting::TargetError => &["--target-error"],
+        Setting::Rule => &["--rule"],
+        Setting::Schedule => &["--schedule"],
+        Setting::Objective => &["--spectrum", "--covariance", "--data", "--init"],
+        Setting::Engine => &["--engine"],
+        Setting::Delay => &["--delay", "--taus"],
+        Setting::History => &["--history"],
+        Setting::HistoryPolicy => &["--history-policy"],
+        Setting::Workers => &["--workers"],
+        Setting::ComputeTime => &["--compute-time"],
+        Setting::NetworkDelay => &["--network-delay"],
+        Setting::Consistency => &["--consistency"],
+        Setting::Stragglers => &[],
+        Setting::Backend => &["--backend"],
+        Setting::OnWorkerFailure => &["--on-worker-failure"],
+        Setting::Tolerance => &["--factor"],
+    }
+}
+
+fn flag_list(settings: &[Setting]) -> String {
+    settings
+        .iter()
+        .flat_map(|s| flags(*s).iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What the experiment being built accepts.
+#[derive(Clone, Copy)]
+pub enum Scope<'a> {
+    /// `psim run`: one value of every setting.
+    Run,
+    /// `psim sweep`: grids; `--factor` only with the tradeoff analysis.
+    Sweep,
+    /// A named scenario: what it declares.
+    Scenario(&'a dyn Scenario),
+}
+
+/// Sets a grid axis from a flag's values: the base takes the first value;
+/// the grid takes the list when it has several values or the experiment
+/// already sweeps that axis.
+fn set_axis<T: Clone>(base: &mut T, grid: &mut Vec<T>, values: Vec<T>) {
+    if let Some(first) = values.first() {
+        *base = first.clone();
+    }
+    if values.len() > 1 || !grid.is_empty() {
+        *grid = values;
+    } else {
+        grid.clear();
+    }
+}
+
+fn engine_refusal(flag: &str, setting: Setting, engine: EngineKind) -> anyhow::Error {
+    let on: Vec<String> = setting.engines().iter().map(|k| k.to_string()).collect();
+    anyhow::anyhow!(
+        "`{flag}` applies to the {} engine{}, and this experiment runs on the {engine} engine, so it is refused rather than ignored (add `--engine {}` to use it)",
+        on.join(", "),
+        if on.len() > 1 { "s" } else { "" },
+        on[0]
+    )
 }
 
 /// Where and how to run.
@@ -211,39 +290,249 @@ fn parse_covariance(text: &str) -> Result<Vec<Vec<f64>>, ConfigError> {
         })
 }
 
+/// Refuses `--history`/`--history-policy` when no delay of the experiment
+/// can reach past the history: the flag would then change nothing.
+fn check_history_reached(e: &Experiment, capacity_flag: bool) -> Result<()> {
+    let Some(inj) = e.base.injected() else {
+        return Ok(());
+    };
+    let delays = std::iter::once(&inj.delay).chain(&e.grid.delay);
+    let mut largest = 0.0f64;
+    for d in delays {
+        match d.upper_bound() {
+            Some(b) => largest = largest.max(b),
+            None => return Ok(()),
+        }
+    }
+    let cap = inj.history.capacity as f64;
+    if largest < cap {
+        let flag = if capacity_flag {
+            "--history"
+        } else {
+            "--history-policy"
+        };
+        bail!(
+            "`{flag}` would change nothing: every delay of this experiment is at most {largest}, within the history of {cap} versions, so no read reaches past it; a history of at most {largest} versions (or an unbounded delay model) makes it apply"
+        );
+    }
+    Ok(())
+}
+
 impl Overrides {
-    /// Applies every given flag to `e`.
-    fn apply(&self, e: &mut Experiment) -> Result<()> {
+    /// The settings given on the command line, each with the flag that gave it.
+    fn given(&self) -> Vec<(&'static str, Setting)> {
+        let mut v = Vec::new();
+        let mut add = |on: bool, flag: &'static str, s: Setting| {
+            if on {
+                v.push((flag, s));
+            }
+        };
+        add(self.engine.is_some(), "--engine", Setting::Engine);
+        add(!self.momentum.is_empty(), "--momentum", Setting::Momentum);
+        add(!self.step_size.is_empty(), "--step-size", Setting::StepSize);
+        add(!self.delay.is_empty(), "--delay", Setting::Delay);
+        add(self.taus.is_some(), "--taus", Setting::Delay);
+        add(self.steps.is_some(), "--steps", Setting::Steps);
+        add(self.runs.is_some(), "--runs", Setting::Runs);
+        add(self.seed.is_some(), "--seed", Setting::Seed);
+        add(!self.spectrum.is_empty(), "--spectrum", Setting::Objective);
+        add(
+            self.covariance.is_some(),
+            "--covariance",
+            Setting::Objective,
+        );
+        add(self.data.is_some(), "--data", Setting::Objective);
+        add(self.init.is_some(), "--init", Setting::Objective);
+        add(self.history.is_some(), "--history", Setting::History);
+        add(
+            self.history_policy.is_some(),
+            "--history-policy",
+            Setting::HistoryPolicy,
+        );
+        add(
+            self.record_every.is_some(),
+            "--record-every",
+            Setting::RecordEvery,
+        );
+        add(
+            self.tail_fraction.is_some(),
+            "--tail-fraction",
+            Setting::TailFraction,
+        );
+        add(
+            self.divergence_norm.is_some(),
+            "--divergence-norm",
+            Setting::DivergenceNorm,
+        );
+        add(
+            self.target_error.is_some(),
+            "--target-error",
+            Setting::TargetError,
+        );
+        add(self.rule.is_some(), "--rule", Setting::Rule);
+        add(self.schedule.is_some(), "--schedule", Setting::Schedule);
+        add(!self.workers.is_empty(), "--workers", Setting::Workers);
+        add(
+            !self.compute_time.is_empty(),
+            "--compute-time",
+            Setting::ComputeTime,
+        );
+        add(
+            self.network_delay.is_some(),
+            "--network-delay",
+            Setting::NetworkDelay,
+        );
+        add(
+            !self.consistency.is_empty(),
+            "--consistency",
+            Setting::Consistency,
+        );
+        add(self.backend.is_some(), "--backend", Setting::Backend);
+        add(
+            self.on_worker_failure.is_some(),
+            "--on-worker-failure",
+            Setting::OnWorkerFailure,
+        );
+        add(self.factor.is_some(), "--factor", Setting::Tolerance);
+        v
+    }
+
+    /// The second stage: checks every given flag against `scope` and the
+    /// engine, then applies it to `e`. `from_file` says whether `e` was read
+    /// from a config file (whose engine a flag may not switch).
+    fn apply(&self, e: &mut Experiment, scope: Scope<'_>, from_file: bool) -> Result<()> {
+        let given = self.given();
+        for &(flag, setting) in &given {
+            match scope {
+                Scope::Scenario(s) if !s.accepts().contains(&setting) => bail!(
+                    "`{flag}` is not used by scenario `{}`, so it is refused rather than ignored; it accepts: {}",
+                    s.name(),
+                    flag_list(s.accepts())
+                ),
+                Scope::Run if setting == Setting::Tolerance => bail!(
+                    "`--factor` sets the tradeoff analysis of `psim sweep --optimal-delay` and `psim reproduce tradeoff`; `psim run` has none, so it is refused rather than ignored"
+                ),
+                Scope::Sweep if setting == Setting::Tolerance && e.tradeoff.is_none() => bail!(
+                    "`--factor` sets the tradeoff analysis: add `--optimal-delay` (without it the flag would be ignored)"
+                ),
+                _ => {}
+            }
+            if let Scope::Run = scope {
+                let many = match setting {
+                    Setting::Momentum => self.momentum.len() > 1,
+                    Setting::StepSize => self.step_size.len() > 1,
+                    Setting::Delay if flag == "--taus" => true,
+                    Setting::Delay => self.delay.len() > 1,
+                    Setting::Workers => self.workers.len() > 1,
+                    Setting::ComputeTime => self.compute_time.len() > 1,
+                    Setting::Consistency => self.consistency.len() > 1,
+                    _ => false,
+                };
+                if many && !from_file {
+                    bail!("`psim run` takes one value of `{flag}`; use `psim sweep` for a grid");
+                }
+            }
+        }
+        // The engine first: the other flags are checked against it.
+        if let Some(x) = &self.engine {
+            let kind = parse::<EngineKind>(x)?;
+            if kind != e.base.engine_kind() {
+                if from_file {
+                    bail!(
+                        "`--engine {kind}` would switch the engine of a loaded config (base.engine.kind = {}), dropping its engine settings; edit the file instead",
+                        e.base.engine_kind()
+                    );
+                }
+                match scope {
+                    Scope::Scenario(s) => *e = s.experiment_on(kind)?,
+                    _ => e.base.engine = EngineConfig::new(kind, ClusterConfig::default()),
+                }
+            }
+        }
+        let kind = e.base.engine_kind();
+        for &(flag, setting) in &given {
+            if !setting.engines().contains(&kind) {
+                return Err(engine_refusal(flag, setting, kind));
+            }
+        }
         let b = &mut e.base;
+        let g = &mut e.grid;
         if !self.momentum.is_empty() {
-            e.grid.momentum = self.momentum.clone();
-            b.momentum = self.momentum[0];
+            set_axis(&mut b.momentum, &mut g.momentum, self.momentum.clone());
         }
         if !self.step_size.is_empty() {
-            e.grid.step_size = self.step_size.clone();
-            b.step_size = self.step_size[0];
+            set_axis(&mut b.step_size, &mut g.step_size, self.step_size.clone());
         }
-        if let Some(t) = &self.taus {
-            e.grid.delay = parse_taus(t)?;
-        } else if !self.delay.is_empty() {
-            e.grid.delay = self
-                .delay
-                .iter()
-                .map(|d| parse::<Delay>(d))
-                .collect::<Result<_>>()?;
+        let delays = match (&self.taus, self.delay.is_empty()) {
+            (Some(t), _) if !self.delay.is_empty() => {
+                bail!("give `--taus` or `--delay`, not both (got --taus {t})")
+            }
+            (Some(t), _) => Some(parse_taus(t)?),
+            (None, false) => Some(
+                self.delay
+                    .iter()
+                    .map(|d| parse::<Delay>(d))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+            (None, true) => None,
+        };
+        if let (Some(d), Some(inj)) = (delays, b.engine.injected_mut()) {
+            set_axis(&mut inj.delay, &mut g.delay, d);
         }
-        if let Some(d) = e.grid.delay.first() {
-            b.delay = d.clone();
+        if let Some(inj) = b.engine.injected_mut() {
+            if let Some(h) = self.history {
+                inj.history.capacity = h;
+            }
+            if let Some(p) = &self.history_policy {
+                inj.history.policy = parse::<HistoryPolicy>(p)?;
+            }
+        }
+        if let Some(c) = b.engine.cluster_mut() {
+            if !self.workers.is_empty() {
+                set_axis(&mut c.workers, &mut g.workers, self.workers.clone());
+            }
+            if !self.compute_time.is_empty() {
+                let v = self
+                    .compute_time
+                    .iter()
+                    .map(|d| parse::<Delay>(d))
+                    .collect::<Result<Vec<_>>>()?;
+                set_axis(&mut c.compute_time, &mut g.compute_time, v);
+            }
+            if let Some(x) = &self.network_delay {
+                c.network_delay = parse::<Delay>(x)?;
+            }
+            if !self.consistency.is_empty() {
+                let v = self
+                    .consistency
+                    .iter()
+                    .map(|d| parse::<Consistency>(d))
+                    .collect::<Result<Vec<_>>>()?;
+                set_axis(&mut c.consistency, &mut g.consistency, v);
+            }
+        }
+        match &mut b.engine {
+            EngineConfig::Threads(t) => {
+                if let Some(x) = &self.backend {
+                    t.backend = parse::<psim_common::Backend>(x)?;
+                }
+                if let Some(x) = &self.on_worker_failure {
+                    t.on_worker_failure = parse::<psim_common::FailurePolicy>(x)?;
+                }
+            }
+            EngineConfig::Tasks(t) => {
+                if let Some(x) = &self.on_worker_failure {
+                    t.on_worker_failure = parse::<psim_common::FailurePolicy>(x)?;
+                }
+            }
+            _ => {}
         }
         macro_rules! set {
             ($($flag:ident => $field:expr),*) => { $( if let Some(v) = self.$flag { $field = v; } )* };
         }
-        set!(steps => b.steps, runs => b.runs, seed => b.seed, record_every => b.record_every, tail_fraction => b.tail_fraction, divergence_norm => b.divergence_norm, history => b.history.capacity);
+        set!(steps => b.steps, runs => b.runs, seed => b.seed, record_every => b.record_every, tail_fraction => b.tail_fraction, divergence_norm => b.divergence_norm);
         if let Some(t) = self.target_error {
             b.target_error = Some(t);
-        }
-        if let Some(p) = &self.history_policy {
-            b.history.policy = parse::<HistoryPolicy>(p)?;
         }
         if let Some(x) = &self.rule {
             b.rule = parse::<psim_common::RuleKind>(x)?;
@@ -251,36 +540,13 @@ impl Overrides {
         if let Some(x) = &self.schedule {
             b.schedule = parse::<psim_common::Schedule>(x)?;
         }
-        if let Some(x) = &self.engine {
-            b.engine = parse::<EngineKind>(x)?;
-        }
-        if let Some(w) = self.workers {
-            b.cluster.workers = w;
-        }
-        if let Some(x) = &self.compute_time {
-            b.cluster.compute_time = parse::<Delay>(x)?;
-        }
-        if let Some(x) = &self.network_delay {
-            b.cluster.network_delay = parse::<Delay>(x)?;
-        }
-        if let Some(x) = &self.consistency {
-            b.cluster.consistency = parse::<Consistency>(x)?;
-        }
-        if let Some(x) = &self.backend {
-            b.cluster.backend = parse::<psim_common::Backend>(x)?;
-        }
-        if let Some(x) = &self.on_worker_failure {
-            b.cluster.on_worker_failure = parse::<psim_common::FailurePolicy>(x)?;
-        }
         let touches_pca = !self.spectrum.is_empty()
             || self.covariance.is_some()
             || self.data.is_some()
             || self.init.is_some();
         if touches_pca {
-            #[allow(irrefutable_let_patterns)]
-            let ObjectiveConfig::Pca(p) = &mut b.objective
-            else {
-                bail!("--spectrum, --covariance, --data and --init apply to the streaming-PCA objective only");
+            let ObjectiveConfig::Pca(p) = &mut b.objective else {
+                bail!("--spectrum, --covariance, --data and --init apply to the streaming-PCA objective only; this experiment's objective is another, so they are refused rather than ignored");
             };
             if !self.spectrum.is_empty() {
                 p.spectrum = self.spectrum.clone();
@@ -302,6 +568,12 @@ impl Overrides {
         }
         if let Some(f) = self.factor {
             e.tradeoff = Some(Tolerance { factor: f });
+        }
+        if self.history.is_some() || self.history_policy.is_some() {
+            check_history_reached(e, self.history.is_some())?;
+        }
+        if let Scope::Scenario(s) = scope {
+            catalogue::check(s, e)?;
         }
         Ok(())
     }
@@ -327,20 +599,20 @@ fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
 }
 
 /// Runs an experiment: as its scenario when it names one, otherwise as a plain sweep.
-fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>) -> Result<()> {
+pub fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>) -> Result<()> {
     e.validate()?;
     let out = OutputDir::create(exec.out.as_deref(), &e.name, exec.force)?;
     out.write_config(&e)?;
     let total = match scenario {
         Some(s) => s.total_runs(&e),
+        None if e.tradeoff.is_some() => Tradeoff.total_runs(&e),
         None => e.points().len() as u64 * e.base.runs as u64,
     };
     let bar = progress_bar(total, exec.quiet);
     let tick = || bar.inc(1);
     // Wall-clock engines measure time: their runs must not share the cores.
-    let wall_clock = matches!(e.base.engine, EngineKind::Threads | EngineKind::Tasks);
     let opts = SweepOptions {
-        threads: if wall_clock && exec.threads == 0 {
+        threads: if e.base.engine.is_wall_clock() && exec.threads == 0 {
             1
         } else {
             exec.threads
@@ -349,20 +621,11 @@ fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>) -> 
     };
     let report = match scenario {
         Some(s) => s.run(&e, &out, &opts)?,
+        None if e.tradeoff.is_some() => run_tradeoff(&e, &out, &opts)?,
         None => {
             let sweep = run_sweep(&e, &opts)?;
-            let rows = e.tradeoff.map(|rule| analyse(&sweep, &rule));
-            write_sweep(&out, &sweep, rows.as_deref())?;
-            match (&rows, &e.tradeoff) {
-                (Some(rows), Some(rule)) => psim_scenarios::experiments::tradeoff::tradeoff_report(
-                    &e,
-                    rows,
-                    rule,
-                    sweep.wall_seconds,
-                    sweep.threads,
-                ),
-                _ => points_report(&sweep),
-            }
+            write_sweep(&out, &sweep, None)?;
+            points_report(&sweep)
         }
     };
     bar.finish_and_clear();
@@ -376,8 +639,13 @@ fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>) -> 
 pub fn points_report(s: &SweepResult) -> String {
     let mut t = String::new();
     let b = &s.experiment.base;
-    let _ = writeln!(t, "{}: {} runs × {} steps per point, engine {:?}, seed {}; error = mean over the last {}% of steps; ran in {:.2} s on {} threads\n", s.experiment.name, b.runs, b.steps, b.engine, b.seed, b.tail_fraction * 100.0, s.wall_seconds, s.threads);
-    let _ = writeln!(t, "{:>6} {:>9} {:>24} | {:>9} {:>11} {:>10} {:>10} {:>10} | {:>8} {:>6} {:>6} {:>8} | {:>9} {:>9} {:>8}", "μ", "η", "delay", "diverged", "mean error", "± sem", "p10", "p90", "τ mean", "p50", "p99", "max", "applied", "dropped", "clamped");
+    let _ = writeln!(t, "{}: {} runs × {} steps per point, engine {:?}, seed {}; error = mean over the last {}% of steps; ran in {:.2} s on {} threads\n", s.experiment.name, b.runs, b.steps, b.engine_kind(), b.seed, b.tail_fraction * 100.0, s.wall_seconds, s.threads);
+    let axis = if b.cluster().is_some() {
+        "workers compute consistency"
+    } else {
+        "delay"
+    };
+    let _ = writeln!(t, "{:>6} {:>9} {:>24} | {:>9} {:>11} {:>10} {:>10} {:>10} | {:>8} {:>6} {:>6} {:>8} | {:>9} {:>9} {:>8}", "μ", "η", axis, "diverged", "mean error", "± sem", "p10", "p90", "τ mean", "p50", "p99", "max", "applied", "dropped", "clamped");
     for p in &s.points {
         let x = &p.summary;
         let _ = writeln!(
@@ -385,7 +653,7 @@ pub fn points_report(s: &SweepResult) -> String {
             "{:>6} {:>9} {:>24} | {:>9} {:>11.5} {:>10.5} {:>10.5} {:>10.5} | {:>8.2} {:>6} {:>6} {:>8} | {:>9} {:>9} {:>8}",
             x.momentum,
             x.step_size,
-            x.delay,
+            x.setting(),
             format!("{}/{}", x.diverged, x.runs),
             x.error.mean,
             x.error.sem,
@@ -400,65 +668,81 @@ pub fn points_report(s: &SweepResult) -> String {
             x.counters.clamped
         );
     }
-    if matches!(b.engine, EngineKind::Threads | EngineKind::Tasks) {
+    if b.engine.is_wall_clock() {
+        let _ = writeln!(t, "\nmeasured staleness ({:?} engine):", b.engine_kind());
         let _ = writeln!(
             t,
-            "\nmeasured staleness ({:?} engine, {} workers, {}):",
-            b.engine, b.cluster.workers, b.cluster.consistency
-        );
-        let _ = writeln!(
-            t,
-            "{:>6} {:>9} | {:>10} {:>8} {:>6} {:>6} {:>7} {:>8}",
-            "μ", "η", "pushes", "mean", "p50", "p99", "p99.9", "max"
+            "{:>6} {:>9} {:>24} | {:>10} {:>8} {:>6} {:>6} {:>7} {:>8}",
+            "μ", "η", "workers compute consistency", "pushes", "mean", "p50", "p99", "p99.9", "max"
         );
         for p in &s.points {
             let x = &p.summary;
             let q = &x.staleness;
             let _ = writeln!(
                 t,
-                "{:>6} {:>9} | {:>10} {:>8.2} {:>6} {:>6} {:>7} {:>8}",
-                x.momentum, x.step_size, q.count, q.mean, q.p50, q.p99, q.p999, q.max
+                "{:>6} {:>9} {:>24} | {:>10} {:>8.2} {:>6} {:>6} {:>7} {:>8}",
+                x.momentum,
+                x.step_size,
+                x.setting(),
+                q.count,
+                q.mean,
+                q.p50,
+                q.p99,
+                q.p999,
+                q.max
             );
         }
     }
     t
 }
 
-/// `psim run`.
-pub fn run(a: RunArgs) -> Result<()> {
-    let mut e = match &a.config {
+/// The experiment of `--config PATH`, or `default`; with the scenario the
+/// experiment's name refers to, if any.
+fn start(
+    config: Option<&PathBuf>,
+    default: &str,
+) -> Result<(Experiment, Option<&'static dyn Scenario>)> {
+    let e = match config {
         Some(p) => load(p)?,
         None => Experiment {
-            name: "run".into(),
+            name: default.into(),
             base: Default::default(),
             grid: Default::default(),
             tradeoff: None,
         },
     };
-    a.overrides.apply(&mut e)?;
-    if a.config.is_none() && e.points().len() > 1 {
-        bail!("`psim run` takes one value of --momentum, --step-size and --delay; use `psim sweep` for a grid");
-    }
     let scenario = catalogue::find(&e.name);
+    if let Some(s) = scenario {
+        // A scenario's config file may change only what the scenario accepts.
+        catalogue::check(s, &e)?;
+    }
+    Ok((e, scenario))
+}
+
+/// `psim run`.
+pub fn run(a: RunArgs) -> Result<()> {
+    let (mut e, scenario) = start(a.config.as_ref(), "run")?;
+    let scope = scenario.map_or(Scope::Run, Scope::Scenario);
+    a.overrides.apply(&mut e, scope, a.config.is_some())?;
     execute(e, &a.exec, scenario)
 }
 
 /// `psim sweep`.
 pub fn sweep(a: SweepArgs) -> Result<()> {
-    let mut e = match &a.config {
-        Some(p) => load(p)?,
-        None => Experiment {
-            name: "sweep".into(),
-            base: Default::default(),
-            grid: Default::default(),
-            tradeoff: None,
-        },
-    };
-    if a.optimal_delay && e.tradeoff.is_none() {
-        e.tradeoff = Some(Tolerance::default());
+    let (mut e, scenario) = start(a.config.as_ref(), "sweep")?;
+    if a.optimal_delay {
+        if let Some(s) = scenario {
+            bail!(
+                "`--optimal-delay` adds the tradeoff analysis to a plain sweep; the config is scenario `{}`, whose analysis is its own, so it is refused rather than ignored",
+                s.name()
+            );
+        }
+        if e.tradeoff.is_none() {
+            e.tradeoff = Some(Tolerance::default());
+        }
     }
-    a.overrides.apply(&mut e)?;
-    let scenario = catalogue::find(&e.name);
+    let scope = scenario.map_or(Scope::Sweep, Scope::Scenario);
+    a.overrides.apply(&mut e, scope, a.config.is_some())?;
     execute(e, &a.exec, scenario)
 }
 
@@ -479,7 +763,16 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
         let names: Vec<&str> = catalogue::catalogue().iter().map(|s| s.name()).collect();
         bail!("unknown scenario `{name}`; known: {}", names.join(", "));
     };
+    reproduce_scenario(scenario, &a.overrides, &a.exec)
+}
+
+/// Runs `scenario` at its defaults with `overrides` applied.
+pub fn reproduce_scenario(
+    scenario: &'static dyn Scenario,
+    overrides: &Overrides,
+    exec: &Execution,
+) -> Result<()> {
     let mut e = scenario.experiment();
-    a.overrides.apply(&mut e)?;
-    execute(e, &a.exec, Some(scenario))
+    overrides.apply(&mut e, Scope::Scenario(scenario), false)?;
+    execute(e, exec, Some(scenario))
 }

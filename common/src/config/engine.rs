@@ -26,7 +26,11 @@ impl FromStr for HistoryPolicy {
         match s {
             "clamp" => Ok(Self::Clamp),
             "drop" => Ok(Self::Drop),
-            _ => Err(ConfigError::new("history.policy", s, "`clamp` or `drop`")),
+            _ => Err(ConfigError::new(
+                "engine.history.policy",
+                s,
+                "`clamp` or `drop`",
+            )),
         }
     }
 }
@@ -64,6 +68,17 @@ pub enum Consistency {
     Bsp,
 }
 
+impl fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EngineKind::Injected => "injected",
+            EngineKind::VirtualTime => "virtual-time",
+            EngineKind::Threads => "threads",
+            EngineKind::Tasks => "tasks",
+        })
+    }
+}
+
 impl fmt::Display for Consistency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -79,7 +94,7 @@ impl FromStr for Consistency {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || {
             ConfigError::new(
-                "cluster.consistency",
+                "engine.cluster.consistency",
                 s,
                 "`asp`, `ssp:S` (S ≥ 0 an integer) or `bsp`",
             )
@@ -140,11 +155,7 @@ impl FromStr for Backend {
         match s {
             "lock" => Ok(Self::Lock),
             "channel" => Ok(Self::Channel),
-            _ => Err(ConfigError::new(
-                "cluster.backend",
-                s,
-                "`lock` or `channel`",
-            )),
+            _ => Err(ConfigError::new("engine.backend", s, "`lock` or `channel`")),
         }
     }
 }
@@ -168,7 +179,7 @@ impl FromStr for FailurePolicy {
             "stop" => Ok(Self::Stop),
             "continue" => Ok(Self::Continue),
             _ => Err(ConfigError::new(
-                "cluster.on_worker_failure",
+                "engine.on_worker_failure",
                 s,
                 "`stop` or `continue`",
             )),
@@ -176,8 +187,9 @@ impl FromStr for FailurePolicy {
     }
 }
 
-/// The simulated cluster: how many workers, how long they compute, how long
-/// a push travels, and the consistency model. The injected engine ignores it.
+/// The simulated or real cluster of the virtual-time, threads and tasks
+/// engines: how many workers, how long they compute, how long a push
+/// travels, and the consistency model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
@@ -192,12 +204,6 @@ pub struct ClusterConfig {
     /// Slow workers, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stragglers: Option<Stragglers>,
-    /// Server back-end of the threads engine.
-    #[serde(default)]
-    pub backend: Backend,
-    /// What happens when a worker panics (threads and tasks engines).
-    #[serde(default)]
-    pub on_worker_failure: FailurePolicy,
 }
 
 impl Default for ClusterConfig {
@@ -208,8 +214,6 @@ impl Default for ClusterConfig {
             network_delay: Delay::Constant(0.0),
             consistency: Consistency::Asp,
             stragglers: None,
-            backend: Backend::Lock,
-            on_worker_failure: FailurePolicy::Stop,
         }
     }
 }
@@ -222,7 +226,7 @@ impl ClusterConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.workers == 0 || self.workers > MAX_WORKERS {
             return Err(ConfigError::new(
-                "cluster.workers",
+                "engine.cluster.workers",
                 self.workers,
                 format!("in [1, {MAX_WORKERS}]"),
             ));
@@ -230,14 +234,14 @@ impl ClusterConfig {
         if let Some(s) = self.stragglers {
             if !(0.0..=1.0).contains(&s.fraction) {
                 return Err(ConfigError::new(
-                    "cluster.stragglers.fraction",
+                    "engine.cluster.stragglers.fraction",
                     s.fraction,
                     "in [0, 1]",
                 ));
             }
             if !(s.slowdown.is_finite() && s.slowdown >= 1.0) {
                 return Err(ConfigError::new(
-                    "cluster.stragglers.slowdown",
+                    "engine.cluster.stragglers.slowdown",
                     s.slowdown,
                     "finite and ≥ 1",
                 ));
@@ -251,6 +255,180 @@ impl ClusterConfig {
         match self.stragglers {
             Some(s) if (w as f64) < (s.fraction * self.workers as f64).ceil() => s.slowdown,
             _ => 1.0,
+        }
+    }
+}
+
+/// The injected engine's settings: the staleness model τ_k and the history
+/// of past versions it is served from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InjectedConfig {
+    /// Staleness model τ_k.
+    pub delay: Delay,
+    /// Versions kept for injected staleness, and what happens beyond.
+    #[serde(default)]
+    pub history: HistoryConfig,
+}
+
+impl Default for InjectedConfig {
+    fn default() -> Self {
+        Self {
+            delay: Delay::constant(0),
+            history: HistoryConfig::default(),
+        }
+    }
+}
+
+/// The virtual-time engine's settings: the simulated cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualTimeConfig {
+    /// Workers, compute and network times (virtual seconds), consistency.
+    pub cluster: ClusterConfig,
+}
+
+/// The threads engine's settings: the cluster, how workers reach the
+/// server, and what a worker's panic does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadsConfig {
+    /// Workers, compute and network times (real seconds, slept), consistency.
+    pub cluster: ClusterConfig,
+    /// Server back-end.
+    #[serde(default)]
+    pub backend: Backend,
+    /// What happens when a worker panics.
+    #[serde(default)]
+    pub on_worker_failure: FailurePolicy,
+}
+
+/// The tasks engine's settings: the cluster and what a worker's panic does
+/// (the server is always a tokio task fed by mpsc).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TasksConfig {
+    /// Workers, compute and network times (real seconds, slept), consistency.
+    pub cluster: ClusterConfig,
+    /// What happens when a worker panics.
+    #[serde(default)]
+    pub on_worker_failure: FailurePolicy,
+}
+
+/// The engine that drives a run, with exactly the settings that engine
+/// uses: a delay model exists only for the injected engine, a worker count
+/// only for the cluster engines, a back-end only for threads. Tagged by
+/// `kind` in TOML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum EngineConfig {
+    /// Staleness sampled from a delay model and served from the history (eq. 2.1 exactly).
+    Injected(InjectedConfig),
+    /// Discrete-event simulation of the cluster in virtual time.
+    VirtualTime(VirtualTimeConfig),
+    /// Real OS threads as workers; staleness measured.
+    Threads(ThreadsConfig),
+    /// Tokio tasks as workers; staleness measured.
+    Tasks(TasksConfig),
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig::Injected(InjectedConfig::default())
+    }
+}
+
+impl EngineConfig {
+    /// The engine's default settings, keeping `cluster` for the cluster engines.
+    pub fn new(kind: EngineKind, cluster: ClusterConfig) -> Self {
+        match kind {
+            EngineKind::Injected => EngineConfig::Injected(InjectedConfig::default()),
+            EngineKind::VirtualTime => EngineConfig::VirtualTime(VirtualTimeConfig { cluster }),
+            EngineKind::Threads => EngineConfig::Threads(ThreadsConfig {
+                cluster,
+                ..Default::default()
+            }),
+            EngineKind::Tasks => EngineConfig::Tasks(TasksConfig {
+                cluster,
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// Which engine this is.
+    pub fn kind(&self) -> EngineKind {
+        match self {
+            EngineConfig::Injected(_) => EngineKind::Injected,
+            EngineConfig::VirtualTime(_) => EngineKind::VirtualTime,
+            EngineConfig::Threads(_) => EngineKind::Threads,
+            EngineConfig::Tasks(_) => EngineKind::Tasks,
+        }
+    }
+
+    /// The injected engine's settings, if this is the injected engine.
+    pub fn injected(&self) -> Option<&InjectedConfig> {
+        match self {
+            EngineConfig::Injected(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// Mutable [`EngineConfig::injected`].
+    pub fn injected_mut(&mut self) -> Option<&mut InjectedConfig> {
+        match self {
+            EngineConfig::Injected(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// The cluster, for the virtual-time, threads and tasks engines.
+    pub fn cluster(&self) -> Option<&ClusterConfig> {
+        match self {
+            EngineConfig::Injected(_) => None,
+            EngineConfig::VirtualTime(c) => Some(&c.cluster),
+            EngineConfig::Threads(c) => Some(&c.cluster),
+            EngineConfig::Tasks(c) => Some(&c.cluster),
+        }
+    }
+
+    /// Mutable [`EngineConfig::cluster`].
+    pub fn cluster_mut(&mut self) -> Option<&mut ClusterConfig> {
+        match self {
+            EngineConfig::Injected(_) => None,
+            EngineConfig::VirtualTime(c) => Some(&mut c.cluster),
+            EngineConfig::Threads(c) => Some(&mut c.cluster),
+            EngineConfig::Tasks(c) => Some(&mut c.cluster),
+        }
+    }
+
+    /// The failure policy of the engines with real workers.
+    pub fn on_worker_failure(&self) -> Option<FailurePolicy> {
+        match self {
+            EngineConfig::Threads(c) => Some(c.on_worker_failure),
+            EngineConfig::Tasks(c) => Some(c.on_worker_failure),
+            _ => None,
+        }
+    }
+
+    /// Whether the engine measures wall-clock time (its runs must not share cores).
+    pub fn is_wall_clock(&self) -> bool {
+        matches!(self, EngineConfig::Threads(_) | EngineConfig::Tasks(_))
+    }
+
+    /// Checks the engine's own settings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self {
+            EngineConfig::Injected(i) => {
+                if i.history.capacity == 0 || i.history.capacity > MAX_HISTORY {
+                    return Err(ConfigError::new(
+                        "engine.history.capacity",
+                        i.history.capacity,
+                        format!("in [1, {MAX_HISTORY}]"),
+                    ));
+                }
+                Ok(())
+            }
+            other => other.cluster().map_or(Ok(()), ClusterConfig::validate),
         }
     }
 }

@@ -1,33 +1,55 @@
 //! A whole experiment: the base configuration, the grid it sweeps and the
 //! analysis applied to it; what an output directory's `config.toml` holds.
 
-use super::RunConfig;
+use super::{Consistency, EngineConfig, RunConfig};
 use crate::delay::Delay;
 use crate::error::ConfigError;
 use serde::{Deserialize, Serialize};
 
-/// The values a sweep varies; an empty list keeps the base value.
+/// The values a sweep varies; an empty list keeps the base value. The
+/// engine axes must suit the base's engine: `delay` belongs to the injected
+/// engine, `workers`, `compute_time` and `consistency` to the cluster engines
+/// (virtual time, threads, tasks); [`Experiment::validate`] refuses the others.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Grid {
     /// Momentum values μ.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub momentum: Vec<f64>,
     /// Step sizes η.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub step_size: Vec<f64>,
-    /// Delay models.
-    #[serde(default)]
+    /// Delay models (injected engine).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub delay: Vec<Delay>,
+    /// Worker counts M (cluster engines).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<usize>,
+    /// Compute-time models (cluster engines).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compute_time: Vec<Delay>,
+    /// Consistency models (cluster engines).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consistency: Vec<Consistency>,
 }
 
-/// How the momentum–delay tradeoff reads an "optimal delay" off a sweep.
+impl Grid {
+    /// Whether the grid varies anything that only the cluster engines have.
+    pub fn has_cluster_axes(&self) -> bool {
+        !(self.workers.is_empty() && self.compute_time.is_empty() && self.consistency.is_empty())
+    }
+}
+
+/// How the momentum–delay tradeoff reads the largest tolerated staleness
+/// off a sweep: the optimal delay τ* on the injected engine, the largest
+/// tolerated worker count M* on the cluster engines.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tolerance {
-    /// A delay is tolerated when its mean error is at most `factor` × the
-    /// error at τ = 0 and no run diverged; the optimal delay is the largest
-    /// τ of the grid such that it and every smaller τ are tolerated.
+    /// A grid value (delay τ, or worker count M) is tolerated when its mean
+    /// error is at most `factor` × the error at the grid's smallest value
+    /// (τ = 0, or M = 1) and no run diverged; the answer is the largest value
+    /// such that it and every smaller one are tolerated.
     pub factor: f64,
 }
 
@@ -55,7 +77,9 @@ pub struct Experiment {
 }
 
 impl Experiment {
-    /// The configurations of every grid point, momentum-major, then step size, then delay.
+    /// The configurations of every grid point: momentum-major, then step
+    /// size, then the engine axes (delay; or workers, compute time,
+    /// consistency).
     pub fn points(&self) -> Vec<RunConfig> {
         let mus = if self.grid.momentum.is_empty() {
             vec![self.base.momentum]
@@ -67,19 +91,15 @@ impl Experiment {
         } else {
             self.grid.step_size.clone()
         };
-        let delays = if self.grid.delay.is_empty() {
-            vec![self.base.delay.clone()]
-        } else {
-            self.grid.delay.clone()
-        };
-        let mut out = Vec::with_capacity(mus.len() * etas.len() * delays.len());
+        let engines = self.engine_points();
+        let mut out = Vec::with_capacity(mus.len() * etas.len() * engines.len());
         for &momentum in &mus {
             for &step_size in &etas {
-                for delay in &delays {
+                for engine in &engines {
                     out.push(RunConfig {
                         momentum,
                         step_size,
-                        delay: delay.clone(),
+                        engine: engine.clone(),
                         ..self.base.clone()
                     });
                 }
@@ -88,9 +108,90 @@ impl Experiment {
         out
     }
 
-    /// Validates the base and every grid value, naming the grid entry at fault.
+    /// The engine settings of every point of the engine axes, in grid order.
+    /// Axes that do not suit the engine are left out here and refused by
+    /// [`Experiment::validate`].
+    fn engine_points(&self) -> Vec<EngineConfig> {
+        let g = &self.grid;
+        let base = &self.base.engine;
+        if let EngineConfig::Injected(inj) = base {
+            if g.delay.is_empty() {
+                return vec![base.clone()];
+            }
+            return g
+                .delay
+                .iter()
+                .map(|d| {
+                    let mut i = inj.clone();
+                    i.delay = d.clone();
+                    EngineConfig::Injected(i)
+                })
+                .collect();
+        }
+        let Some(c) = base.cluster() else {
+            return vec![base.clone()];
+        };
+        let or_base = |v: &Vec<usize>| {
+            if v.is_empty() {
+                vec![c.workers]
+            } else {
+                v.clone()
+            }
+        };
+        let workers = or_base(&g.workers);
+        let computes = if g.compute_time.is_empty() {
+            vec![c.compute_time.clone()]
+        } else {
+            g.compute_time.clone()
+        };
+        let consistencies = if g.consistency.is_empty() {
+            vec![c.consistency]
+        } else {
+            g.consistency.clone()
+        };
+        let mut out = Vec::with_capacity(workers.len() * computes.len() * consistencies.len());
+        for &w in &workers {
+            for ct in &computes {
+                for &cons in &consistencies {
+                    let mut e = base.clone();
+                    if let Some(c) = e.cluster_mut() {
+                        c.workers = w;
+                        c.compute_time = ct.clone();
+                        c.consistency = cons;
+                    }
+                    out.push(e);
+                }
+            }
+        }
+        out
+    }
+
+    /// Validates the base and every grid value, naming the grid entry at
+    /// fault, and refuses grid axes the base's engine does not have.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.base.validate()?;
+        let kind = self.base.engine_kind();
+        if !self.grid.delay.is_empty() && self.base.injected().is_none() {
+            return Err(ConfigError::new(
+                "grid.delay",
+                format!("{} delay models", self.grid.delay.len()),
+                format!("empty on the {kind} engine: a delay model belongs to the injected engine (the cluster engines vary grid.workers, grid.compute_time, grid.consistency)"),
+            ));
+        }
+        if self.grid.has_cluster_axes() && self.base.cluster().is_none() {
+            let axis = if !self.grid.workers.is_empty() {
+                "grid.workers"
+            } else if !self.grid.compute_time.is_empty() {
+                "grid.compute_time"
+            } else {
+                "grid.consistency"
+            };
+            return Err(ConfigError::new(
+                axis,
+                "a list",
+                "empty on the injected engine: it belongs to the cluster engines (virtual-time, threads, tasks); the injected engine varies grid.delay",
+            ));
+        }
         for (i, &m) in self.grid.momentum.iter().enumerate() {
             RunConfig {
                 momentum: m,
@@ -107,6 +208,14 @@ impl Experiment {
             .validate()
             .map_err(|e| rename(e, &format!("grid.step_size[{i}]")))?;
         }
+        for (i, &w) in self.grid.workers.iter().enumerate() {
+            let mut e = self.base.engine.clone();
+            if let Some(c) = e.cluster_mut() {
+                c.workers = w;
+            }
+            e.validate()
+                .map_err(|e| rename(e, &format!("grid.workers[{i}]")))?;
+        }
         if let Some(r) = &self.tradeoff {
             if !(r.factor.is_finite() && r.factor > 1.0) {
                 return Err(ConfigError::new(
@@ -116,7 +225,10 @@ impl Experiment {
                 ));
             }
         }
-        let n = self.points().len() as u64 * self.base.runs as u64;
+        let per_point = self.engine_points().len() as u64
+            * self.grid.momentum.len().max(1) as u64
+            * self.grid.step_size.len().max(1) as u64;
+        let n = per_point.saturating_mul(self.base.runs as u64);
         if n > 100_000_000 {
             return Err(ConfigError::new(
                 "grid",

@@ -1,13 +1,18 @@
 //! One configuration of Async-MSGD, shared by the runs of one point.
 
-use super::{ClusterConfig, EngineKind, HistoryConfig, ObjectiveConfig, MAX_HISTORY};
+use super::{ClusterConfig, EngineConfig, EngineKind, InjectedConfig, ObjectiveConfig};
 use crate::delay::Delay;
 use crate::error::ConfigError;
 use crate::update::{RuleKind, Schedule};
 use serde::{Deserialize, Serialize};
 
-/// One configuration of Async-MSGD: objective, hyper-parameters, delay,
+/// One configuration of Async-MSGD: objective, hyper-parameters (momentum,
+/// step size, update rule, schedule), the engine with its own settings,
 /// length, recording and seeding. `runs` independent runs share it.
+///
+/// Settings that only some engines use (the delay model, the cluster) live
+/// inside [`EngineConfig`], so a configuration cannot name a setting its
+/// engine would ignore.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
@@ -17,8 +22,6 @@ pub struct RunConfig {
     pub step_size: f64,
     /// Gradients drawn per run (each is applied, or dropped by the history policy).
     pub steps: u64,
-    /// Staleness model τ_k.
-    pub delay: Delay,
     /// Independent runs.
     pub runs: u32,
     /// Master seed; run r uses streams derived from (seed, r).
@@ -32,15 +35,9 @@ pub struct RunConfig {
     /// Stop a run early once its error falls to this value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_error: Option<f64>,
-    /// Versions kept for injected staleness.
+    /// The engine that drives the run, with its own settings.
     #[serde(default)]
-    pub history: HistoryConfig,
-    /// The engine that drives the run.
-    #[serde(default)]
-    pub engine: EngineKind,
-    /// The simulated cluster (engines other than `injected`).
-    #[serde(default)]
-    pub cluster: ClusterConfig,
+    pub engine: EngineConfig,
     /// The problem.
     pub objective: ObjectiveConfig,
     /// The server's update rule (text syntax, see [`crate::update::RULE_SYNTAX`]).
@@ -58,16 +55,13 @@ impl Default for RunConfig {
             momentum: 0.9,
             step_size: 5e-4,
             steps: 20_000,
-            delay: Delay::constant(0),
             runs: 100,
             seed: 1,
             record_every: 100,
             tail_fraction: 0.25,
             divergence_norm: 1e6,
             target_error: None,
-            history: HistoryConfig::default(),
-            engine: EngineKind::Injected,
-            cluster: ClusterConfig::default(),
+            engine: EngineConfig::default(),
             objective: ObjectiveConfig::default(),
             rule: RuleKind::default(),
             schedule: Schedule::default(),
@@ -116,16 +110,44 @@ impl RunConfig {
                 return Err(ConfigError::new("target_error", t, "finite and > 0"));
             }
         }
-        if self.history.capacity == 0 || self.history.capacity > MAX_HISTORY {
-            return Err(ConfigError::new(
-                "history.capacity",
-                self.history.capacity,
-                format!("in [1, {MAX_HISTORY}]"),
-            ));
-        }
-        self.cluster.validate()?;
+        self.engine.validate()?;
         self.rule.validate()?;
         self.schedule.validate()?;
         self.objective.validate()
+    }
+
+    /// Which engine runs this configuration.
+    pub fn engine_kind(&self) -> EngineKind {
+        self.engine.kind()
+    }
+
+    /// The cluster of a cluster engine (virtual time, threads, tasks).
+    pub fn cluster(&self) -> Option<&ClusterConfig> {
+        self.engine.cluster()
+    }
+
+    /// Mutable [`RunConfig::cluster`].
+    pub fn cluster_mut(&mut self) -> Option<&mut ClusterConfig> {
+        self.engine.cluster_mut()
+    }
+
+    /// The injected engine's delay model and history.
+    pub fn injected(&self) -> Option<&InjectedConfig> {
+        self.engine.injected()
+    }
+
+    /// This configuration on the injected engine with delay model `delay`
+    /// (the history kept when it already was on the injected engine).
+    pub fn with_delay(mut self, delay: Delay) -> Self {
+        match self.engine.injected_mut() {
+            Some(i) => i.delay = delay,
+            None => {
+                self.engine = EngineConfig::Injected(InjectedConfig {
+                    delay,
+                    ..Default::default()
+                })
+            }
+        }
+        self
     }
 }

@@ -324,6 +324,12 @@ impl Scenario for SaddleEscapeScenario {
             tradeoff: None,
         }
     }
+    /// Escape runs set their own trace cadence and stop (at escape) and use
+    /// heavy ball; the step budget caps runs that have not escaped.
+    fn accepts(&self) -> &'static [psim_common::Setting] {
+        use psim_common::Setting::*;
+        &[Momentum, StepSize, Steps, Runs, Seed, Objective]
+    }
     fn run(
         &self,
         e: &Experiment,
@@ -605,6 +611,12 @@ impl Scenario for EscapeTimesScenario {
             },
             tradeoff: None,
         }
+    }
+    /// Plain SGD (μ = 0) by design, so momentum is refused; escape runs set
+    /// their own trace cadence and stop.
+    fn accepts(&self) -> &'static [psim_common::Setting] {
+        use psim_common::Setting::*;
+        &[StepSize, Steps, Runs, Seed, Objective]
     }
     fn run(
         &self,

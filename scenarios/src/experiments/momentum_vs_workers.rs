@@ -14,8 +14,8 @@ use crate::output::OutputDir;
 use crate::plot::{Plot, Series};
 use crate::sweep::{run_sweep, SweepError, SweepOptions};
 use psim_common::{
-    ClusterConfig, Consistency, Delay, EngineKind, Experiment, Grid, MlpActivation, MlpConfig,
-    ObjectiveConfig, RunConfig,
+    ClusterConfig, Consistency, Delay, EngineConfig, EngineKind, Experiment, Grid, MlpActivation,
+    MlpConfig, ObjectiveConfig, RunConfig, Setting, VirtualTimeConfig,
 };
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -97,13 +97,13 @@ impl E2Settings {
                 "momentum-vs-workers needs the MLP objective (kind = \"mlp\")".into(),
             ));
         };
-        if e.grid.step_size.len() > 1 || !e.grid.delay.is_empty() {
+        if e.grid.step_size.len() > 1 {
             return Err(ScenarioError::Unsuitable(
-                "momentum-vs-workers sweeps workers and momentum only: give one step size and no delay grid".into(),
+                "momentum-vs-workers sweeps workers and momentum only: give one step size".into(),
             ));
         }
         let workers = std::iter::successors(Some(1usize), |w| w.checked_mul(2))
-            .take_while(|&w| w <= b.cluster.workers.max(1))
+            .take_while(|&w| w <= b.cluster().map_or(1, |c| c.workers).max(1))
             .collect();
         Ok(Self {
             workers,
@@ -131,15 +131,15 @@ impl E2Settings {
             record_every: self.steps,
             tail_fraction: 1.0 / self.steps as f64,
             divergence_norm: 1e6,
-            engine: EngineKind::VirtualTime,
-            cluster: ClusterConfig {
-                workers,
-                compute_time: Delay::Constant(1.0),
-                network_delay: Delay::Constant(0.0),
-                consistency: Consistency::Asp,
-                stragglers: None,
-                ..ClusterConfig::default()
-            },
+            engine: EngineConfig::VirtualTime(VirtualTimeConfig {
+                cluster: ClusterConfig {
+                    workers,
+                    compute_time: Delay::Constant(1.0),
+                    network_delay: Delay::Constant(0.0),
+                    consistency: Consistency::Asp,
+                    stragglers: None,
+                },
+            }),
             objective: ObjectiveConfig::Mlp(self.mlp.clone()),
             ..RunConfig::default()
         }
@@ -404,13 +404,25 @@ impl Scenario for MomentumVsWorkers {
     /// largest (the counts are the powers of two up to N).
     fn total_runs(&self, e: &Experiment) -> u64 {
         // One sweep over μ per power-of-two worker count up to `cluster.workers`.
-        let counts = usize::BITS - e.base.cluster.workers.max(1).leading_zeros();
+        let largest = e.base.cluster().map_or(1, |c| c.workers);
+        let counts = usize::BITS - largest.max(1).leading_zeros();
         counts as u64 * e.points().len() as u64 * e.base.runs as u64
     }
 
     fn experiment(&self) -> Experiment {
         let s = E2Settings::default();
         s.experiment(*s.workers.last().expect("workers"))
+    }
+
+    /// The cluster is the scenario's own (compute time 1, no network delay,
+    /// ASP); `workers` is the largest count of the powers-of-two axis.
+    fn accepts(&self) -> &'static [Setting] {
+        use Setting::*;
+        &[Momentum, StepSize, Steps, Runs, Seed, Workers, Objective]
+    }
+
+    fn engines(&self) -> &'static [EngineKind] {
+        &[EngineKind::VirtualTime]
     }
 
     fn run(

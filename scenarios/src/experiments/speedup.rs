@@ -5,10 +5,15 @@
 //! for μ, the run needs many more updates (or never reaches ε), and the
 //! speedup stops growing. Lower μ tolerates more staleness, so more workers.
 
+use crate::catalogue::{Scenario, ScenarioError};
 use crate::experiments::tradeoff::PAPER_OPTIMAL_DELAYS;
 use crate::output::{OutputDir, OutputError};
 use crate::plot::{Plot, Series};
-use psim_common::{AnyObjective, ConfigError, Experiment, RunConfig};
+use crate::sweep::SweepOptions;
+use psim_common::{
+    AnyObjective, ClusterConfig, ConfigError, EngineConfig, EngineKind, Experiment, Grid,
+    RunConfig, Setting,
+};
 use psim_engine::{self as engine, time_to_target, EngineError};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -26,6 +31,16 @@ pub enum SpeedupError {
     /// Writing the results failed.
     #[error(transparent)]
     Output(#[from] OutputError),
+}
+
+impl From<SpeedupError> for ScenarioError {
+    fn from(e: SpeedupError) -> Self {
+        match e {
+            SpeedupError::Config(c) => ScenarioError::Sweep(c.into()),
+            SpeedupError::Engine(c) => ScenarioError::Sweep(c.into()),
+            SpeedupError::Output(c) => ScenarioError::Output(c),
+        }
+    }
 }
 
 /// One (μ, M) point.
@@ -65,12 +80,13 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 
 /// Runs `base` (engine, cluster, target error, step cap taken from it) for
 /// every momentum × worker count, `base.runs` runs each, one run at a time
-/// (the runs measure wall-clock time and must not share the cores).
+/// (the runs measure wall-clock time and must not share the cores);
+/// `progress` is called after every run.
 pub fn run_speedup(
     base: &RunConfig,
     momenta: &[f64],
     workers: &[usize],
-    progress: Option<&(dyn Fn(f64, usize) + Sync)>,
+    progress: Option<&(dyn Fn() + Sync)>,
 ) -> Result<Vec<SpeedupRow>, SpeedupError> {
     if base.target_error.is_none() {
         return Err(ConfigError::new(
@@ -93,12 +109,11 @@ pub fn run_speedup(
     for &mu in momenta {
         let mut baseline = None;
         for (i, &m) in workers.iter().enumerate() {
-            if let Some(p) = progress {
-                p(mu, m);
-            }
             let mut cfg = base.clone();
             cfg.momentum = mu;
-            cfg.cluster.workers = m;
+            if let Some(c) = cfg.engine.cluster_mut() {
+                c.workers = m;
+            }
             cfg.validate()?;
             let mut times = Vec::new();
             let mut updates = Vec::new();
@@ -106,6 +121,9 @@ pub fn run_speedup(
             let mut staleness = psim_common::StalenessHistogram::new();
             for r in 0..cfg.runs as u64 {
                 let result = engine::run(&cfg, &objective, r)?;
+                if let Some(p) = progress {
+                    p();
+                }
                 staleness.merge(&result.staleness);
                 rates.push(engine::throughput(&result));
                 if let Some(t) = time_to_target(&result) {
@@ -143,13 +161,14 @@ pub fn run_speedup(
 
 /// The table printed by `psim speedup`.
 pub fn report(base: &RunConfig, rows: &[SpeedupRow]) -> String {
+    let cluster = base.cluster().cloned().unwrap_or_default();
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "speedup: engine {:?}, consistency {}, compute time {:?} s, η = {}, ε = {}, {} runs per point (median time-to-ε)\n",
-        base.engine,
-        base.cluster.consistency,
-        base.cluster.compute_time,
+        "speedup: engine {}, consistency {}, compute time {} s, η = {}, ε = {}, {} runs per point (median time-to-ε)\n",
+        base.engine_kind(),
+        cluster.consistency,
+        cluster.compute_time,
         base.step_size,
         base.target_error.unwrap_or(f64::NAN),
         base.runs
@@ -191,14 +210,9 @@ pub fn report(base: &RunConfig, rows: &[SpeedupRow]) -> String {
     t
 }
 
-/// Writes `config.toml`, `speedup.csv`, `summary.json` and `speedup.svg`.
-pub fn write(out: &OutputDir, base: &RunConfig, rows: &[SpeedupRow]) -> Result<(), SpeedupError> {
-    out.write_config(&Experiment {
-        name: "speedup".into(),
-        base: base.clone(),
-        grid: Default::default(),
-        tradeoff: None,
-    })?;
+/// Writes `speedup.csv`, `summary.json` and `speedup.svg` (the caller
+/// writes `config.toml`, the experiment with its worker grid).
+pub fn write(out: &OutputDir, rows: &[SpeedupRow]) -> Result<(), SpeedupError> {
     let o = |x: Option<f64>| x.map_or(String::new(), |v| v.to_string());
     out.write_csv(
         "speedup.csv",
@@ -271,5 +285,102 @@ pub fn plot(rows: &[SpeedupRow]) -> Plot {
         log_y: true,
         series,
         ..Default::default()
+    }
+}
+
+/// `psim speedup` (also `psim reproduce speedup`): time-to-ε per worker count
+/// and momentum on the real parameter server.
+pub struct Speedup;
+
+impl Scenario for Speedup {
+    fn name(&self) -> &'static str {
+        "speedup"
+    }
+
+    fn title(&self) -> &'static str {
+        "time-to-ε speedup per worker count and μ on the real parameter server (threads or tasks)"
+    }
+
+    /// Streaming PCA of E1 at η = 5·10⁻⁴ to ε = 0.1, 1 ms of compute per
+    /// gradient, workers 1…32, μ ∈ {0.7, 0.9}, 3 runs per point, at most
+    /// 10⁵ updates per run.
+    fn experiment(&self) -> Experiment {
+        Experiment {
+            name: "speedup".into(),
+            base: RunConfig {
+                momentum: 0.7,
+                step_size: 5e-4,
+                steps: 100_000,
+                runs: 3,
+                seed: 1,
+                record_every: 10,
+                target_error: Some(0.1),
+                engine: EngineConfig::new(EngineKind::Threads, ClusterConfig::default()),
+                ..RunConfig::default()
+            },
+            grid: Grid {
+                momentum: vec![0.7, 0.9],
+                workers: vec![1, 2, 4, 8, 16, 32],
+                ..Grid::default()
+            },
+            tradeoff: None,
+        }
+    }
+
+    fn accepts(&self) -> &'static [Setting] {
+        use Setting::*;
+        &[
+            Momentum,
+            StepSize,
+            Steps,
+            Runs,
+            Seed,
+            RecordEvery,
+            TargetError,
+            Rule,
+            Objective,
+            Engine,
+            Workers,
+            ComputeTime,
+            NetworkDelay,
+            Consistency,
+            Stragglers,
+            Backend,
+            OnWorkerFailure,
+        ]
+    }
+
+    fn engines(&self) -> &'static [EngineKind] {
+        &[EngineKind::Threads, EngineKind::Tasks]
+    }
+
+    fn experiment_on(&self, engine: EngineKind) -> Result<Experiment, ScenarioError> {
+        if !self.engines().contains(&engine) {
+            return Err(self.wrong_engine(engine));
+        }
+        let mut e = self.experiment();
+        e.base.engine = EngineConfig::new(engine, ClusterConfig::default());
+        Ok(e)
+    }
+
+    fn run(
+        &self,
+        e: &Experiment,
+        out: &OutputDir,
+        opts: &SweepOptions<'_>,
+    ) -> Result<String, ScenarioError> {
+        let momenta = if e.grid.momentum.is_empty() {
+            vec![e.base.momentum]
+        } else {
+            e.grid.momentum.clone()
+        };
+        let workers = if e.grid.workers.is_empty() {
+            vec![e.base.cluster().map_or(1, |c| c.workers)]
+        } else {
+            e.grid.workers.clone()
+        };
+        let rows = run_speedup(&e.base, &momenta, &workers, opts.progress)?;
+        write(out, &rows)?;
+        Ok(report(&e.base, &rows))
     }
 }

@@ -299,6 +299,12 @@ impl Scenario for SpikyScenario {
             tradeoff: None,
         }
     }
+    /// The headline reads final iterates, so the trace cadence, tail window
+    /// and early stops have no effect and are refused.
+    fn accepts(&self) -> &'static [psim_common::Setting] {
+        use psim_common::Setting::*;
+        &[Momentum, StepSize, Steps, Runs, Seed, Objective]
+    }
     fn run(
         &self,
         e: &Experiment,

@@ -489,6 +489,21 @@ impl crate::catalogue::Scenario for ThreePhasesScenario {
             tradeoff: None,
         }
     }
+    /// The update rules and schedules are the scenario's own (SGD, heavy
+    /// ball, heavy ball annealed at step 2·10⁴); runs go to their end.
+    fn accepts(&self) -> &'static [psim_common::Setting] {
+        use psim_common::Setting::*;
+        &[
+            Momentum,
+            StepSize,
+            Steps,
+            Runs,
+            Seed,
+            RecordEvery,
+            TailFraction,
+            Objective,
+        ]
+    }
     fn run(
         &self,
         e: &Experiment,

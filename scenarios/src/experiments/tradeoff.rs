@@ -1,19 +1,24 @@
 //! The momentum–delay tradeoff (E1): reading the "optimal delay" off a
-//! sweep over momentum × constant delay, beside the theory.
+//! sweep over momentum × constant delay, beside the theory; and, on the
+//! cluster engines (virtual time, threads, tasks), where staleness comes
+//! from the number of workers, the largest tolerated worker count.
 //!
-//! The rule (documented in the README and configurable): a delay τ is
-//! *tolerated* when no run diverged and the mean error is at most
-//! `factor` × the error at the smallest delay of the grid (τ = 0); the
-//! optimal delay is the largest τ such that τ and every smaller τ of the
-//! grid are tolerated.
+//! The rule (documented in the README and configurable): a grid value (a
+//! delay τ, or a worker count M) is *tolerated* when no run diverged and the
+//! mean error is at most `factor` × the error at the grid's smallest value
+//! (τ = 0, M = 1); the answer is the largest value such that it and every
+//! smaller value of the grid are tolerated. [`tolerated_prefix`] is that rule,
+//! written once for both axes.
 
 use crate::catalogue::{Scenario, ScenarioError};
 use crate::output::{write_sweep, OutputDir};
 use crate::sweep::{run_sweep, SweepOptions};
 use crate::sweep::{PointResult, SweepResult};
 use psim_common::theory::{max_stable_delay, ou_stationary_error, pca_stiffest_curvature};
-use psim_common::{Delay, Experiment, Grid, PcaConfig, RunConfig};
-use psim_common::{ObjectiveConfig, StreamingPca, Tolerance};
+use psim_common::{
+    ClusterConfig, Delay, EngineConfig, EngineKind, Experiment, Grid, ObjectiveConfig, PcaConfig,
+    RunConfig, Setting, StreamingPca, Tolerance,
+};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -58,8 +63,37 @@ pub struct TradeoffRow {
     pub errors: Vec<DelayError>,
 }
 
-/// Analyses a momentum × delay sweep with `rule`.
-pub fn analyse(sweep: &SweepResult, rule: &Tolerance) -> Vec<TradeoffRow> {
+/// The tolerance rule on one curve: `points` are (grid value, mean error,
+/// diverged runs) in ascending grid order. Returns the largest tolerated
+/// value (every smaller one tolerated too) and, per point, its ratio to the
+/// first point's error and whether it is tolerated.
+pub fn tolerated_prefix(
+    points: &[(f64, f64, usize)],
+    rule: &Tolerance,
+) -> (Option<f64>, Vec<(f64, bool)>) {
+    let baseline = points.first().map_or(f64::NAN, |p| p.1);
+    let mut still = true;
+    let mut best = None;
+    let marks = points
+        .iter()
+        .map(|&(x, mean, diverged)| {
+            let ratio = mean / baseline;
+            let tolerated = diverged == 0 && ratio <= rule.factor;
+            still &= tolerated;
+            if still {
+                best = Some(x);
+            }
+            (ratio, tolerated)
+        })
+        .collect();
+    (best, marks)
+}
+
+/// Groups a sweep's points by (μ, η), in grid order, each group sorted by `x`.
+fn curves(
+    sweep: &SweepResult,
+    x: impl Fn(&PointResult) -> f64,
+) -> Vec<((f64, f64), Vec<&PointResult>)> {
     let mut groups: Vec<((f64, f64), Vec<&PointResult>)> = Vec::new();
     for p in &sweep.points {
         let key = (p.summary.momentum, p.summary.step_size);
@@ -68,23 +102,53 @@ pub fn analyse(sweep: &SweepResult, rule: &Tolerance) -> Vec<TradeoffRow> {
             None => groups.push((key, vec![p])),
         }
     }
+    for (_, pts) in &mut groups {
+        pts.sort_by(|a, b| x(a).total_cmp(&x(b)));
+    }
     groups
+}
+
+/// The theory beside a (μ, η) curve of streaming PCA: the largest stable
+/// constant delay of the stiffest mode and the OU error at τ = 0.
+fn theory(
+    objective: &ObjectiveConfig,
+    momentum: f64,
+    step_size: f64,
+) -> (Option<u64>, Option<f64>) {
+    match objective {
+        ObjectiveConfig::Pca(cfg) => match StreamingPca::new(cfg) {
+            Ok(pca) => {
+                let lam = pca.eigenvalues();
+                let gain = step_size * pca_stiffest_curvature(lam);
+                (
+                    max_stable_delay(momentum, gain),
+                    Some(ou_stationary_error(step_size, momentum, lam, |i| {
+                        pca.alpha_sq(i, 0)
+                    })),
+                )
+            }
+            Err(_) => (None, None),
+        },
+        _ => (None, None),
+    }
+}
+
+/// Analyses a momentum × delay sweep with `rule`.
+pub fn analyse(sweep: &SweepResult, rule: &Tolerance) -> Vec<TradeoffRow> {
+    curves(sweep, delay_of)
         .into_iter()
-        .map(|((momentum, step_size), mut pts)| {
-            pts.sort_by(|a, b| delay_of(a).total_cmp(&delay_of(b)));
+        .map(|((momentum, step_size), pts)| {
             let baseline = pts[0].summary.error.mean;
-            let mut still = true;
-            let mut optimal = None;
+            let curve: Vec<(f64, f64, usize)> = pts
+                .iter()
+                .map(|p| (delay_of(p), p.summary.error.mean, p.summary.diverged))
+                .collect();
+            let (optimal, marks) = tolerated_prefix(&curve, rule);
             let errors = pts
                 .iter()
-                .map(|p| {
+                .zip(marks)
+                .map(|(p, (ratio, tolerated))| {
                     let s = &p.summary;
-                    let ratio = s.error.mean / baseline;
-                    let tolerated = s.diverged == 0 && ratio <= rule.factor;
-                    still &= tolerated;
-                    if still {
-                        optimal = Some(delay_of(p));
-                    }
                     DelayError {
                         delay: delay_of(p),
                         mean_error: s.error.mean,
@@ -97,23 +161,8 @@ pub fn analyse(sweep: &SweepResult, rule: &Tolerance) -> Vec<TradeoffRow> {
                     }
                 })
                 .collect();
-            let (theory_max_stable_delay, theory_ou_error) = match &pts[0].config.objective {
-                ObjectiveConfig::Pca(cfg) => match StreamingPca::new(cfg) {
-                    Ok(pca) => {
-                        let lam = pca.eigenvalues();
-                        let gain = step_size * pca_stiffest_curvature(lam);
-                        (
-                            max_stable_delay(momentum, gain),
-                            Some(ou_stationary_error(step_size, momentum, lam, |i| {
-                                pca.alpha_sq(i, 0)
-                            })),
-                        )
-                    }
-                    Err(_) => (None, None),
-                },
-                #[allow(unreachable_patterns)]
-                _ => (None, None),
-            };
+            let (theory_max_stable_delay, theory_ou_error) =
+                theory(&pts[0].config.objective, momentum, step_size);
             TradeoffRow {
                 momentum,
                 step_size,
@@ -127,10 +176,192 @@ pub fn analyse(sweep: &SweepResult, rule: &Tolerance) -> Vec<TradeoffRow> {
         .collect()
 }
 
+/// Mean error at one worker count, as listed in `summary.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkersError {
+    /// Worker count M.
+    pub workers: usize,
+    /// Mean measured staleness of the applied gradients.
+    pub mean_staleness: f64,
+    /// Mean tail error over non-diverged runs.
+    pub mean_error: f64,
+    /// Standard deviation across runs.
+    pub std_error: f64,
+    /// 10th percentile across runs.
+    pub p10: f64,
+    /// 90th percentile across runs.
+    pub p90: f64,
+    /// Diverged runs.
+    pub diverged: usize,
+    /// Mean error / mean error at the smallest worker count.
+    pub ratio: f64,
+    /// Whether the rule tolerates this worker count.
+    pub tolerated: bool,
+}
+
+/// The tradeoff on a cluster engine for one (μ, η): the largest tolerated
+/// worker count, beside the injected engine's optimal delay on the matching
+/// grid τ = M − 1.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkersRow {
+    /// Momentum μ.
+    pub momentum: f64,
+    /// Step size η.
+    pub step_size: f64,
+    /// Largest tolerated worker count (null when even the smallest is not).
+    pub max_workers: Option<usize>,
+    /// Mean measured staleness at `max_workers`.
+    pub staleness_at_max: Option<f64>,
+    /// The injected engine's optimal delay τ* on the grid τ = M − 1, by the same rule.
+    pub injected_optimal_delay: Option<f64>,
+    /// Largest stable constant delay of the linearised delayed heavy ball (theory).
+    pub theory_max_stable_delay: Option<u64>,
+    /// Mean error at the smallest worker count.
+    pub baseline_error: f64,
+    /// Error per worker count, ascending.
+    pub errors: Vec<WorkersError>,
+}
+
+/// Analyses a momentum × workers sweep on a cluster engine with `rule`;
+/// `injected` is the analysis of the matching injected sweep (τ = M − 1).
+pub fn analyse_workers(
+    sweep: &SweepResult,
+    rule: &Tolerance,
+    injected: &[TradeoffRow],
+) -> Vec<WorkersRow> {
+    let workers_of = |p: &PointResult| p.summary.workers.unwrap_or(0) as f64;
+    curves(sweep, workers_of)
+        .into_iter()
+        .map(|((momentum, step_size), pts)| {
+            let curve: Vec<(f64, f64, usize)> = pts
+                .iter()
+                .map(|p| (workers_of(p), p.summary.error.mean, p.summary.diverged))
+                .collect();
+            let (best, marks) = tolerated_prefix(&curve, rule);
+            let errors: Vec<WorkersError> = pts
+                .iter()
+                .zip(marks)
+                .map(|(p, (ratio, tolerated))| {
+                    let s = &p.summary;
+                    WorkersError {
+                        workers: s.workers.unwrap_or(0),
+                        mean_staleness: s.staleness.mean,
+                        mean_error: s.error.mean,
+                        std_error: s.error.std,
+                        p10: s.error.p10,
+                        p90: s.error.p90,
+                        diverged: s.diverged,
+                        ratio,
+                        tolerated,
+                    }
+                })
+                .collect();
+            let max_workers = best.map(|w| w as usize);
+            WorkersRow {
+                momentum,
+                step_size,
+                max_workers,
+                staleness_at_max: max_workers.and_then(|m| {
+                    errors
+                        .iter()
+                        .find(|e| e.workers == m)
+                        .map(|e| e.mean_staleness)
+                }),
+                injected_optimal_delay: injected
+                    .iter()
+                    .find(|r| r.momentum == momentum && r.step_size == step_size)
+                    .and_then(|r| r.optimal_delay),
+                theory_max_stable_delay: theory(&pts[0].config.objective, momentum, step_size).0,
+                baseline_error: pts[0].summary.error.mean,
+                errors,
+            }
+        })
+        .collect()
+}
+
+/// A tradeoff analysis as written to `summary.json` under `tradeoff`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum TradeoffTable {
+    /// Optimal delay per (μ, η) (injected engine).
+    Delays(Vec<TradeoffRow>),
+    /// Largest tolerated worker count per (μ, η) (cluster engines).
+    Workers(Vec<WorkersRow>),
+}
+
+/// The injected sweep matching a cluster engine's worker grid: the same
+/// problem, μ, η, runs, steps and seed, with constant delays τ = M − 1.
+pub fn matching_injected(e: &Experiment) -> Experiment {
+    let workers: Vec<usize> = if e.grid.workers.is_empty() {
+        e.base
+            .cluster()
+            .map(|c| vec![c.workers])
+            .unwrap_or_default()
+    } else {
+        e.grid.workers.clone()
+    };
+    Experiment {
+        name: e.name.clone(),
+        base: RunConfig {
+            engine: EngineConfig::default(),
+            ..e.base.clone()
+        },
+        grid: Grid {
+            momentum: e.grid.momentum.clone(),
+            step_size: e.grid.step_size.clone(),
+            delay: workers
+                .iter()
+                .map(|&m| Delay::constant(m.saturating_sub(1) as u64))
+                .collect(),
+            ..Grid::default()
+        },
+        tradeoff: e.tradeoff,
+    }
+}
+
+/// Runs a tradeoff experiment on its engine, writes its outputs and returns
+/// the report: the optimal delay per μ on the injected engine; on a cluster
+/// engine the largest tolerated worker count, beside the matching injected
+/// sweep's τ* + 1 (run first, not written to the output files).
+pub fn run_tradeoff(
+    experiment: &Experiment,
+    out: &OutputDir,
+    opts: &SweepOptions<'_>,
+) -> Result<String, ScenarioError> {
+    let rule = experiment.tradeoff.unwrap_or_default();
+    if experiment.base.cluster().is_none() {
+        let sweep = run_sweep(experiment, opts)?;
+        let rows = analyse(&sweep, &rule);
+        write_sweep(out, &sweep, Some(&TradeoffTable::Delays(rows.clone())))?;
+        return Ok(tradeoff_report(
+            experiment,
+            &rows,
+            &rule,
+            sweep.wall_seconds,
+            sweep.threads,
+        ));
+    }
+    let injected = run_sweep(&matching_injected(experiment), opts)?;
+    let injected_rows = analyse(&injected, &rule);
+    let sweep = run_sweep(experiment, opts)?;
+    let rows = analyse_workers(&sweep, &rule, &injected_rows);
+    write_sweep(out, &sweep, Some(&TradeoffTable::Workers(rows.clone())))?;
+    Ok(workers_report(
+        experiment,
+        &rows,
+        &rule,
+        sweep.wall_seconds + injected.wall_seconds,
+        sweep.threads,
+    ))
+}
+
 /// The x-coordinate of a point: its constant delay, or its delay model's
 /// mean (infinite for heavy tails).
 pub fn delay_of(p: &PointResult) -> f64 {
-    p.config.delay.mean().unwrap_or(f64::INFINITY)
+    p.config
+        .injected()
+        .and_then(|i| i.delay.mean())
+        .unwrap_or(f64::INFINITY)
 }
 
 /// E1: the momentum–delay tradeoff of 001 §5.1, Figure 1.
@@ -161,7 +392,6 @@ impl Scenario for Tradeoff {
                 momentum: 0.9,
                 step_size: 5e-4,
                 steps: 20_000,
-                delay: Delay::constant(0),
                 runs: 100,
                 seed: 2018,
                 record_every: 100,
@@ -171,10 +401,63 @@ impl Scenario for Tradeoff {
             },
             grid: Grid {
                 momentum: vec![0.7, 0.8, 0.85, 0.9, 0.95],
-                step_size: vec![],
                 delay: (0..=16).map(|k| Delay::constant(10 * k)).collect(),
+                ..Grid::default()
             },
             tradeoff: Some(Tolerance::default()),
+        }
+    }
+
+    fn accepts(&self) -> &'static [Setting] {
+        // Every setting: E1 is the general momentum × staleness sweep.
+        &Setting::ALL
+    }
+
+    fn engines(&self) -> &'static [EngineKind] {
+        &[
+            EngineKind::Injected,
+            EngineKind::VirtualTime,
+            EngineKind::Threads,
+            EngineKind::Tasks,
+        ]
+    }
+
+    /// On a cluster engine the delay grid becomes a worker grid
+    /// M = τ + 1 ∈ {1, 11, …, 161}. On virtual time every worker computes for
+    /// one time unit (`const:1`) with no network delay, so after the first
+    /// round the workers push in a fixed cycle and every staleness is exactly
+    /// M − 1: the cluster counterpart of a constant delay τ = M − 1. The
+    /// threads and tasks engines keep the default compute time (1 ms slept).
+    fn experiment_on(&self, engine: EngineKind) -> Result<Experiment, ScenarioError> {
+        let mut e = self.experiment();
+        if engine == EngineKind::Injected {
+            return Ok(e);
+        }
+        let compute_time = if engine == EngineKind::VirtualTime {
+            Delay::Constant(1.0)
+        } else {
+            ClusterConfig::default().compute_time
+        };
+        e.base.engine = EngineConfig::new(
+            engine,
+            ClusterConfig {
+                workers: 1,
+                compute_time,
+                ..ClusterConfig::default()
+            },
+        );
+        e.grid.delay.clear();
+        e.grid.workers = (0..=16).map(|k| 10 * k + 1).collect();
+        Ok(e)
+    }
+
+    fn total_runs(&self, e: &Experiment) -> u64 {
+        // A cluster engine also runs the matching injected sweep.
+        let n = e.points().len() as u64 * e.base.runs as u64;
+        if e.base.cluster().is_some() {
+            2 * n
+        } else {
+            n
         }
     }
 
@@ -184,17 +467,7 @@ impl Scenario for Tradeoff {
         out: &OutputDir,
         opts: &SweepOptions<'_>,
     ) -> Result<String, ScenarioError> {
-        let rule = experiment.tradeoff.unwrap_or_default();
-        let sweep = run_sweep(experiment, opts)?;
-        let rows = analyse(&sweep, &rule);
-        write_sweep(out, &sweep, Some(&rows))?;
-        Ok(tradeoff_report(
-            experiment,
-            &rows,
-            &rule,
-            sweep.wall_seconds,
-            sweep.threads,
-        ))
+        run_tradeoff(experiment, out, opts)
     }
 }
 
@@ -228,7 +501,6 @@ pub fn tradeoff_report(
                 p.init
             ),
         },
-        #[allow(unreachable_patterns)]
         _ => "objective as configured".into(),
     };
     let _ = writeln!(s, "{problem}");
@@ -281,6 +553,76 @@ pub fn tradeoff_report(
             .find_map(|r| r.errors.get(i))
             .map_or(f64::NAN, |e| e.delay);
         let _ = write!(s, "{tau:>6}");
+        for r in rows {
+            let cell = match r.errors.get(i) {
+                Some(e) if e.diverged > 0 => format!("† {}/{}", e.diverged, b.runs),
+                Some(e) => format!("{:.5} ({:.2})", e.mean_error, e.ratio),
+                None => String::new(),
+            };
+            let _ = write!(s, " {cell:>18}");
+        }
+        let _ = writeln!(s);
+    }
+    s
+}
+
+/// The terminal report of a tradeoff experiment on a cluster engine.
+pub fn workers_report(
+    e: &Experiment,
+    rows: &[WorkersRow],
+    rule: &Tolerance,
+    wall: f64,
+    threads: usize,
+) -> String {
+    let b = &e.base;
+    let mut s = String::new();
+    let cluster = b.cluster().cloned().unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "E1 on the {} engine · how many workers a momentum tolerates",
+        b.engine_kind()
+    );
+    let _ = writeln!(
+        s,
+        "compute time {}, network delay {}, consistency {}; {} runs × {} steps (server updates) per point, seed {}",
+        cluster.compute_time, cluster.network_delay, cluster.consistency, b.runs, b.steps, b.seed
+    );
+    let _ = writeln!(s, "rule: largest M such that it and every smaller M of the grid has no diverged run and mean error ≤ {}× the M = {} error", rule.factor, rows.first().and_then(|r| r.errors.first()).map_or(0, |e| e.workers));
+    let _ = writeln!(s, "beside: the injected engine's optimal delay on the matching grid τ = M − 1 (by the same rule) plus one, and the theory's stable delay plus one");
+    let _ = writeln!(s, "ran in {wall:.2} s on {threads} threads\n");
+    let _ = writeln!(
+        s,
+        "{:>6} {:>9} | {:>11} | {:>6} {:>14} | {:>12} | {:>14}",
+        "μ", "η", "M=1 error", "max M", "staleness at M", "injected τ*+1", "theory τ_max+1"
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{:>6} {:>9} | {:>11.5} | {:>6} {:>14} | {:>12} | {:>14}",
+            r.momentum,
+            r.step_size,
+            r.baseline_error,
+            r.max_workers.map_or("none".into(), |m| m.to_string()),
+            r.staleness_at_max.map_or("–".into(), |x| format!("{x:.2}")),
+            r.injected_optimal_delay
+                .map_or("none".into(), |d| (d + 1.0).to_string()),
+            r.theory_max_stable_delay
+                .map_or("unstable".into(), |d| (d + 1).to_string())
+        );
+    }
+    let _ = writeln!(s, "\nmean error per worker count (ratio to the smallest M in parentheses; † = some runs diverged)");
+    let _ = write!(s, "{:>6}", "M");
+    for r in rows {
+        let _ = write!(s, " {:>18}", format!("μ={} η={}", r.momentum, r.step_size));
+    }
+    let _ = writeln!(s);
+    let n = rows.iter().map(|r| r.errors.len()).max().unwrap_or(0);
+    for i in 0..n {
+        let m = rows
+            .iter()
+            .find_map(|r| r.errors.get(i))
+            .map_or(0, |e| e.workers);
+        let _ = write!(s, "{m:>6}");
         for r in rows {
             let cell = match r.errors.get(i) {
                 Some(e) if e.diverged > 0 => format!("† {}/{}", e.diverged, b.runs),
