@@ -227,6 +227,9 @@ impl ClusterConfig {
                 format!("in [1, {MAX_WORKERS}]"),
             ));
         }
+        self.compute_time.validate_seconds("cluster.compute_time")?;
+        self.network_delay
+            .validate_seconds("cluster.network_delay")?;
         if let Some(s) = self.stragglers {
             if !(0.0..=1.0).contains(&s.fraction) {
                 return Err(ConfigError::new(
