@@ -21,9 +21,9 @@ pub mod theory;
 pub mod update;
 
 pub use config::{
-    Backend, ClusterConfig, Consistency, DataDistribution, EngineKind, Experiment, FailurePolicy,
-    Grid, HistoryConfig, HistoryPolicy, InitialPoint, MlpActivation, MlpConfig, ObjectiveConfig,
-    PcaConfig, RunConfig, Stragglers, Tolerance,
+    validate_name, Backend, ClusterConfig, Consistency, DataDistribution, EngineKind, Experiment,
+    FailurePolicy, Grid, HistoryConfig, HistoryPolicy, InitialPoint, MlpActivation, MlpConfig,
+    ObjectiveConfig, PcaConfig, RunConfig, Stragglers, Tolerance,
 };
 pub use delay::{Delay, DelayModel};
 pub use error::{ConfigError, DelayParseError};
