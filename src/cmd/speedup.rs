@@ -86,6 +86,13 @@ pub fn speedup(a: SpeedupArgs) -> Result<()> {
         }
         .validate()?;
     }
+    for &w in &a.workers {
+        let mut cfg = base.clone();
+        cfg.cluster.workers = w;
+        cfg.validate()?;
+        let o = psim_common::AnyObjective::build(&cfg.objective)?;
+        psim_engine::check(&cfg, psim_common::Objective::dim(&o))?;
+    }
     let out = OutputDir::create(a.out.as_deref(), "speedup", a.force)?;
     let progress = |mu: f64, m: usize| eprintln!("μ = {mu}, {m} workers …");
     let rows = run_speedup(&base, &a.momentum, &a.workers, Some(&progress))?;
