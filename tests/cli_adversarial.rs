@@ -149,7 +149,7 @@ fn huge_limits_are_refused_before_any_output() {
             "1",
             "-q",
         ],
-        &["`cluster.workers`", "at most 43690"],
+        &["`cluster.workers`", "at most 43648"],
     );
     refused(
         &["run", "--threads", "10000", "--runs", "1", "-q"],

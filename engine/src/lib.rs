@@ -60,7 +60,7 @@ pub fn check(cfg: &RunConfig, dim: usize) -> Result<(), ConfigError> {
             wall_clock::check_sleeps(&cfg.cluster)
         }
         EngineKind::Tasks => {
-            tasks::check_memory(workers)?;
+            tasks::check_memory(workers, dim)?;
             wall_clock::check_sleeps(&cfg.cluster)
         }
     }
@@ -146,7 +146,7 @@ mod tests {
         cfg.cluster.workers = 100_000;
         let e = check(&cfg, 4).unwrap_err().to_string();
         assert!(
-            e.contains("`cluster.workers`") && e.contains("at most 43690"),
+            e.contains("`cluster.workers`") && e.contains("at most 43648"),
             "{e}"
         );
         cfg.engine = EngineKind::Injected;
