@@ -21,7 +21,7 @@
 //! `u64::MAX` and engines decide (and count) what to do with values beyond
 //! what they keep, see the server's history policy.
 
-use crate::error::DelayParseError;
+use crate::error::{ConfigError, DelayParseError};
 use rand::Rng;
 use rand_distr::{Distribution, Poisson, StandardNormal};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -119,6 +119,65 @@ impl Delay {
             Delay::Trace { values, .. } => Some(values.iter().cloned().fold(0.0, f64::max)),
             _ => None,
         }
+    }
+}
+
+/// Largest delay parameter accepted for a staleness in steps: 2⁵³, the
+/// largest integer an f64 parameter holds exactly (a larger constant or
+/// bound could not be told apart from its neighbours, and near 2⁶⁴ it
+/// would not fit a `u64` staleness at all).
+pub const MAX_STALENESS: f64 = 9_007_199_254_740_992.0;
+
+/// Largest delay parameter accepted in seconds (compute time, network
+/// delay): 10⁹ s, about 32 years. It keeps a virtual clock finite and
+/// fine-grained over any number of steps a run may take (2⁶³ steps × 10⁹ s
+/// is still far below `f64::MAX`), where `const:1e308` would overflow it
+/// to +∞ after two steps.
+pub const MAX_SECONDS: f64 = 1e9;
+
+impl Delay {
+    /// The model's largest location parameter, in its own unit: the
+    /// constant, the upper bound of a uniform, the mean of a geometric,
+    /// Poisson or exponential, the scale of a Pareto, e^μ of a log-normal,
+    /// the largest value of a trace, the largest of a mixture's parts.
+    pub fn scale(&self) -> f64 {
+        match self {
+            Delay::Constant(c) => *c,
+            Delay::Uniform { hi, .. } => *hi,
+            Delay::Geometric { p } => (1.0 - p) / p,
+            Delay::Poisson { mean, .. } | Delay::Exponential { mean } => *mean,
+            Delay::Pareto { scale, .. } => *scale,
+            Delay::LogNormal { mu, .. } => mu.exp(),
+            Delay::Mixture(parts) => parts.iter().map(|(_, d)| d.scale()).fold(0.0, f64::max),
+            Delay::Trace { values, .. } => values.iter().cloned().fold(0.0, f64::max),
+        }
+    }
+
+    fn validate_scale(&self, field: &str, max: f64, unit: &str) -> Result<(), ConfigError> {
+        let s = self.scale();
+        if s.is_finite() && s <= max {
+            return Ok(());
+        }
+        Err(ConfigError::new(
+            field,
+            self,
+            format!(
+                "a model whose parameters (constant, bound, mean, scale, e^MU, trace values) are at most {max:e} {unit}; this one reaches {s:e}"
+            ),
+        ))
+    }
+
+    /// Checks that the model can be used as a staleness in steps: every
+    /// parameter at most [`MAX_STALENESS`]. `field` names the setting
+    /// (`delay`, `grid.delay[2]`).
+    pub fn validate_steps(&self, field: &str) -> Result<(), ConfigError> {
+        self.validate_scale(field, MAX_STALENESS, "steps")
+    }
+
+    /// Checks that the model can be used as a duration in seconds: every
+    /// parameter at most [`MAX_SECONDS`].
+    pub fn validate_seconds(&self, field: &str) -> Result<(), ConfigError> {
+        self.validate_scale(field, MAX_SECONDS, "seconds")
     }
 }
 
@@ -593,6 +652,41 @@ mod tests {
             );
             assert!(err.contains("syntax:"), "error lists the syntax");
         }
+    }
+
+    #[test]
+    fn parameters_beyond_what_a_staleness_or_a_clock_holds_are_refused() {
+        for spec in [
+            "const:2e19",
+            "uniform:0..18446744073709551615",
+            "0.5*const:1+0.5*const:1e30",
+            "exp:1e300",
+            "lognormal:800,1",
+        ] {
+            let d: Delay = spec.parse().unwrap();
+            let e = d.validate_steps("delay").unwrap_err().to_string();
+            assert!(e.contains("`delay`") && e.contains("9.007"), "{spec}: {e}");
+        }
+        for spec in ["const:1e308", "pareto:1e10,2"] {
+            let d: Delay = spec.parse().unwrap();
+            let e = d
+                .validate_seconds("cluster.compute_time")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("`cluster.compute_time`") && e.contains("1e9"),
+                "{e}"
+            );
+        }
+        for spec in ["const:1000", "uniform:0..9007199254740992", "pareto:1,0.5"] {
+            let d: Delay = spec.parse().unwrap();
+            d.validate_steps("delay").unwrap();
+        }
+        "const:0.001"
+            .parse::<Delay>()
+            .unwrap()
+            .validate_seconds("cluster.compute_time")
+            .unwrap();
     }
 
     #[test]

@@ -21,10 +21,10 @@ pub mod theory;
 pub mod update;
 
 pub use config::{
-    Backend, ClusterConfig, Consistency, DataDistribution, EngineConfig, EngineKind, Experiment,
-    FailurePolicy, Grid, HistoryConfig, HistoryPolicy, InitialPoint, InjectedConfig, MlpActivation,
-    MlpConfig, ObjectiveConfig, PcaConfig, RunConfig, Setting, Stragglers, TasksConfig,
-    ThreadsConfig, Tolerance, VirtualTimeConfig,
+    validate_name, Backend, ClusterConfig, Consistency, DataDistribution, EngineConfig, EngineKind,
+    Experiment, FailurePolicy, Grid, HistoryConfig, HistoryPolicy, InitialPoint, InjectedConfig,
+    MlpActivation, MlpConfig, ObjectiveConfig, PcaConfig, RunConfig, Setting, Stragglers,
+    TasksConfig, ThreadsConfig, Tolerance, VirtualTimeConfig,
 };
 pub use delay::{Delay, DelayModel};
 pub use error::{ConfigError, DelayParseError};

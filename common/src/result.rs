@@ -267,6 +267,19 @@ pub struct RunResult {
     /// Virtual seconds the run spanned, for engines with a clock.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub virtual_seconds: Option<f64>,
+    /// Injected sleeps (threads and tasks engines) cut to the longest
+    /// sleep, 1 s: a draw of an unbounded compute-time or network-delay
+    /// model beyond it. 0 on the other engines.
+    pub capped_sleeps: u64,
+}
+
+impl RunResult {
+    /// Checks the run's accounting: received = applied + dropped.
+    pub fn check(&self) -> Result<(), String> {
+        self.counters
+            .check()
+            .map_err(|e| format!("run {}: {e}", self.run))
+    }
 }
 
 #[cfg(test)]

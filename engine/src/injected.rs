@@ -22,7 +22,12 @@ pub use crate::record::TAIL_STRIDE;
 /// delay model can ask for.
 pub fn history_capacity(engine: &InjectedConfig) -> usize {
     match engine.delay.upper_bound() {
-        Some(b) => engine.history.capacity.min(b.round() as usize + 1),
+        // `as` saturates, and so must the + 1: a bound near 2⁶⁴ must not
+        // wrap to a history of 1 (which would serve every τ as 0).
+        Some(b) => engine
+            .history
+            .capacity
+            .min((b.round() as usize).saturating_add(1)),
         None => engine.history.capacity,
     }
 }
@@ -98,8 +103,8 @@ pub fn run_injected_from<O: Objective + ?Sized>(
     }
     let (trace, final_error, tail_error) =
         rec.finish(outcome, server.version(), server.params(), None);
+    // The accounting is checked on every engine by `engine::run` (`verify`).
     let counters = *server.counters();
-    debug_assert!(counters.check().is_ok());
     let result = RunResult {
         run,
         outcome,
@@ -111,6 +116,36 @@ pub fn run_injected_from<O: Objective + ?Sized>(
         counters,
         wall_seconds: started.elapsed().as_secs_f64(),
         virtual_seconds: None,
+        capped_sleeps: 0,
     };
     (result, server.params().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bound_near_2_pow_64_saturates_instead_of_wrapping_to_no_history() {
+        // Validation refuses such models; the conversion must be safe anyway.
+        for d in [
+            Delay::Constant(2e19),
+            Delay::Uniform {
+                lo: 0.0,
+                hi: u64::MAX as f64,
+            },
+            Delay::Constant(f64::INFINITY),
+        ] {
+            let cfg = InjectedConfig {
+                delay: d,
+                ..InjectedConfig::default()
+            };
+            assert_eq!(history_capacity(&cfg), cfg.history.capacity);
+        }
+        let cfg = InjectedConfig {
+            delay: Delay::constant(10),
+            ..InjectedConfig::default()
+        };
+        assert_eq!(history_capacity(&cfg), 11);
+    }
 }

@@ -53,7 +53,9 @@ where
             next_tail: steps - tail_len + 1,
             tail_sum: 0.0,
             tail_n: 0,
-            trace: Vec::with_capacity((steps / cfg.record_every + 2) as usize),
+            // Bounded: `steps` may be huge (validation caps the points, not
+            // the steps), and the trace grows as it is recorded.
+            trace: Vec::with_capacity((steps / cfg.record_every).min(4096) as usize + 2),
         }
     }
 

@@ -6,7 +6,8 @@ use crate::record::RunRecorder;
 use crate::EngineError;
 use psim_common::seed::Stream;
 use psim_common::{
-    FailurePolicy, Objective, Outcome, RunConfig, RunResult, SeedTree, StalenessHistogram,
+    ClusterConfig, ConfigError, FailurePolicy, Objective, Outcome, RunConfig, RunResult, SeedTree,
+    StalenessHistogram,
 };
 use psim_server::backend::{Monitor, ServerCore, StopReason};
 use psim_server::{Rule, ServerState};
@@ -197,7 +198,7 @@ pub fn finish<O: Objective + ?Sized>(
         }
     }
     if capped > 0 {
-        tracing::info!(capped, "injected sleeps capped at {:?}", MAX_SLEEP);
+        tracing::warn!(capped, "injected sleeps capped at {:?}", MAX_SLEEP);
     }
     histograms.insert("fetch_ns".into(), fetch);
     histograms.insert("push_fetch_ns".into(), push_fetch);
@@ -218,7 +219,49 @@ pub fn finish<O: Objective + ?Sized>(
         counters,
         wall_seconds,
         virtual_seconds: None,
+        capped_sleeps: capped,
     })
+}
+
+/// Checks that the injected sleeps of the threads and tasks engines fit
+/// the longest single sleep, [`MAX_SLEEP`] (1 s): a bounded compute-time
+/// (× the straggler slowdown) or network-delay model whose largest value
+/// exceeds it is refused, naming the field. Unbounded models (exponential,
+/// Pareto, …) are accepted: a draw beyond the cap sleeps 1 s and is counted
+/// in [`RunResult::capped_sleeps`] (and `runs.csv`, `summary.json`, the
+/// printed report).
+pub fn check_sleeps(cluster: &ClusterConfig) -> Result<(), ConfigError> {
+    let cap = MAX_SLEEP.as_secs_f64();
+    let slowdown = cluster.stragglers.map_or(1.0, |s| s.slowdown.max(1.0));
+    let compute = cluster.compute_time.upper_bound().map(|b| b * slowdown);
+    let network = cluster.network_delay.upper_bound();
+    let allowed = |what: &str| {
+        format!("a model whose largest value{what} is at most {cap} s, the longest sleep of the threads and tasks engines (unbounded models are capped per sleep and the capped sleeps counted)")
+    };
+    if let Some(c) = compute.filter(|&c| c > cap) {
+        return Err(ConfigError::new(
+            "cluster.compute_time",
+            &cluster.compute_time,
+            allowed(&format!(" (× straggler slowdown {slowdown}, here {c} s)")),
+        ));
+    }
+    if let Some(n) = network.filter(|&n| n > cap) {
+        return Err(ConfigError::new(
+            "cluster.network_delay",
+            &cluster.network_delay,
+            allowed(&format!(" (here {n} s)")),
+        ));
+    }
+    if let (Some(c), Some(n)) = (compute, network) {
+        if c + n > cap {
+            return Err(ConfigError::new(
+                "cluster.network_delay",
+                &cluster.network_delay,
+                allowed(&format!(" plus the compute time's (here {c} + {n} s)")),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Seconds from the start to the first trace point at or below the target,

@@ -134,3 +134,16 @@ pub fn catalogue() -> Vec<&'static dyn Scenario> {
 pub fn find(name: &str) -> Option<&'static dyn Scenario> {
     catalogue().into_iter().find(|s| s.name() == name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scenario_passes_preflight_at_its_defaults() {
+        for s in catalogue() {
+            crate::sweep::preflight(&s.experiment())
+                .unwrap_or_else(|e| panic!("{}: {e}", s.name()));
+        }
+    }
+}

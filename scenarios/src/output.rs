@@ -15,12 +15,62 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+/// Every file psim writes into an output directory. `psim report` embeds
+/// only these, `--force` removes only these, and [`OutputDir::write`]
+/// refuses any other name (so a new file must be listed here).
+pub const PSIM_FILES: &[&str] = &[
+    // every command
+    "config.toml",
+    "summary.json",
+    "report.txt",
+    "report.html",
+    // run, sweep, tradeoff
+    "runs.csv",
+    "traces.csv",
+    "staleness.csv",
+    "traces.svg",
+    "tradeoff.svg",
+    // three-phases
+    "curves.csv",
+    "phase-two.csv",
+    "three-phases.svg",
+    "phase-two-ode.svg",
+    // momentum-vs-workers
+    "table.md",
+    "accuracy.svg",
+    // spiky
+    "histograms.csv",
+    "finals.csv",
+    "spiky.svg",
+    // speedup
+    "speedup.csv",
+    "speedup.svg",
+    // saddle-escape, escape-times
+    "escape.csv",
+    "saddle-escape.svg",
+    "escape-by-step-size.csv",
+    "saddle-escape-by-batch.csv",
+    "sharp-escape-by-batch.csv",
+    "escape-vs-step-size.svg",
+    "saddle-escape-vs-batch.svg",
+    "sharp-escape-vs-batch.svg",
+];
+
 /// Why output could not be written.
 #[derive(Debug, Error)]
 pub enum OutputError {
     /// The directory holds files and overwriting was not allowed.
     #[error("output directory `{0}` exists and is not empty; choose another --out or pass --force to overwrite psim's files in it")]
     NotEmpty(PathBuf),
+    /// `--force` on a non-empty directory psim did not write.
+    #[error("output directory `{0}` is not empty and is not a psim output directory (it has no config.toml); --force only replaces an earlier psim output, choose another --out")]
+    NotPsimOutput(PathBuf),
+    /// The experiment's name cannot name a directory.
+    #[error(transparent)]
+    Name(#[from] psim_common::ConfigError),
+    /// A file name missing from [`PSIM_FILES`] (a bug).
+    #[error("`{0}` is not in psim's list of output files (output::PSIM_FILES)")]
+    Unlisted(String),
     /// A filesystem error.
     #[error("cannot write `{path}`: {source}")]
     Io {
@@ -40,12 +90,19 @@ pub struct OutputDir {
 
 impl OutputDir {
     /// Opens `requested`, or `psim-out/<default_name>` (with a `-2`, `-3`…
-    /// suffix if taken) when none is given.
+    /// suffix if taken) when none is given. `default_name` must be a plain
+    /// file name ([`psim_common::validate_name`]).
+    ///
+    /// A non-empty `requested` directory needs `force`, and then must be an
+    /// earlier psim output (it has `config.toml`): psim's own files in it
+    /// ([`PSIM_FILES`]) are removed first, so no earlier experiment's plots
+    /// or tables mix into this one's; other files are left alone.
     pub fn create(
         requested: Option<&Path>,
         default_name: &str,
         force: bool,
     ) -> Result<Self, OutputError> {
+        psim_common::validate_name(default_name)?;
         let path = match requested {
             Some(p) => {
                 let non_empty = p
@@ -54,6 +111,18 @@ impl OutputDir {
                     .unwrap_or(false);
                 if non_empty && !force {
                     return Err(OutputError::NotEmpty(p.to_path_buf()));
+                }
+                if non_empty {
+                    if !p.join("config.toml").is_file() {
+                        return Err(OutputError::NotPsimOutput(p.to_path_buf()));
+                    }
+                    for name in PSIM_FILES {
+                        let f = p.join(name);
+                        if f.is_file() {
+                            std::fs::remove_file(&f)
+                                .map_err(|source| OutputError::Io { path: f, source })?;
+                        }
+                    }
                 }
                 p.to_path_buf()
             }
@@ -82,12 +151,20 @@ impl OutputDir {
 
     /// Writes `contents` to `name` inside the directory.
     pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> Result<PathBuf, OutputError> {
-        let path = self.path.join(name);
+        let path = self.checked(name)?;
         std::fs::write(&path, contents).map_err(|source| OutputError::Io {
             path: path.clone(),
             source,
         })?;
         Ok(path)
+    }
+
+    /// The path of `name`, which must be one of [`PSIM_FILES`].
+    fn checked(&self, name: &str) -> Result<PathBuf, OutputError> {
+        if !PSIM_FILES.contains(&name) {
+            return Err(OutputError::Unlisted(name.to_string()));
+        }
+        Ok(self.path.join(name))
     }
 
     /// Writes `value` as pretty JSON.
@@ -117,7 +194,7 @@ impl OutputDir {
         header: &[&str],
         rows: impl IntoIterator<Item = Vec<String>>,
     ) -> Result<PathBuf, OutputError> {
-        let path = self.path.join(name);
+        let path = self.checked(name)?;
         let io = |e: csv::Error| OutputError::Io {
             path: path.clone(),
             source: std::io::Error::other(e.to_string()),
@@ -192,6 +269,8 @@ pub fn write_sweep(
     // injected engine, workers/compute time/consistency on the others.
     let cluster = e.base.cluster().is_some();
     let simulated = e.base.engine_kind() == psim_common::EngineKind::VirtualTime;
+    // Capped sleeps exist only where workers really sleep.
+    let wall_clock = e.base.engine.is_wall_clock();
     let axes: &[&str] = if cluster {
         &["workers", "compute_time", "consistency"]
     } else {
@@ -236,9 +315,10 @@ pub fn write_sweep(
                 "dropped_too_stale",
                 "dropped_after_stop",
                 "clamped",
-                "wall_seconds",
             ])
             .into_iter()
+            .chain(wall_clock.then_some("capped_sleeps"))
+            .chain(["wall_seconds"])
             .chain(simulated.then_some("virtual_time"))
             .collect::<Vec<_>>(),
             sweep.points.iter().flat_map(|p| {
@@ -265,8 +345,11 @@ pub fn write_sweep(
                         c.dropped_too_stale.to_string(),
                         c.dropped_after_stop.to_string(),
                         c.clamped.to_string(),
-                        format!("{:.6}", r.wall_seconds),
                     ]);
+                    if wall_clock {
+                        row.push(r.capped_sleeps.to_string());
+                    }
+                    row.push(format!("{:.6}", r.wall_seconds));
                     if simulated {
                         row.push(r.virtual_time.map_or(String::new(), |t| t.to_string()));
                     }
@@ -484,10 +567,41 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("psim-out-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let out = OutputDir::create(Some(&dir), "x", false).unwrap();
-        out.write("a.txt", "hello").unwrap();
+        out.write("report.txt", "hello").unwrap();
         let err = OutputDir::create(Some(&dir), "x", false).unwrap_err();
         assert!(err.to_string().contains("--force"), "{err}");
-        OutputDir::create(Some(&dir), "x", true).unwrap();
+        assert!(
+            out.write("a.txt", "x").is_err(),
+            "unlisted file names are refused"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn force_replaces_only_an_earlier_psim_output() {
+        let dir = std::env::temp_dir().join(format!("psim-out-force-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("mine.txt"), "user data").unwrap();
+        let err = OutputDir::create(Some(&dir), "x", true).unwrap_err();
+        assert!(err.to_string().contains("not a psim output"), "{err}");
+        assert!(dir.join("mine.txt").exists());
+        std::fs::write(dir.join("config.toml"), "old").unwrap();
+        std::fs::write(dir.join("tradeoff.svg"), "<svg/>").unwrap();
+        std::fs::write(dir.join("report.html"), "old").unwrap();
+        OutputDir::create(Some(&dir), "x", true).unwrap();
+        for gone in ["config.toml", "tradeoff.svg", "report.html"] {
+            assert!(!dir.join(gone).exists(), "{gone} left behind");
+        }
+        assert!(dir.join("mine.txt").exists(), "other files are left alone");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_name_that_leaves_psim_out_is_refused() {
+        for bad in ["../../x", "/tmp/abs", ".."] {
+            let err = OutputDir::create(None, bad, false).unwrap_err().to_string();
+            assert!(err.contains("`name`"), "{err}");
+        }
     }
 }

@@ -50,6 +50,41 @@ fn inline_svg(text: &str, prefix: &str) -> String {
         .replace("href=\"#", &format!("href=\"#{prefix}-"))
 }
 
+/// Why an SVG file is not safe to inline: active content (`<script`, an
+/// `on…=` event attribute, a `javascript:` URL, `<foreignObject`, an
+/// external entity) that psim's own plots never hold.
+fn unsafe_svg(text: &str) -> Option<&'static str> {
+    let lower = text.to_ascii_lowercase();
+    for (needle, why) in [
+        ("<script", "a <script> element"),
+        ("javascript:", "a javascript URL"),
+        ("foreignobject", "a <foreignObject> element"),
+        ("<!entity", "an entity declaration"),
+        ("<iframe", "an <iframe> element"),
+    ] {
+        if lower.contains(needle) {
+            return Some(why);
+        }
+    }
+    // An event-handler attribute: whitespace, `on`, letters, `=`.
+    let b = lower.as_bytes();
+    for i in 1..b.len().saturating_sub(2) {
+        if b[i - 1].is_ascii_whitespace() && b[i] == b'o' && b[i + 1] == b'n' {
+            let mut j = i + 2;
+            while j < b.len() && b[j].is_ascii_alphabetic() {
+                j += 1;
+            }
+            while j < b.len() && b[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if j > i + 2 && j < b.len() && b[j] == b'=' {
+                return Some("an on… event attribute");
+            }
+        }
+    }
+    None
+}
+
 fn csv_table(text: &str, out: &mut String) {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -96,10 +131,18 @@ pub fn render(dir: &Path) -> Result<String, ReportError> {
     })?;
     let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
     files.sort();
+    // Only the files psim writes: anything else a user (or anyone) put in
+    // the directory stays out of the page.
     let with_ext = |ext: &str| -> Vec<&PathBuf> {
         files
             .iter()
             .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| crate::output::PSIM_FILES.contains(&n))
+            })
+            .filter(|p| p.is_file())
             .collect()
     };
     let (svgs, csvs) = (with_ext("svg"), with_ext("csv"));
@@ -137,12 +180,26 @@ pub fn render(dir: &Path) -> Result<String, ReportError> {
     let _ = writeln!(h, "<h2 id=\"figures\">Figures</h2>");
     for (k, p) in svgs.iter().enumerate() {
         let name = p.file_name().unwrap_or_default().to_string_lossy();
-        let _ = writeln!(
-            h,
-            "<div class=\"fig\"><p class=\"note\">{}</p>{}</div>",
-            esc(&name),
-            inline_svg(&read(p)?, &format!("fig{k}"))
-        );
+        let text = read(p)?;
+        match unsafe_svg(&text) {
+            None => {
+                let _ = writeln!(
+                    h,
+                    "<div class=\"fig\"><p class=\"note\">{}</p>{}</div>",
+                    esc(&name),
+                    inline_svg(&text, &format!("fig{k}"))
+                );
+            }
+            Some(why) => {
+                tracing::warn!(file = %name, why, "SVG left out of the report");
+                let _ = writeln!(
+                    h,
+                    "<p class=\"note\">{} left out: it holds {} (not a figure psim wrote).</p>",
+                    esc(&name),
+                    esc(why)
+                );
+            }
+        }
     }
     let _ = writeln!(h, "<h2 id=\"tables\">Tables</h2>");
     for p in &csvs {
@@ -187,11 +244,11 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
-            dir.join("a.svg"),
+            dir.join("traces.svg"),
             "<?xml version=\"1.0\"?>\n<svg id=\"p\"></svg>",
         )
         .unwrap();
-        std::fs::write(dir.join("t.csv"), "x,y\n1,<b>\n").unwrap();
+        std::fs::write(dir.join("runs.csv"), "x,y\n1,<b>\n").unwrap();
         std::fs::write(dir.join("report.txt"), "μ < 1 & τ").unwrap();
         let html = render(&dir).unwrap();
         assert!(html.contains("<svg id=\"fig0-p\"></svg>") && !html.contains("<?xml"));
@@ -199,6 +256,31 @@ mod tests {
         assert!(html.contains("μ &lt; 1 &amp; τ"));
         assert!(
             !html.contains("http://") && !html.contains("https://") && !html.contains("<script")
+        );
+        // Files psim did not write stay out; psim's names with active content too.
+        std::fs::write(dir.join("evil.svg"), "<svg><script>alert(1)</script></svg>").unwrap();
+        std::fs::write(dir.join("other.csv"), "secret\n1\n").unwrap();
+        for (name, body) in [
+            ("tradeoff.svg", "<svg><script>alert(2)</script></svg>"),
+            ("spiky.svg", "<svg><rect onload=\"alert(3)\"/></svg>"),
+            (
+                "speedup.svg",
+                "<svg><a href=\"JavaScript:alert(4)\">x</a></svg>",
+            ),
+            (
+                "accuracy.svg",
+                "<svg><foreignObject>x</foreignObject></svg>",
+            ),
+        ] {
+            std::fs::write(dir.join(name), body).unwrap();
+        }
+        let html = render(&dir).unwrap();
+        for bad in ["<script", "alert(", "secret", "onload", "<foreignObject"] {
+            assert!(!html.contains(bad), "{bad} in the page");
+        }
+        assert!(
+            html.contains("<svg id=\"fig"),
+            "psim's clean figure is still there"
         );
         let empty = dir.join("empty");
         std::fs::create_dir_all(&empty).unwrap();

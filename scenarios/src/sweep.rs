@@ -47,6 +47,8 @@ pub struct RunRow {
     pub max_staleness: u64,
     /// Server counters.
     pub counters: ServerCounters,
+    /// Injected sleeps cut to 1 s (threads and tasks engines).
+    pub capped_sleeps: u64,
     /// Wall-clock seconds.
     pub wall_seconds: f64,
     /// Simulated time of the run (virtual-time engine), in the compute-time model's units.
@@ -155,6 +157,9 @@ pub struct PointSummary {
     pub staleness: StalenessSummary,
     /// Server counters summed over runs.
     pub counters: ServerCounters,
+    /// Injected sleeps cut to 1 s, summed over runs (threads and tasks engines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capped_sleeps: Option<u64>,
     /// Mean wall-clock seconds per run.
     pub mean_wall_seconds: f64,
     /// Mean simulated time per run (virtual-time engine).
@@ -214,6 +219,20 @@ pub struct SweepOptions<'a> {
     pub threads: usize,
     /// Called after every finished run, from any thread.
     pub progress: Option<&'a (dyn Fn() + Sync)>,
+}
+
+/// Checks everything about `experiment` that can be checked without
+/// running it: every value's range, every point's objective (built, so
+/// a covariance that is not positive definite is caught) and every
+/// point's engine limits ([`engine::check`]). Commands call it before they
+/// create an output directory.
+pub fn preflight(experiment: &Experiment) -> Result<(), SweepError> {
+    experiment.validate()?;
+    // Points differ in momentum, step size and delay only: the objective
+    // and the engine settings are the base's.
+    let o = AnyObjective::build(&experiment.base.objective)?;
+    engine::check(&experiment.base, psim_common::Objective::dim(&o))?;
+    Ok(())
 }
 
 /// Runs every point × run of `experiment`.
@@ -299,6 +318,7 @@ pub fn aggregate(index: usize, config: RunConfig, runs: Vec<RunResult>) -> Point
             mean_staleness: r.staleness.mean(),
             max_staleness: r.staleness.max(),
             counters: r.counters,
+            capped_sleeps: r.capped_sleeps,
             wall_seconds: r.wall_seconds,
             virtual_time: r.virtual_seconds,
         })
@@ -318,6 +338,10 @@ pub fn aggregate(index: usize, config: RunConfig, runs: Vec<RunResult>) -> Point
         mean_final_error,
         staleness: staleness.summary(),
         counters,
+        capped_sleeps: config
+            .engine
+            .is_wall_clock()
+            .then(|| runs.iter().map(|r| r.capped_sleeps).sum()),
         mean_wall_seconds: runs.iter().map(|r| r.wall_seconds).sum::<f64>()
             / runs.len().max(1) as f64,
         mean_virtual_time: runs

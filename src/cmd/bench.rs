@@ -14,10 +14,10 @@ use std::time::Instant;
 /// `psim bench` options.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Repeats of each measurement (the median is reported).
+    /// Repeats of each measurement (the median is reported), ≥ 1.
     #[arg(long, default_value_t = 5)]
     repeat: usize,
-    /// Runs in the single-core throughput measurement.
+    /// Runs in the single-core throughput measurement, ≥ 1.
     #[arg(long, default_value_t = 20)]
     runs: u64,
     /// Skip the full E1 sweep.
@@ -32,7 +32,17 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Runs the benchmark and prints its figures.
 pub fn bench(a: BenchArgs) -> Result<()> {
-    let repeat = a.repeat.max(1);
+    anyhow::ensure!(
+        (1..=1000).contains(&a.repeat),
+        "invalid `--repeat` = {}: must be in [1, 1000]",
+        a.repeat
+    );
+    anyhow::ensure!(
+        (1..=1_000_000).contains(&a.runs),
+        "invalid `--runs` = {}: must be in [1, 1000000]",
+        a.runs
+    );
+    let repeat = a.repeat;
     let e1: Experiment = Tradeoff.experiment();
     println!(
         "psim bench: {} repeats, medians; {} threads available",

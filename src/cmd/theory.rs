@@ -44,36 +44,68 @@ pub struct TheoryArgs {
     gamma1: f64,
 }
 
-/// Prints every prediction.
-pub fn theory(a: TheoryArgs) -> Result<()> {
+/// Checks every numeric flag: finite, and in its range; the error names
+/// the flag and the range.
+fn validate(a: &TheoryArgs) -> Result<()> {
     let lam = &a.spectrum;
     ensure!(
         lam.len() >= 2
             && lam.windows(2).all(|w| w[0] >= w[1])
             && lam[0] > lam[1]
-            && lam.iter().all(|l| *l > 0.0),
-        "invalid `spectrum` = {lam:?}: must be ≥ 2 positive values, sorted, with λ₁ > λ₂"
+            && lam.iter().all(|l| l.is_finite() && *l > 0.0),
+        "invalid `--spectrum` = {lam:?}: must be ≥ 2 finite positive values, sorted, with λ₁ > λ₂"
     );
-    ensure!(
+    let check = |flag: &str, v: f64, ok: bool, range: &str| -> Result<()> {
+        ensure!(
+            v.is_finite() && ok,
+            "invalid `--{flag}` = {v}: must be {range}"
+        );
+        Ok(())
+    };
+    check(
+        "momentum",
+        a.momentum,
         (0.0..1.0).contains(&a.momentum),
-        "invalid `momentum` = {}: must be in [0, 1)",
-        a.momentum
-    );
-    ensure!(
-        a.step_size > 0.0 && a.step_size.is_finite(),
-        "invalid `step-size` = {}: must be finite and > 0",
-        a.step_size
-    );
-    ensure!(
-        a.nu > 0.0 && a.nu < 1.0,
-        "invalid `nu` = {}: must be in (0, 1)",
-        a.nu
-    );
-    ensure!(
-        a.gamma1 > 0.0,
-        "invalid `gamma1` = {}: must be > 0",
-        a.gamma1
-    );
+        "in [0, 1)",
+    )?;
+    check(
+        "step-size",
+        a.step_size,
+        a.step_size > 0.0,
+        "finite and > 0",
+    )?;
+    if let Some(d) = a.delta {
+        check(
+            "delta",
+            d,
+            d > 0.0 && d < 1.0,
+            "in (0, 1) (a radius on the unit sphere)",
+        )?;
+    }
+    check(
+        "epsilon",
+        a.epsilon,
+        a.epsilon > 0.0 && a.epsilon < 1.0,
+        "in (0, 1) (the PCA error lies in [0, 1])",
+    )?;
+    check("nu", a.nu, a.nu > 0.0 && a.nu < 1.0, "in (0, 1)")?;
+    check(
+        "gamma",
+        a.gamma,
+        (0.0..=0.5).contains(&a.gamma),
+        "in [0, 0.5]",
+    )?;
+    if let Some(c) = a.c_d {
+        check("c-d", c, c > 0.0, "finite and > 0")?;
+    }
+    check("gamma1", a.gamma1, a.gamma1 > 0.0, "finite and > 0")?;
+    Ok(())
+}
+
+/// Prints every prediction.
+pub fn theory(a: TheoryArgs) -> Result<()> {
+    let lam = &a.spectrum;
+    validate(&a)?;
     let (mu, eta) = (a.momentum, a.step_size);
     let alpha = |i: usize, j: usize| {
         if i == j {

@@ -231,6 +231,10 @@ impl ClusterConfig {
                 format!("in [1, {MAX_WORKERS}]"),
             ));
         }
+        self.compute_time
+            .validate_seconds("engine.cluster.compute_time")?;
+        self.network_delay
+            .validate_seconds("engine.cluster.network_delay")?;
         if let Some(s) = self.stragglers {
             if !(0.0..=1.0).contains(&s.fraction) {
                 return Err(ConfigError::new(
@@ -419,6 +423,7 @@ impl EngineConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         match self {
             EngineConfig::Injected(i) => {
+                i.delay.validate_steps("engine.delay")?;
                 if i.history.capacity == 0 || i.history.capacity > MAX_HISTORY {
                     return Err(ConfigError::new(
                         "engine.history.capacity",

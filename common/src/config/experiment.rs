@@ -169,7 +169,11 @@ impl Experiment {
     /// Validates the base and every grid value, naming the grid entry at
     /// fault, and refuses grid axes the base's engine does not have.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_name(&self.name)?;
         self.base.validate()?;
+        for (i, d) in self.grid.delay.iter().enumerate() {
+            d.validate_steps(&format!("grid.delay[{i}]"))?;
+        }
         let kind = self.base.engine_kind();
         if !self.grid.delay.is_empty() && self.base.injected().is_none() {
             return Err(ConfigError::new(
@@ -236,6 +240,17 @@ impl Experiment {
                 "at most 10⁸ runs per experiment",
             ));
         }
+        let per_run = self.base.steps / self.base.record_every + 2;
+        let points = n.saturating_mul(per_run);
+        if points > MAX_TOTAL_TRACE_POINTS {
+            return Err(ConfigError::new(
+                "record_every",
+                self.base.record_every,
+                format!(
+                    "large enough that runs × points × steps / record_every ≤ {MAX_TOTAL_TRACE_POINTS} trace points in all (the sweep keeps every run's trace); here {n} runs × {per_run} points = {points}"
+                ),
+            ));
+        }
         Ok(())
     }
 }
@@ -243,4 +258,49 @@ impl Experiment {
 fn rename(mut e: ConfigError, field: &str) -> ConfigError {
     e.field = field.to_string();
     e
+}
+
+/// Most error-trace points an experiment may hold in all (≈ 2.4 GB).
+pub const MAX_TOTAL_TRACE_POINTS: u64 = 100_000_000;
+
+/// Longest experiment name.
+pub const MAX_NAME_LEN: usize = 100;
+
+/// Checks that `name` can name an output directory `psim-out/NAME`: a plain
+/// file-name component of 1..=[`MAX_NAME_LEN`] ASCII letters, digits, `-`,
+/// `_` and `.`, not starting with `.` (so never `.` or `..`), no separator.
+pub fn validate_name(name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            "name",
+            format!("{name:?}"),
+            format!("a plain file name: 1 to {MAX_NAME_LEN} ASCII letters, digits, `-`, `_` or `.`, not starting with `.` (no `/`, `\\`, `..` or absolute path)"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn names_that_would_leave_psim_out_are_refused() {
+        for bad in [
+            "../../x", "/tmp/x", "..", ".", "", "a/b", "a\\b", ".hidden", "x y", "ü",
+        ] {
+            let e = validate_name(bad).unwrap_err().to_string();
+            assert!(e.contains("`name`"), "{bad}: {e}");
+        }
+        for good in ["run", "sweep", "tradeoff", "momentum-vs-workers", "e1_v2.0"] {
+            validate_name(good).unwrap();
+        }
+    }
 }

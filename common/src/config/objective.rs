@@ -129,6 +129,30 @@ impl PcaConfig {
     /// and a square symmetric covariance (positive definiteness is checked
     /// on its eigenvalues when the problem is built).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_matrix()?;
+        self.validate_init()
+    }
+
+    /// Checks that the starting point exists in dimension d: `eigenvector:K`
+    /// with K in 1..=d, `vector:…` with d entries.
+    pub fn validate_init(&self) -> Result<(), ConfigError> {
+        let d = self.dim();
+        match &self.init {
+            InitialPoint::Eigenvector(k) if !(1..=d).contains(k) => Err(ConfigError::new(
+                "objective.init",
+                &self.init,
+                format!("`eigenvector:K` with K in 1..={d} (the dimension)"),
+            )),
+            InitialPoint::Vector(v) if v.len() != d => Err(ConfigError::new(
+                "objective.init",
+                format!("{} values", v.len()),
+                format!("{d} values (the dimension)"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn validate_matrix(&self) -> Result<(), ConfigError> {
         if let Some(rows) = &self.covariance {
             let d = rows.len();
             if d < 2 {
@@ -208,6 +232,34 @@ impl PcaConfig {
         self.covariance
             .as_ref()
             .map_or(self.spectrum.len(), |c| c.len())
+    }
+}
+
+#[cfg(test)]
+mod init_tests {
+    use super::*;
+
+    #[test]
+    fn init_beyond_the_dimension_names_objective_init_and_the_range() {
+        let cfg = PcaConfig {
+            init: InitialPoint::Eigenvector(5),
+            ..Default::default()
+        };
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("`objective.init`") && e.contains("1..=4"), "{e}");
+        for k in 1..=4 {
+            PcaConfig {
+                init: InitialPoint::Eigenvector(k),
+                ..Default::default()
+            }
+            .validate()
+            .unwrap();
+        }
+        let cfg = PcaConfig {
+            init: InitialPoint::Vector(vec![1.0, 0.0]),
+            ..Default::default()
+        };
+        assert!(cfg.validate().unwrap_err().to_string().contains("4 values"));
     }
 }
 

@@ -91,6 +91,26 @@ impl RunConfig {
         if self.record_every == 0 {
             return Err(ConfigError::new("record_every", self.record_every, "≥ 1"));
         }
+        for (field, v) in [
+            ("steps", self.steps),
+            ("seed", self.seed),
+            ("record_every", self.record_every),
+        ] {
+            if v > MAX_INTEGER {
+                return Err(ConfigError::new(
+                    field,
+                    v,
+                    format!("≤ {MAX_INTEGER} (2⁶³ − 1, the largest integer config.toml holds)"),
+                ));
+            }
+        }
+        if self.steps / self.record_every > MAX_TRACE_POINTS {
+            return Err(ConfigError::new(
+                "record_every",
+                self.record_every,
+                format!("≥ steps / {MAX_TRACE_POINTS} = {} for steps = {} (at most {MAX_TRACE_POINTS} trace points per run)", self.steps.div_ceil(MAX_TRACE_POINTS), self.steps),
+            ));
+        }
         if !(self.tail_fraction > 0.0 && self.tail_fraction <= 1.0) {
             return Err(ConfigError::new(
                 "tail_fraction",
@@ -151,3 +171,11 @@ impl RunConfig {
         self
     }
 }
+
+/// Largest integer setting (`steps`, `seed`, `record_every`): TOML integers
+/// are signed 64-bit, and `config.toml` must replay every run.
+pub const MAX_INTEGER: u64 = i64::MAX as u64;
+
+/// Most error-trace points one run may record (`steps / record_every`);
+/// each costs 24 bytes and every run's trace is kept until the sweep ends.
+pub const MAX_TRACE_POINTS: u64 = 1_000_000;

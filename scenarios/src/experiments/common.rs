@@ -37,11 +37,14 @@ pub(crate) fn run_all(
                 if let Some(p) = opts.progress {
                     p();
                 }
-                res
+                // The accounting check of every engine (`engine::run` does it
+                // for the others).
+                let (result, params) = res;
+                psim_engine::verify(result).map(|r| (r, params))
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()
     });
-    Ok(out)
+    Ok(out.map_err(SweepError::from)?)
 }
 
 /// Mean of a slice (NaN when empty).

@@ -1,0 +1,384 @@
+//! The `psim` binary against adversarial input: every refusal is exit code
+//! 2 with an error naming the field or flag and its range, never a panic,
+//! a hang, a wrong result or files written where they should not be.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn psim_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_psim"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("psim runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Runs `args` in a fresh directory and checks: exit code 2, every needle
+/// in stderr, no panic, and no output directory created.
+fn refused(args: &[&str], needles: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let o = psim_in(dir.path(), args);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+    assert!(!e.contains("panicked"), "{args:?} panicked: {e}");
+    for n in needles {
+        assert!(e.contains(n), "{args:?}: expected `{n}` in: {e}");
+    }
+    assert!(
+        !dir.path().join("psim-out").exists(),
+        "{args:?} created an output directory"
+    );
+}
+
+/// Defect 1: an eigenvector beyond the dimension, on every engine.
+#[test]
+fn init_beyond_the_dimension_is_a_validation_error_on_every_engine() {
+    for engine in ["injected", "virtual-time", "threads", "tasks"] {
+        refused(
+            &[
+                "run",
+                "--init",
+                "eigenvector:5",
+                "--runs",
+                "2",
+                "--steps",
+                "200",
+                "--engine",
+                engine,
+                "-q",
+            ],
+            &["`objective.init`", "1..=4"],
+        );
+    }
+}
+
+/// Defect 2: delays that a staleness or a virtual clock cannot represent.
+#[test]
+fn unrepresentable_delays_are_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("huge.txt");
+    std::fs::write(&trace, "1e30\n").unwrap();
+    let trace_spec = format!("trace:{}", trace.display());
+    for spec in [
+        "const:2e19",
+        "uniform:0..18446744073709551615",
+        trace_spec.as_str(),
+    ] {
+        refused(
+            &[
+                "run", "--delay", spec, "--runs", "5", "--steps", "2000", "-q",
+            ],
+            &["delay`", "9.007199254740992e15"],
+        );
+    }
+    refused(
+        &[
+            "sweep",
+            "--delay",
+            "1",
+            "--delay",
+            "const:2e19",
+            "--runs",
+            "1",
+            "-q",
+        ],
+        &["`grid.delay[1]`"],
+    );
+    refused(
+        &[
+            "run",
+            "--engine",
+            "virtual-time",
+            "--workers",
+            "4",
+            "--compute-time",
+            "const:1e308",
+            "--runs",
+            "1",
+            "--steps",
+            "200",
+            "-q",
+        ],
+        &["cluster.compute_time`", "1e9 seconds"],
+    );
+    refused(
+        &[
+            "run",
+            "--engine",
+            "virtual-time",
+            "--network-delay",
+            "exp:1e300",
+            "--runs",
+            "1",
+            "-q",
+        ],
+        &["cluster.network_delay`"],
+    );
+}
+
+/// Defect 3: limits that cannot run in bounded memory, or cannot be
+/// stored in config.toml, are refused up front with the field named.
+#[test]
+fn huge_limits_are_refused_before_any_output() {
+    refused(
+        &["run", "--steps", "1000000000000", "-q"],
+        &["`record_every`", "1000000 trace points"],
+    );
+    for (flag, field) in [
+        ("--steps", "`steps`"),
+        ("--seed", "`seed`"),
+        ("--record-every", "`record_every`"),
+    ] {
+        refused(
+            &["run", flag, "9223372036854775808", "-q"],
+            &[field, "9223372036854775807"],
+        );
+    }
+    refused(
+        &[
+            "run",
+            "--engine",
+            "tasks",
+            "--workers",
+            "100000",
+            "--runs",
+            "1",
+            "-q",
+        ],
+        &["cluster.workers`", "at most 43648"],
+    );
+    refused(
+        &["run", "--threads", "10000", "--runs", "1", "-q"],
+        &["`--threads`", "0 = one per core"],
+    );
+    // Many runs × many trace points: refused for memory, naming the field.
+    refused(
+        &[
+            "run",
+            "--steps",
+            "1000000",
+            "--record-every",
+            "1",
+            "--runs",
+            "1000",
+            "-q",
+        ],
+        &["`record_every`", "trace points in all"],
+    );
+}
+
+/// Defect 4: the experiment name may not lead outside psim-out/.
+#[test]
+fn a_config_name_is_a_plain_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["../../x", "/tmp/psim-adversarial-abs", "..", "", "a/b"] {
+        let cfg = dir.path().join("c.toml");
+        let text = format!(
+            "name = {name:?}\n[base]\nmomentum = 0.9\nstep_size = 5e-4\nsteps = 100\nruns = 1\nseed = 1\nrecord_every = 10\ntail_fraction = 0.25\ndivergence_norm = 1e6\n[base.objective]\nkind = \"pca\"\nspectrum = [4.0, 3.0, 2.0, 1.0]\n"
+        );
+        std::fs::write(&cfg, text).unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let o = psim_in(
+            work.path(),
+            &["run", "--config", cfg.to_str().unwrap(), "-q"],
+        );
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{name}: {e}");
+        assert!(e.contains("`name`"), "{name}: {e}");
+        assert!(std::fs::read_dir(work.path()).unwrap().next().is_none());
+        assert!(!dir.path().parent().unwrap().join("x").exists());
+        assert!(!Path::new("/tmp/psim-adversarial-abs").exists());
+    }
+}
+
+/// Defect 5: a bounded sleep beyond the 1 s cap is refused; the cap is
+/// otherwise counted in the results.
+#[test]
+fn sleeps_beyond_the_cap_are_refused_or_counted() {
+    refused(
+        &[
+            "run",
+            "--engine",
+            "threads",
+            "--compute-time",
+            "uniform:0..3",
+            "--runs",
+            "1",
+            "-q",
+        ],
+        &["cluster.compute_time`", "at most 1 s"],
+    );
+    refused(
+        &[
+            "run",
+            "--engine",
+            "tasks",
+            "--network-delay",
+            "const:2",
+            "--runs",
+            "1",
+            "-q",
+        ],
+        &["cluster.network_delay`", "at most 1 s"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let o = psim_in(
+        dir.path(),
+        &[
+            "run",
+            "--engine",
+            "threads",
+            "--workers",
+            "2",
+            "--compute-time",
+            "0.9*const:0.0001+0.1*exp:100",
+            "--steps",
+            "40",
+            "--runs",
+            "1",
+            "-q",
+            "--out",
+            "o",
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let runs = std::fs::read_to_string(dir.path().join("o/runs.csv")).unwrap();
+    let header: Vec<&str> = runs.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "capped_sleeps").unwrap();
+    let capped: u64 = runs
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(col)
+        .unwrap()
+        .parse()
+        .unwrap();
+    if capped > 0 {
+        assert!(out.contains("cut to 1 s"), "{out}");
+    }
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("o/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(s["points"][0]["capped_sleeps"], capped);
+}
+
+/// Defect 6: --force clears an earlier psim output and refuses anything else.
+#[test]
+fn force_clears_the_earlier_experiment_and_spares_other_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| psim_in(dir.path(), args);
+    let o = run(&[
+        "sweep",
+        "--optimal-delay",
+        "--taus",
+        "0:20:10",
+        "--runs",
+        "2",
+        "--steps",
+        "500",
+        "-q",
+        "--out",
+        "o",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(run(&["report", "o"]).status.success());
+    assert!(dir.path().join("o/tradeoff.svg").exists());
+    assert!(dir.path().join("o/report.html").exists());
+    let o = run(&[
+        "run", "--runs", "2", "--steps", "500", "-q", "--out", "o", "--force",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for gone in ["tradeoff.svg", "report.html"] {
+        assert!(!dir.path().join("o").join(gone).exists(), "{gone} left");
+    }
+    assert!(run(&["report", "o"]).status.success());
+    let html = std::fs::read_to_string(dir.path().join("o/report.html")).unwrap();
+    assert!(!html.contains("tradeoff.svg"));
+    // A directory psim did not write is never cleared.
+    std::fs::create_dir_all(dir.path().join("mine")).unwrap();
+    std::fs::write(dir.path().join("mine/notes.txt"), "keep").unwrap();
+    let o = run(&["run", "--runs", "1", "-q", "--out", "mine", "--force"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("not a psim output directory"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(dir.path().join("mine/notes.txt").exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("mine")).unwrap().count(),
+        1
+    );
+}
+
+/// Defect 7: every numeric flag of `psim theory` is validated.
+#[test]
+fn theory_refuses_every_out_of_range_flag() {
+    for (flag, value, range) in [
+        ("--delta", "-1", "(0, 1)"),
+        ("--delta", "1.5", "(0, 1)"),
+        ("--gamma", "NaN", "[0, 0.5]"),
+        ("--epsilon", "-1", "(0, 1)"),
+        ("--c-d", "-1", "> 0"),
+        ("--c-d", "inf", "> 0"),
+        ("--gamma1", "inf", "> 0"),
+        ("--nu", "NaN", "(0, 1)"),
+        ("--step-size", "NaN", "> 0"),
+        ("--momentum", "NaN", "[0, 1)"),
+    ] {
+        refused(&["theory", flag, value], &[&format!("`{flag}`"), range]);
+    }
+    refused(&["theory", "--spectrum", "inf,1"], &["`--spectrum`"]);
+}
+
+/// Defect 8: the report embeds only psim's figures, never active content.
+#[test]
+fn report_leaves_out_foreign_and_malicious_svg() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = psim_in(
+        dir.path(),
+        &["run", "--runs", "1", "--steps", "200", "-q", "--out", "o"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = dir.path().join("o");
+    std::fs::write(
+        d.join("evil.svg"),
+        "<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert('x')</script></svg>",
+    )
+    .unwrap();
+    // A psim file name with active content in it is left out too.
+    std::fs::write(
+        d.join("traces.svg"),
+        "<svg><circle r=\"1\" onclick=\"alert('y')\"/><a href=\"javascript:alert('z')\">z</a></svg>",
+    )
+    .unwrap();
+    let o = psim_in(dir.path(), &["report", "o"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let html = std::fs::read_to_string(d.join("report.html")).unwrap();
+    for bad in ["<script", "alert(", "onclick", "javascript:", "evil.svg"] {
+        assert!(!html.contains(bad), "`{bad}` in the report");
+    }
+}
+
+/// Defect 9: bench and --taus refuse bad counts with the flag and the cap.
+#[test]
+fn bench_and_taus_name_the_flag_and_the_cap() {
+    refused(
+        &["bench", "--runs", "0", "--no-sweep"],
+        &["`--runs`", "[1,"],
+    );
+    refused(
+        &["bench", "--repeat", "0", "--no-sweep"],
+        &["`--repeat`", "[1,"],
+    );
+    refused(
+        &["sweep", "--taus", "0:100000:1", "-q"],
+        &["`taus`", "at most 10001 delays"],
+    );
+}
