@@ -58,7 +58,11 @@ fn every_engine_counts_pushes_the_same_way() {
         Consistency::Bsp,
     ] {
         // Gradients per update: one, except BSP's mean of the M of a round.
-        let per_update = if consistency == Consistency::Bsp { m } else { 1 };
+        let per_update = if consistency == Consistency::Bsp {
+            m
+        } else {
+            1
+        };
         // Pushes in flight at the stop, delivered afterwards and dropped:
         // ASP: the M − 1 other workers; SSP(s): at most s (only tickets
         // within the bound have fetched); BSP: none (the stop closes a round,
