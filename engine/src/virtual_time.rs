@@ -128,20 +128,9 @@ impl<O: Objective + ?Sized> Monitor for SimMonitor<'_, O> {
     #[inline]
     fn on_update(&mut self, version: u64, params: &[f64]) -> Option<StopReason> {
         let now = self.now;
-        let outcome = self
-            .rec
-            .after(version, params)
-            .or_else(|| self.rec.before(version, params, || Some(now)))?;
+        let outcome = self.rec.on_update(version, params, || Some(now))?;
         self.outcome = Some(outcome);
-        Some(stop_reason(outcome))
-    }
-}
-
-fn stop_reason(outcome: Outcome) -> StopReason {
-    match outcome {
-        Outcome::StepsReached => StopReason::StepsReached,
-        Outcome::TargetErrorReached { step } => StopReason::TargetErrorReached { step },
-        Outcome::Diverged { step } => StopReason::Diverged { step },
+        Some(outcome.into())
     }
 }
 
@@ -189,7 +178,7 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             m,
         );
         if let Some(outcome) = start {
-            core.halt(stop_reason(outcome));
+            core.halt(outcome.into());
         }
         let workers = (0..m)
             .map(|w| SimWorker {

@@ -36,6 +36,18 @@ pub enum StopReason {
     Requested,
 }
 
+impl From<psim_common::Outcome> for StopReason {
+    /// The stop a run's outcome asks for (step limit, target, divergence).
+    fn from(outcome: psim_common::Outcome) -> Self {
+        use psim_common::Outcome;
+        match outcome {
+            Outcome::StepsReached => StopReason::StepsReached,
+            Outcome::TargetErrorReached { step } => StopReason::TargetErrorReached { step },
+            Outcome::Diverged { step } => StopReason::Diverged { step },
+        }
+    }
+}
+
 /// Observes every update the server applies and decides when the run ends.
 /// Called under the server's synchronisation, so it must be cheap.
 pub trait Monitor: Send {
