@@ -28,11 +28,23 @@ impl Outcome {
 
 /// Counters kept by the server. `received == applied + dropped()` always
 /// holds; [`ServerCounters::check`] says so or names the gap.
+///
+/// One meaning on every engine: the counters count **gradients** (one per
+/// worker push, or per injected draw), while the step limit and the server's
+/// version count **updates**. Under ASP and SSP one applied gradient is one
+/// update. Under BSP one update applies the mean of the round's M gradients,
+/// so `applied` = M × updates (a run of N steps with M workers reports
+/// `applied` = N·M on the virtual-time, threads and tasks engines alike).
+/// A gradient that reaches the server after the run stopped (a push still in
+/// flight, or one the SSP order still held) is received and counted in
+/// `dropped_after_stop`; the virtual-time engine delivers its in-flight
+/// pushes at the stop for that reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ServerCounters {
-    /// Gradients pushed to the server.
+    /// Gradients pushed to the server (under BSP, each worker's gradient).
     pub received: u64,
-    /// Gradients applied as updates (the server's version advanced).
+    /// Gradients applied (under BSP, the M gradients of each round's update;
+    /// otherwise one per update).
     pub applied: u64,
     /// Gradients discarded because their staleness exceeded the history
     /// (policy `drop`) or the consistency bound.

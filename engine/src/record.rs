@@ -104,6 +104,20 @@ where
         None
     }
 
+    /// Observes the state right after an update produced `version`, as a
+    /// server core's monitor does: [`RunRecorder::after`], then
+    /// [`RunRecorder::before`] the next update.
+    #[inline]
+    pub fn on_update(
+        &mut self,
+        version: u64,
+        params: &[f64],
+        seconds: impl FnOnce() -> Option<f64>,
+    ) -> Option<Outcome> {
+        self.after(version, params)
+            .or_else(|| self.before(version, params, seconds))
+    }
+
     /// Ends the run at `version` with `params`: the trace (with a final
     /// point), the final error and the tail error, both NaN when diverged.
     pub fn finish(

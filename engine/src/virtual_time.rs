@@ -2,44 +2,45 @@
 //! parameter server with M workers, in virtual seconds.
 //!
 //! Each simulated worker loops fetch → compute → push. A fetch copies the
-//! server's parameters and version into the worker's slot; computing takes a
+//! server's parameters and version into the worker's copy; computing takes a
 //! duration drawn from `cluster.compute_time` (× the worker's straggler
 //! factor) and the push travels for a duration drawn from
 //! `cluster.network_delay`. The push *arrives* at fetch time + compute +
-//! network; that arrival is the one event of a step. The server applies it
-//! with [`ServerState::push`], so the staleness is the number of versions
-//! applied in between and emerges from the event order exactly as on a real
-//! asynchronous server. The worker then fetches again at once (the reply that
-//! carries the fresh parameters is taken to be instantaneous).
+//! network; that arrival is the one event of a step. The worker then fetches
+//! again at once (the reply that carries the fresh parameters is taken to be
+//! instantaneous).
+//!
+//! The server is the [`ServerCore`] of the threads and tasks engines, owned
+//! directly (no lock): an arrival is its `try_push`, a fetch its `try_fetch`,
+//! so ASP, SSP(s) and BSP are the core's rules, not a copy of them, and the
+//! counters mean the same on every engine. A push or fetch the core answers
+//! with [`Poll::Wait`] is parked and retried after the next applied update,
+//! in the order the core guarantees (fetches in the order they first waited,
+//! pushes in the order of their fetches), so a retry costs O(1) per woken
+//! worker. The staleness is the number of updates applied between a fetch and
+//! its push and emerges from the event order as on a real server.
 //!
 //! Events sit in a binary heap keyed by (virtual time, worker id): equal
 //! times are broken by the smaller worker id, so a run depends only on
 //! (seed, run, configuration). Every worker draws its data and its durations
 //! from its own streams of the [`SeedTree`].
 //!
-//! Consistency models:
-//! - ASP: every push is applied when it arrives.
-//! - SSP(s): pushes are applied in fetch order (a push that overtakes an
-//!   earlier fetch is held until that one arrives), and a worker may fetch
-//!   only while at most `s` other gradients are in flight; otherwise it waits
-//!   until one is applied. Under fetch-order application a push's staleness
-//!   is exactly the number of gradients in flight when it was fetched, so it
-//!   never exceeds `s`, and the oldest push is never held, so the protocol
-//!   cannot deadlock.
-//! - BSP: a barrier per step: the M workers fetch the same version, their
-//!   gradients are averaged when the last one arrives and applied as one
-//!   update of staleness 0 (the server counts the aggregate as one push).
+//! At the stop, the pushes still travelling and the pushes the core still
+//! holds are delivered and counted as `dropped_after_stop`, as on the
+//! threads engine (whose sleeping workers push once more after the stop).
 //!
 //! Memory: the M workers' parameter copies sit in one flat arena (M·d
 //! values), each worker owns its gradient buffer (d values) and two small
-//! generators; the heap holds one 16-byte entry per worker. Nothing is
-//! allocated per event.
+//! generators; the heap holds one 16-byte entry per worker; the core keeps
+//! one small sync record per worker. Nothing is allocated per event.
 
 use psim_common::delay::DelayModel;
 use psim_common::seed::Stream;
 use psim_common::{
-    Consistency, Objective, Outcome, PsimRng, RunConfig, RunResult, SeedTree, StalenessHistogram,
+    ClusterConfig, Delay, Objective, Outcome, PsimRng, RunConfig, RunResult, SeedTree,
+    StalenessHistogram,
 };
+use psim_server::backend::{Monitor, Poll, ServerCore, StopReason};
 use psim_server::{Rule, ServerState};
 use psim_worker::Worker;
 use std::cmp::Reverse;
@@ -49,17 +50,23 @@ use tracing::debug_span;
 
 use crate::record::RunRecorder;
 
-/// One simulated worker besides its [`Worker`]: its duration stream, the
-/// version of its parameter copy and its straggler factor.
-#[derive(Debug, Clone)]
-struct Slot {
+/// One simulated worker: its [`Worker`] (data stream, gradient buffer), its
+/// duration stream, the version of its parameter copy, its straggler factor
+/// and the sequence number of its last fetch (the order of parked pushes).
+#[derive(Debug)]
+struct SimWorker {
+    worker: Worker,
     delay_rng: PsimRng,
     fetched_version: u64,
+    fetch_seq: u64,
     speed: f64,
 }
 
 /// A pending arrival: (virtual time as ordered bits, worker id), min-first.
 type Event = Reverse<(u64, u32)>;
+
+/// A parked push: (fetch sequence number, worker id), min-first.
+type ParkedPush = Reverse<(u64, u32)>;
 
 /// Orders non-negative times by their bit pattern (monotone for f64 ≥ 0,
 /// +∞ last). Negative zero and NaN cannot occur: delays are never negative.
@@ -84,14 +91,16 @@ fn cluster_of(cfg: &RunConfig) -> &psim_common::ClusterConfig {
 }
 
 /// Bytes the engine holds per simulated worker for a problem of dimension
-/// `dim` (parameter copy, gradient buffer, worker and slot state, heap entry);
-/// the figure the benchmark checks against a counting allocator.
+/// `dim` (parameter copy, gradient buffer, worker state, heap entry, the
+/// core's sync record, parked-fetch and parked-push entries); the figure the
+/// benchmark checks against a counting allocator.
 pub fn bytes_per_worker(dim: usize) -> usize {
     2 * dim * std::mem::size_of::<f64>()
-        + std::mem::size_of::<Worker>()
-        + std::mem::size_of::<Slot>()
+        + std::mem::size_of::<SimWorker>()
         + std::mem::size_of::<Event>()
-        + std::mem::size_of::<u32>() // SSP wait queue / hold ring entry
+        + ServerCore::<Rule, SimMonitor<'static, psim_common::AnyObjective>>::bytes_per_worker()
+        + std::mem::size_of::<u32>()
+        + std::mem::size_of::<ParkedPush>()
 }
 
 /// Most bytes the workers' state may take (4 GiB): a guard against a
@@ -116,147 +125,261 @@ pub fn check_memory(workers: usize, dim: usize) -> Result<(), psim_common::Confi
     Ok(())
 }
 
-/// The shared run bookkeeping plus this engine's staleness histogram and
-/// the outcome that stopped the loop.
-struct Recorder<'a, O: ?Sized> {
-    run: RunRecorder<&'a O>,
-    staleness: StalenessHistogram,
+/// The core's monitor in virtual time: the shared [`RunRecorder`] with the
+/// simulation clock (set by the event loop before every push), and the
+/// outcome that stopped the run.
+struct SimMonitor<'a, O: ?Sized> {
+    rec: RunRecorder<&'a O>,
+    now: f64,
     outcome: Option<Outcome>,
 }
 
-impl<'a, O: Objective + ?Sized> Recorder<'a, O> {
-    fn new(cfg: &'a RunConfig, objective: &'a O) -> Self {
-        Self {
-            run: RunRecorder::new(cfg, objective),
-            staleness: StalenessHistogram::new(),
-            outcome: None,
-        }
-    }
-
-    /// Records the state before update `version` (trace, target); returns
-    /// whether the run must stop.
+impl<O: Objective + ?Sized> Monitor for SimMonitor<'_, O> {
     #[inline]
-    fn before(&mut self, version: u64, params: &[f64], now: f64) -> bool {
-        self.outcome = self.run.before(version, params, || Some(now));
-        self.outcome.is_some()
-    }
-
-    /// Records an applied update that produced `version`; returns whether
-    /// the run diverged.
-    #[inline]
-    fn after(&mut self, version: u64, staleness: u64, params: &[f64]) -> bool {
-        self.staleness.record(staleness);
-        self.outcome = self.run.after(version, params);
-        self.outcome.is_some()
+    fn on_update(&mut self, version: u64, params: &[f64]) -> Option<StopReason> {
+        let now = self.now;
+        let outcome = self.rec.on_update(version, params, || Some(now))?;
+        self.outcome = Some(outcome);
+        Some(outcome.into())
     }
 }
 
-/// The whole simulated cluster of one run.
-struct Cluster<'a, O: ?Sized> {
-    cfg: &'a RunConfig,
+/// The whole simulation of one run: the server core, the workers, the event
+/// heap and the parked operations.
+struct Simulation<'a, O: Objective + ?Sized> {
+    compute_time: &'a Delay,
+    network_delay: &'a Delay,
     objective: &'a O,
     dim: usize,
-    server: ServerState<Rule>,
-    workers: Vec<Worker>,
-    slots: Vec<Slot>,
+    core: ServerCore<Rule, SimMonitor<'a, O>>,
+    workers: Vec<SimWorker>,
     copies: Vec<f64>,
     events: BinaryHeap<Event>,
+    /// Workers whose fetch waits, in the order they first waited.
+    parked_fetches: VecDeque<u32>,
+    /// Workers whose push waits, by the order of their fetches.
+    parked_pushes: BinaryHeap<ParkedPush>,
+    fetches: u64,
+    staleness: StalenessHistogram,
     now: f64,
 }
 
-impl<'a, O: Objective + ?Sized> Cluster<'a, O> {
-    fn new(cfg: &'a RunConfig, objective: &'a O, run: u64) -> Self {
+impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
+    fn new(cfg: &'a RunConfig, cluster: &'a ClusterConfig, objective: &'a O, run: u64) -> Self {
         let seeds = SeedTree::new(cfg.seed);
         let dim = objective.dim();
-        let m = cluster_of(cfg).workers;
+        let m = cluster.workers;
         let mut initial = vec![0.0; dim];
         objective.initial_point(&mut seeds.rng(run, 0, Stream::Init), &mut initial);
-        // The configured update rule, as in every engine.
+        // The configured update rule, as in every engine; the workers' copies
+        // carry the stale parameters, so the server keeps no history.
         let rule = Rule::from_config(cfg);
-        // The worker copies carry the stale parameters: the server keeps
-        // no history beyond the current version.
-        let server = ServerState::without_history(&initial, rule);
+        let mut rec = RunRecorder::new(cfg, objective);
+        let start = rec.before(0, &initial, || Some(0.0));
+        let monitor = SimMonitor {
+            rec,
+            now: 0.0,
+            outcome: start,
+        };
+        let mut core = ServerCore::new(
+            ServerState::without_history(&initial, rule),
+            monitor,
+            cluster.consistency,
+            m,
+        );
+        if let Some(outcome) = start {
+            core.halt(outcome.into());
+        }
         let workers = (0..m)
-            .map(|w| Worker::new(w as u64, seeds.rng(run, w as u64, Stream::Data), dim))
-            .collect();
-        let slots = (0..m)
-            .map(|w| Slot {
+            .map(|w| SimWorker {
+                worker: Worker::new(w as u64, seeds.rng(run, w as u64, Stream::Data), dim),
                 delay_rng: seeds.rng(run, w as u64, Stream::Delay),
                 fetched_version: 0,
-                speed: cluster_of(cfg).speed_factor(w),
+                fetch_seq: 0,
+                speed: cluster.speed_factor(w),
             })
             .collect();
+        let parked = if core.can_wait() { m } else { 0 };
         Self {
-            cfg,
+            compute_time: &cluster.compute_time,
+            network_delay: &cluster.network_delay,
             objective,
             dim,
-            server,
+            core,
             workers,
-            slots,
             copies: vec![0.0; m * dim],
             events: BinaryHeap::with_capacity(m),
+            parked_fetches: VecDeque::with_capacity(parked),
+            parked_pushes: BinaryHeap::with_capacity(parked),
+            fetches: 0,
+            staleness: StalenessHistogram::new(),
             now: 0.0,
         }
     }
 
-    /// Worker `w` fetches now and schedules the arrival of its push.
-    #[inline]
+    /// Worker `w` asks the core for the parameters and, when it gets them,
+    /// schedules the arrival of its push; otherwise it is parked (or the run
+    /// has stopped).
     fn fetch(&mut self, w: usize) {
-        let arrival = self.fetch_at(w);
-        self.events.push(Reverse((time_key(arrival), w as u32)));
-    }
-
-    /// Like [`Cluster::fetch`] for the worker whose arrival is at the top of
-    /// the heap: replaces that entry (one sift-down instead of a pop and a push).
-    #[inline]
-    fn refetch_top(&mut self, w: usize) {
-        let arrival = self.fetch_at(w);
-        if let Some(mut top) = self.events.peek_mut() {
-            debug_assert_eq!(top.0 .1 as usize, w);
-            *top = Reverse((time_key(arrival), w as u32));
+        if self.parked_fetches.is_empty() {
+            if let Some(arrival) = self.try_fetch(w) {
+                self.events.push(Reverse((time_key(arrival), w as u32)));
+            }
+        } else {
+            // Others wait before it: keep the order the core wakes them in.
+            self.parked_fetches.push_back(w as u32);
+            self.wake_fetches();
         }
     }
 
-    /// Copies the parameters into worker `w`'s slot and returns the virtual
-    /// time its push will arrive.
+    /// One `try_fetch` of worker `w`: `Some(arrival)` when ready, `None`
+    /// when it waits (then parked) or the run has stopped.
     #[inline]
-    fn fetch_at(&mut self, w: usize) -> f64 {
+    fn try_fetch(&mut self, w: usize) -> Option<f64> {
         let at = w * self.dim;
-        self.copies[at..at + self.dim].copy_from_slice(self.server.params());
-        let slot = &mut self.slots[w];
-        slot.fetched_version = self.server.version();
-        let c = cluster_of(self.cfg);
-        let compute = c.compute_time.sample(&mut slot.delay_rng) * slot.speed;
-        let network = c.network_delay.sample(&mut slot.delay_rng);
+        match self.core.try_fetch(w, &mut self.copies[at..at + self.dim]) {
+            Poll::Ready(version) => Some(self.fetched(w, version)),
+            Poll::Wait => {
+                self.parked_fetches.push_back(w as u32);
+                None
+            }
+            Poll::Stopped => None,
+        }
+    }
+
+    /// Worker `w` got the parameters of `version`: draws its compute time
+    /// and network delay and returns the virtual time its push arrives.
+    #[inline]
+    fn fetched(&mut self, w: usize, version: u64) -> f64 {
+        let sw = &mut self.workers[w];
+        sw.fetched_version = version;
+        sw.fetch_seq = self.fetches;
+        self.fetches += 1;
+        let compute = self.compute_time.sample(&mut sw.delay_rng) * sw.speed;
+        let network = self.network_delay.sample(&mut sw.delay_rng);
         self.now + compute + network
     }
 
-    /// Looks at the next arrival (leaving it on the heap) and advances the
-    /// clock to it.
-    #[inline]
-    fn peek_arrival(&mut self) -> Option<usize> {
-        let &Reverse((t, w)) = self.events.peek()?;
-        self.now = f64::from_bits(t);
-        Some(w as usize)
+    /// Retries parked fetches in the order they first waited, up to the first
+    /// that still waits (the core wakes them in that order).
+    fn wake_fetches(&mut self) {
+        while let Some(&w) = self.parked_fetches.front() {
+            let w = w as usize;
+            let at = w * self.dim;
+            match self.core.try_fetch(w, &mut self.copies[at..at + self.dim]) {
+                Poll::Wait => return,
+                Poll::Stopped => {
+                    self.parked_fetches.pop_front();
+                }
+                Poll::Ready(version) => {
+                    self.parked_fetches.pop_front();
+                    let arrival = self.fetched(w, version);
+                    self.events.push(Reverse((time_key(arrival), w as u32)));
+                }
+            }
+        }
     }
 
-    /// Pops the next arrival and advances the clock to it.
+    /// Pushes worker `w`'s gradient (already computed) to the core.
     #[inline]
-    fn next_arrival(&mut self) -> Option<usize> {
-        let Reverse((t, w)) = self.events.pop()?;
-        self.now = f64::from_bits(t);
-        Some(w as usize)
-    }
-
-    /// Computes worker `w`'s gradient on its copy and applies it; returns
-    /// the staleness.
-    #[inline]
-    fn apply(&mut self, w: usize) -> u64 {
+    fn try_push(&mut self, w: usize) -> Poll<u64> {
         let at = w * self.dim;
         let copy = &self.copies[at..at + self.dim];
-        let gradient = self.workers[w].compute(self.objective, copy);
-        self.server
-            .push(gradient, copy, self.slots[w].fetched_version)
+        let sw = &self.workers[w];
+        let poll = self
+            .core
+            .try_push(w, sw.worker.gradient(), copy, sw.fetched_version);
+        if let Poll::Ready(s) = poll {
+            self.staleness.record(s);
+        }
+        poll
+    }
+
+    /// After an applied update: wakes parked fetches, then the parked push
+    /// that is next (if it can proceed now), its worker's fetch, and so on.
+    fn wake(&mut self) {
+        loop {
+            self.wake_fetches();
+            let Some(&Reverse((_, w))) = self.parked_pushes.peek() else {
+                return;
+            };
+            let w = w as usize;
+            match self.try_push(w) {
+                Poll::Wait => return,
+                Poll::Stopped => {
+                    self.parked_pushes.pop();
+                }
+                Poll::Ready(_) => {
+                    self.parked_pushes.pop();
+                    self.fetch(w);
+                }
+            }
+        }
+    }
+
+    /// Runs the event loop until the core stops or no event is left.
+    fn run(&mut self) {
+        for w in 0..self.workers.len() {
+            self.fetch(w);
+        }
+        while self.core.stopped().is_none() {
+            let Some(&Reverse((t, w))) = self.events.peek() else {
+                break;
+            };
+            self.now = f64::from_bits(t);
+            self.core.monitor_mut().now = self.now;
+            let w = w as usize;
+            let at = w * self.dim;
+            self.workers[w]
+                .worker
+                .compute(self.objective, &self.copies[at..at + self.dim]);
+            let version = self.core.state().version();
+            match self.try_push(w) {
+                Poll::Ready(_) if self.parked_fetches.is_empty() => match self.try_fetch(w) {
+                    Some(arrival) => {
+                        // Replace the top entry: one sift-down, not a pop and a push.
+                        if let Some(mut top) = self.events.peek_mut() {
+                            *top = Reverse((time_key(arrival), w as u32));
+                        }
+                    }
+                    None => {
+                        self.events.pop();
+                    }
+                },
+                Poll::Ready(_) => {
+                    // Off the top first: the fetches it wakes schedule arrivals.
+                    self.events.pop();
+                    self.fetch(w);
+                }
+                Poll::Wait => {
+                    self.events.pop();
+                    let seq = self.workers[w].fetch_seq;
+                    self.parked_pushes.push(Reverse((seq, w as u32)));
+                }
+                Poll::Stopped => {
+                    self.events.pop();
+                }
+            }
+            if self.core.state().version() != version
+                && !(self.parked_fetches.is_empty() && self.parked_pushes.is_empty())
+            {
+                self.wake();
+            }
+        }
+        self.deliver_after_stop();
+    }
+
+    /// Delivers what is still in flight or held at the stop (the core counts
+    /// it as `dropped_after_stop`); the clock stays at the stop.
+    fn deliver_after_stop(&mut self) {
+        while let Some(Reverse((_, w))) = self.parked_pushes.pop() {
+            let p = self.try_push(w as usize);
+            debug_assert_eq!(p, Poll::Stopped);
+        }
+        while let Some(Reverse((_, w))) = self.events.pop() {
+            let p = self.try_push(w as usize);
+            debug_assert!(p == Poll::Stopped, "{p:?}");
+        }
     }
 }
 
@@ -268,143 +391,42 @@ pub fn run_virtual_time<O: Objective + ?Sized>(
     objective: &O,
     run: u64,
 ) -> RunResult {
+    let cluster = cluster_of(cfg);
     let _span = debug_span!(
         "virtual_time",
         run,
-        workers = cluster_of(cfg).workers,
-        consistency = %cluster_of(cfg).consistency
+        workers = cluster.workers,
+        consistency = %cluster.consistency
     )
     .entered();
     let started = Instant::now();
-    let mut cluster = Cluster::new(cfg, objective, run);
-    let mut rec = Recorder::new(cfg, objective);
-    match cluster_of(cfg).consistency {
-        Consistency::Asp => run_asp(&mut cluster, &mut rec),
-        Consistency::Ssp { bound } => run_ssp(&mut cluster, &mut rec, bound),
-        Consistency::Bsp => run_bsp(&mut cluster, &mut rec),
-    }
-    let outcome = rec.outcome.unwrap_or(Outcome::StepsReached);
-    let (trace, final_error, tail_error) = rec.run.finish(
-        outcome,
-        cluster.server.version(),
-        cluster.server.params(),
-        Some(cluster.now),
-    );
-    // The accounting is checked on every engine by `engine::run` (`verify`).
-    let counters = *cluster.server.counters();
+    let mut sim = Simulation::new(cfg, cluster, objective, run);
+    sim.run();
+    let Simulation {
+        core,
+        staleness,
+        now,
+        ..
+    } = sim;
+    let (state, monitor, _) = core.into_parts();
+    let outcome = monitor.outcome.unwrap_or(Outcome::StepsReached);
+    let (trace, final_error, tail_error) =
+        monitor
+            .rec
+            .finish(outcome, state.version(), state.params(), Some(now));
+    let counters = *state.counters();
     RunResult {
         run,
         outcome,
         final_error,
         tail_error,
         trace,
-        staleness: rec.staleness,
+        staleness,
         histograms: BTreeMap::new(),
         counters,
         wall_seconds: started.elapsed().as_secs_f64(),
-        virtual_seconds: Some(cluster.now),
+        virtual_seconds: Some(now),
         capped_sleeps: 0,
-    }
-}
-
-fn run_asp<O: Objective + ?Sized>(c: &mut Cluster<'_, O>, rec: &mut Recorder<'_, O>) {
-    for w in 0..c.workers.len() {
-        c.fetch(w);
-    }
-    loop {
-        if rec.before(c.server.version(), c.server.params(), c.now) {
-            return;
-        }
-        let Some(w) = c.peek_arrival() else { return };
-        let staleness = c.apply(w);
-        if rec.after(c.server.version(), staleness, c.server.params()) {
-            return;
-        }
-        c.refetch_top(w);
-    }
-}
-
-fn run_ssp<O: Objective + ?Sized>(c: &mut Cluster<'_, O>, rec: &mut Recorder<'_, O>, bound: u64) {
-    let m = c.workers.len();
-    // Gradients in flight form the window [next_apply, next_fetch) of fetch
-    // sequence numbers, at most `window` long, so `seq % window` indexes a
-    // ring without collisions.
-    let window = bound.saturating_add(1).min(m as u64);
-    let mut seq_of = vec![0u64; m];
-    let mut held: Vec<Option<u32>> = vec![None; window as usize];
-    let mut waiting: VecDeque<u32> = VecDeque::with_capacity(m);
-    let (mut next_fetch, mut next_apply) = (0u64, 0u64);
-    for (w, seq) in seq_of.iter_mut().enumerate() {
-        if next_fetch - next_apply < window {
-            *seq = next_fetch;
-            next_fetch += 1;
-            c.fetch(w);
-        } else {
-            waiting.push_back(w as u32);
-        }
-    }
-    if rec.before(c.server.version(), c.server.params(), c.now) {
-        return;
-    }
-    while let Some(w) = c.next_arrival() {
-        held[(seq_of[w] % window) as usize] = Some(w as u32);
-        // Apply every held push that is next in fetch order.
-        while let Some(h) = held[(next_apply % window) as usize].take() {
-            let h = h as usize;
-            let staleness = c.apply(h);
-            next_apply += 1;
-            if rec.after(c.server.version(), staleness, c.server.params())
-                || rec.before(c.server.version(), c.server.params(), c.now)
-            {
-                return drop_held(c, &held);
-            }
-            waiting.push_back(h as u32);
-            while next_fetch - next_apply < window {
-                let Some(v) = waiting.pop_front() else { break };
-                seq_of[v as usize] = next_fetch;
-                next_fetch += 1;
-                c.fetch(v as usize);
-            }
-        }
-    }
-}
-
-/// Counts pushes that arrived but were still held when the run stopped.
-fn drop_held<O: Objective + ?Sized>(c: &mut Cluster<'_, O>, held: &[Option<u32>]) {
-    for _ in held.iter().flatten() {
-        c.server.drop_push(false);
-    }
-}
-
-fn run_bsp<O: Objective + ?Sized>(c: &mut Cluster<'_, O>, rec: &mut Recorder<'_, O>) {
-    let m = c.workers.len();
-    let dim = c.dim;
-    let mut sum = vec![0.0; dim];
-    let scale = 1.0 / m as f64;
-    loop {
-        if rec.before(c.server.version(), c.server.params(), c.now) {
-            return;
-        }
-        for w in 0..m {
-            c.fetch(w);
-        }
-        sum.iter_mut().for_each(|s| *s = 0.0);
-        for _ in 0..m {
-            let Some(w) = c.next_arrival() else { return };
-            let copy = &c.copies[w * dim..(w + 1) * dim];
-            let g = c.workers[w].compute(c.objective, copy);
-            for (s, x) in sum.iter_mut().zip(g) {
-                *s += x;
-            }
-        }
-        sum.iter_mut().for_each(|s| *s *= scale);
-        let version = c.server.version();
-        // Every worker fetched `version`; the barrier makes the staleness 0.
-        let copy = &c.copies[..dim];
-        let staleness = c.server.push(&sum, copy, version);
-        if rec.after(c.server.version(), staleness, c.server.params()) {
-            return;
-        }
     }
 }
 

@@ -46,15 +46,10 @@ impl<O: Objective + ?Sized> RunMonitor<O> {
 
     fn check(&mut self, version: u64, params: &[f64]) -> Option<StopReason> {
         let started = self.started;
-        let outcome = self.rec.after(version, params).or_else(|| {
-            self.rec
-                .before(version, params, || Some(started.elapsed().as_secs_f64()))
-        })?;
-        Some(match outcome {
-            Outcome::StepsReached => StopReason::StepsReached,
-            Outcome::TargetErrorReached { step } => StopReason::TargetErrorReached { step },
-            Outcome::Diverged { step } => StopReason::Diverged { step },
-        })
+        let outcome = self
+            .rec
+            .on_update(version, params, || Some(started.elapsed().as_secs_f64()))?;
+        Some(outcome.into())
     }
 }
 

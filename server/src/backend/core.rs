@@ -1,7 +1,9 @@
-//! The consistency logic shared by every concurrent back-end, written as
-//! non-blocking `try_` operations on plain data so that a lock-and-condvar
-//! back-end and a message-driven server thread or task run exactly the same
-//! rules.
+//! The one implementation of the consistency models (ASP, SSP(s), BSP),
+//! written as non-blocking `try_` operations on plain data. Every engine that
+//! has workers drives it: the lock, crossbeam-channel and tokio back-ends of
+//! the threads and tasks engines, and the event loop of the virtual-time
+//! engine (which owns a core directly, without a lock). They therefore apply
+//! the same rules and count pushes the same way.
 
 use crate::rule::UpdateRule;
 use crate::state::ServerState;
@@ -32,6 +34,18 @@ pub enum StopReason {
     NoWorkers,
     /// Stopped from outside (a benchmark, a caller).
     Requested,
+}
+
+impl From<psim_common::Outcome> for StopReason {
+    /// The stop a run's outcome asks for (step limit, target, divergence).
+    fn from(outcome: psim_common::Outcome) -> Self {
+        use psim_common::Outcome;
+        match outcome {
+            Outcome::StepsReached => StopReason::StepsReached,
+            Outcome::TargetErrorReached { step } => StopReason::TargetErrorReached { step },
+            Outcome::Diverged { step } => StopReason::Diverged { step },
+        }
+    }
 }
 
 /// Observes every update the server applies and decides when the run ends.
@@ -85,6 +99,20 @@ struct WorkerSync {
 /// * BSP: the gradients of one round (one version) are summed; when every
 ///   live worker has pushed, their mean is applied as one update; a worker
 ///   fetches again only once its round is applied.
+///
+/// Counting (see `ServerCounters`): the counters count *gradients* (worker
+/// pushes), the version counts *updates*. Under ASP and SSP one applied
+/// gradient is one update; under BSP one update applies the round's M
+/// gradients, so `applied` = M × updates. A push that reaches the core after
+/// the stop, or that an SSP order still held at the stop, is received and
+/// counted as `dropped_after_stop`.
+///
+/// Waking order, which a driver may rely on to retry waiting operations
+/// without scanning them all: fetches that returned [`Poll::Wait`] become
+/// ready in the order in which they first waited (SSP tickets are issued in
+/// that order; a BSP round releases all of them at once), and pushes that
+/// returned [`Poll::Wait`] become ready in the order of the fetches they were
+/// computed on (SSP applies in ticket order; ASP and BSP pushes never wait).
 #[derive(Debug)]
 pub struct ServerCore<R: UpdateRule, M: Monitor> {
     state: ServerState<R>,
@@ -134,8 +162,20 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
     }
 
     /// The wrapped server state.
+    #[inline]
     pub fn state(&self) -> &ServerState<R> {
         &self.state
+    }
+
+    /// The monitor (an engine may keep its clock in it).
+    #[inline]
+    pub fn monitor_mut(&mut self) -> &mut M {
+        &mut self.monitor
+    }
+
+    /// Bytes of consistency bookkeeping the core keeps per worker.
+    pub const fn bytes_per_worker() -> usize {
+        std::mem::size_of::<WorkerSync>()
     }
 
     /// Why the run stopped, once it has.
@@ -160,6 +200,7 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
 
     /// Copies the current parameters into `buf` and returns their version,
     /// unless the consistency model makes `worker` wait.
+    #[inline]
     pub fn try_fetch(&mut self, worker: usize, buf: &mut [f64]) -> Poll<u64> {
         if self.stop.is_some() {
             return Poll::Stopped;
@@ -193,6 +234,7 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
     /// `version`). Returns the staleness it is applied with, or asks the
     /// caller to wait (SSP ordering); after the stop the push is counted as
     /// `dropped_after_stop`.
+    #[inline]
     pub fn try_push(
         &mut self,
         worker: usize,
