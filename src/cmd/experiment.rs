@@ -155,6 +155,11 @@ pub struct ReproduceArgs {
     /// List the scenarios and exit.
     #[arg(long)]
     list: bool,
+    /// Rerun the scenario at each master seed A..B (inclusive) or S1,S2,…, print each
+    /// seed's verdict and how many hold; fails unless at least 9 in 10 do
+    /// (outputs in OUT/seed-S). Example: --check-seeds 1..10
+    #[arg(long = "check-seeds", value_name = "SEEDS")]
+    check_seeds: Option<String>,
     #[command(flatten)]
     overrides: Overrides,
     #[command(flatten)]
@@ -481,5 +486,38 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
     };
     let mut e = scenario.experiment();
     a.overrides.apply(&mut e)?;
+    if let Some(text) = &a.check_seeds {
+        return check_seeds(scenario, e, text, &a.exec);
+    }
     execute(e, &a.exec, Some(scenario))
+}
+
+/// `psim reproduce NAME --check-seeds A..B`.
+fn check_seeds(scenario: &dyn Scenario, e: Experiment, seeds: &str, exec: &Execution) -> Result<()> {
+    use psim_scenarios::verdict;
+    let seeds = verdict::parse_seeds(seeds).map_err(anyhow::Error::msg)?;
+    e.validate()?;
+    let root = OutputDir::create(exec.out.as_deref(), &format!("{}-seeds", e.name), exec.force)?;
+    let bar = progress_bar(scenario.total_runs(&e) * seeds.len() as u64, exec.quiet);
+    let tick = || bar.inc(1);
+    let opts = SweepOptions {
+        threads: exec.threads,
+        progress: Some(&tick),
+    };
+    let check = verdict::check_seeds(scenario, &e, &seeds, root.path(), &opts)?;
+    bar.finish_and_clear();
+    let report = check.report();
+    root.write("seeds.txt", &report)?;
+    root.write_json("seeds.json", &check)?;
+    print!("{report}");
+    println!("\nresults in {}", root.path().display());
+    if !check.passes() {
+        bail!(
+            "`{}` held for {} of {} seeds, fewer than 9 in 10",
+            check.scenario,
+            check.held(),
+            check.seeds.len()
+        );
+    }
+    Ok(())
 }
