@@ -129,8 +129,10 @@ pub fn phase_two_time(p: &PhaseInputs) -> f64 {
 /// Phase III (converge), 001 Prop 3.6: the time for Σ_{i≥2} h_i² ≤ ε with
 /// probability ≥ 3/4,
 /// T₃ = (1−μ)/(2(λ₁−λ₂))·log(8(1−μ)(λ₁−λ₂)δ² / ((1−μ)(λ₁−λ₂)ε − 4ηφ)).
-/// `None` when ε is below what the step size allows (the denominator ≤ 0:
-/// the OU floor, which is why E3 anneals).
+/// `None` when ε ≤ [`phase_three_min_epsilon`]: the log's denominator is
+/// then ≤ 0 and the bound is void. That limit is a feasibility condition of
+/// the proposition's bound (its constants), not the OU floor: at E3's
+/// defaults it is ε > 1.44 while the OU stationary error is 0.043.
 pub fn phase_three_time(p: &PhaseInputs, epsilon: f64) -> Option<f64> {
     let g = (1.0 - p.momentum) * (p.lambda1 - p.lambda2);
     let den = g * epsilon - 4.0 * p.step_size * p.phi;
@@ -139,6 +141,12 @@ pub fn phase_three_time(p: &PhaseInputs, epsilon: f64) -> Option<f64> {
     }
     let arg = 8.0 * g * p.delta * p.delta / den;
     Some((1.0 - p.momentum) / (2.0 * (p.lambda1 - p.lambda2)) * arg.ln().max(0.0))
+}
+
+/// The feasibility limit of 001 Prop 3.6's bound: T₃ is defined only for
+/// ε > 4ηφ/((1−μ)(λ₁−λ₂)).
+pub fn phase_three_min_epsilon(p: &PhaseInputs) -> f64 {
+    4.0 * p.step_size * p.phi / ((1.0 - p.momentum) * (p.lambda1 - p.lambda2))
 }
 
 /// Delay condition of the ODE regime (001 Thm 3.3, Prop 3.8; for random
@@ -293,8 +301,11 @@ mod tests {
         let sgd = PhaseInputs { momentum: 0.0, ..p };
         assert!((phase_two_time(&sgd) * 0.1 - t2).abs() < 1e-12);
         assert!(phase_one_time(&sgd, 0.1) > phase_one_time(&p, 0.1));
-        // ε below the OU floor has no T₃; above it a finite one.
+        // ε at or below the bound's feasibility limit has no T₃; above it a finite one.
         assert_eq!(phase_three_time(&p, 1e-3), None);
+        let lim = phase_three_min_epsilon(&p);
+        assert_eq!(phase_three_time(&p, lim), None);
+        assert!(phase_three_time(&p, 1.01 * lim).is_some());
         assert!(phase_three_time(&PhaseInputs { delta: 0.5, ..sgd }, 0.2).unwrap() > 0.0);
     }
 
