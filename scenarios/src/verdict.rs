@@ -46,10 +46,15 @@ pub fn verdict_word(holds: bool) -> &'static str {
 
 /// Parses a seed range `A..B` (inclusive, as in `1..10`) or a comma list.
 pub fn parse_seeds(text: &str) -> Result<Vec<u64>, String> {
-    let bad = || format!("invalid seeds `{text}`: want A..B (inclusive, e.g. 1..10) or a comma list");
+    let bad =
+        || format!("invalid seeds `{text}`: want A..B (inclusive, e.g. 1..10) or a comma list");
     if let Some((a, b)) = text.split_once("..") {
         let a: u64 = a.trim().parse().map_err(|_| bad())?;
-        let b: u64 = b.trim().trim_start_matches('=').parse().map_err(|_| bad())?;
+        let b: u64 = b
+            .trim()
+            .trim_start_matches('=')
+            .parse()
+            .map_err(|_| bad())?;
         if a > b || b - a >= 10_000 {
             return Err(bad());
         }

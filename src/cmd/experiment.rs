@@ -493,11 +493,20 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
 }
 
 /// `psim reproduce NAME --check-seeds A..B`.
-fn check_seeds(scenario: &dyn Scenario, e: Experiment, seeds: &str, exec: &Execution) -> Result<()> {
+fn check_seeds(
+    scenario: &dyn Scenario,
+    e: Experiment,
+    seeds: &str,
+    exec: &Execution,
+) -> Result<()> {
     use psim_scenarios::verdict;
     let seeds = verdict::parse_seeds(seeds).map_err(anyhow::Error::msg)?;
     e.validate()?;
-    let root = OutputDir::create(exec.out.as_deref(), &format!("{}-seeds", e.name), exec.force)?;
+    let root = OutputDir::create(
+        exec.out.as_deref(),
+        &format!("{}-seeds", e.name),
+        exec.force,
+    )?;
     let bar = progress_bar(scenario.total_runs(&e) * seeds.len() as u64, exec.quiet);
     let tick = || bar.inc(1);
     let opts = SweepOptions {

@@ -5,8 +5,7 @@ use clap::Args;
 use psim_common::theory::{
     delay_bound_ode, delay_bound_sde, max_stable_delay, ode_pca_error, ou_stationary_error,
     ou_stationary_variance, pca_stiffest_curvature, phase_one_time, phase_three_min_epsilon,
-    phase_three_time,
-    phase_two_time, saddle_escape_steps, saddle_escape_steps_ou, PhaseInputs,
+    phase_three_time, phase_two_time, saddle_escape_steps, saddle_escape_steps_ou, PhaseInputs,
 };
 use psim_common::Delay;
 

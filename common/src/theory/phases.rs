@@ -378,7 +378,10 @@ mod tests {
         }
         let d = saddle_escape_steps_discrete(0.01, 0.1, 0.1, 1.0, 0.9);
         let o = saddle_escape_steps_ou(0.01, 0.1, 0.1, 1.0, 0.9);
-        assert!((d - 370.0).abs() < 1.0 && (o - 328.0).abs() < 1.0, "{d} {o}");
+        assert!(
+            (d - 370.0).abs() < 1.0 && (o - 328.0).abs() < 1.0,
+            "{d} {o}"
+        );
         let k1 = kramers_escape_steps(0.1, 16.0, 4.0, 0.5, 1.0);
         let k4 = kramers_escape_steps(0.1, 16.0, 4.0, 0.5, 0.25);
         assert!((k4 / k1 - (30f64).exp()).abs() / (30f64).exp() < 1e-9);

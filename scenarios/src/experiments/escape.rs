@@ -19,8 +19,7 @@ use crate::plot::{Plot, Series};
 use crate::sweep::SweepOptions;
 use psim_common::landscape::{batch_noise_scale, SaddleConfig, Wells, WellsConfig};
 use psim_common::theory::{
-    kramers_escape_steps, saddle_escape_steps, saddle_escape_steps_discrete,
-    saddle_escape_steps_ou,
+    kramers_escape_steps, saddle_escape_steps, saddle_escape_steps_discrete, saddle_escape_steps_ou,
 };
 use psim_common::{Experiment, Grid, ObjectiveConfig, Outcome, RuleKind, RunConfig};
 use serde::Serialize;
@@ -197,6 +196,7 @@ fn steps_plot(
                 band: rows.iter().map(|r| (r.x, r.p10.max(1.0), r.p90)).collect(),
                 markers: true,
                 dashed: false,
+                color: None,
             },
             Series {
                 label: theory_label.into(),
@@ -204,6 +204,7 @@ fn steps_plot(
                 markers: false,
                 dashed: true,
                 band: vec![],
+                color: None,
             },
         ],
         ..Default::default()

@@ -75,6 +75,9 @@ pub struct Variant {
     /// The ODE on the same offsets.
     #[serde(skip)]
     pub ode: Vec<(f64, f64)>,
+    /// Mean over runs of the fitted escape shift (the step where the run's
+    /// ODE-aligned error is 1/2), to place the ODE on the mean curve.
+    pub mean_shift: f64,
 }
 
 /// E3's result.
@@ -231,6 +234,8 @@ pub fn run(e: &Experiment, opts: &SweepOptions<'_>) -> Result<ThreePhases, Scena
                 best.map(|b| b.1)
             })
             .collect();
+        let fitted: Vec<f64> = shifts.iter().flatten().copied().collect();
+        let mean_shift = mean(&fitted);
         let mut aligned = Vec::new();
         let mut ode = Vec::new();
         let mut dev: f64 = 0.0;
@@ -268,6 +273,7 @@ pub fn run(e: &Experiment, opts: &SweepOptions<'_>) -> Result<ThreePhases, Scena
             curve,
             aligned,
             ode,
+            mean_shift,
         });
     }
     Ok(ThreePhases {
@@ -377,17 +383,40 @@ impl ThreePhases {
                 ..Default::default()
             })
             .collect();
-        for v in &self.variants {
+        for (i, v) in self.variants.iter().enumerate() {
+            let short = v.name.split(" (").next().unwrap_or(&v.name);
             series.push(Series {
-                label: format!("OU, {}", v.name.split(" (").next().unwrap_or(&v.name)),
+                label: format!("OU floor, {short}"),
                 points: vec![(0.0, v.ou_error), (self.steps as f64, v.ou_error)],
                 dashed: true,
+                color: Some(i),
+                ..Default::default()
+            });
+        }
+        // The ODE of 001 Thm 3.3 (plus the OU floor at the starting η), placed
+        // at the runs' mean fitted escape step; SGD and MSGD (annealing only
+        // changes the tail).
+        for (i, v) in self.variants.iter().enumerate().take(2) {
+            if !v.mean_shift.is_finite() {
+                continue;
+            }
+            let short = v.name.split(" (").next().unwrap_or(&v.name);
+            series.push(Series {
+                label: format!("ODE, {short}"),
+                points: v
+                    .ode
+                    .iter()
+                    .map(|(off, e)| (v.mean_shift + off, *e))
+                    .collect(),
+                dashed: true,
+                markers: true,
+                color: Some(i),
                 ..Default::default()
             });
         }
         Plot {
             title: format!(
-                "E3: mean error over {} runs (dashed: OU stationary error)",
+                "E3: mean error over {} runs (dashed: OU floors; ODE at the mean escape)",
                 self.runs
             ),
             x_label: "step".into(),

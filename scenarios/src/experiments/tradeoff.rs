@@ -212,7 +212,8 @@ pub fn paper_tolerance(momentum: f64) -> f64 {
 /// The paper's optimal delay for `row`, when the experiment is the paper's
 /// problem (default Σ and data, η = 5·10⁻⁴).
 pub fn paper_delay(e: &Experiment, row: &TradeoffRow) -> Option<f64> {
-    let paper_problem = matches!(&e.base.objective, ObjectiveConfig::Pca(p) if *p == PcaConfig::default());
+    let paper_problem =
+        matches!(&e.base.objective, ObjectiveConfig::Pca(p) if *p == PcaConfig::default());
     if !paper_problem || (row.step_size - 5e-4).abs() > 1e-12 {
         return None;
     }
