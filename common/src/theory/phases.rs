@@ -309,8 +309,9 @@ mod tests {
         assert!(phase_three_time(&PhaseInputs { delta: 0.5, ..sgd }, 0.2).unwrap() > 0.0);
     }
 
-    /// Direct iteration of the 1-D recurrence u_{k+1} = (1+μ+a)u_k − μu_{k−1}
-    /// + ησξ_k against [`saddle_escape_steps_discrete`]. With n = 2000 runs the
+    /// Direct iteration of the 1-D recurrence
+    /// u_{k+1} = (1+μ+a)u_k − μu_{k−1} + ησξ_k against
+    /// [`saddle_escape_steps_discrete`]. With n = 2000 runs the
     /// mean's standard error is sd/√n (sd from
     /// [`saddle_escape_steps_discrete_sd`], ≈ 120 steps at μ = 0.9, so 2.7);
     /// the law drops the z₋ transient and the last step's overshoot (under
