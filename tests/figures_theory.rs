@@ -90,7 +90,7 @@ fn e2_best_momentum_plot_shows_the_paper() {
 /// E3 (reduced): the OU floors of the three algorithms and the ODE.
 #[test]
 fn e3_plot_shows_the_ode_and_the_ou_floors() {
-    let out = reproduce("three-phases", &["--runs", "10", "--steps", "4000"]);
+    let out = reproduce("three-phases", &["--runs", "10", "--steps", "12000"]);
     let s = svg(&out, "three-phases.svg");
     has_theory(
         &s,
