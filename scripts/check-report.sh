@@ -21,7 +21,7 @@ fi
 profile=$(mktemp -d)
 trap 'rm -rf "$profile"' EXIT
 abs=$(cd "$dir" && pwd)/report.html
-"$browser" --headless --no-sandbox --disable-gpu --no-first-run \
+"$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
     --disable-background-networking --disable-component-update --disable-sync \
     --user-data-dir="$profile" --window-size=1200,2400 --hide-scrollbars \
     --screenshot="$shot" "file://$abs" >/dev/null 2>&1

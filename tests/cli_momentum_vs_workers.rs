@@ -18,6 +18,8 @@ fn reproduce_momentum_vs_workers_writes_its_outputs() {
             "4",
             "--momentum",
             "0.5,0.9",
+            "--step-size",
+            "0.02",
             "-q",
             "--out",
         ])

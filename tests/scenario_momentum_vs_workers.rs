@@ -8,6 +8,7 @@ fn best_momentum_falls_with_workers_quick() {
     let s = E2Settings {
         workers: vec![1, 4, 16],
         seeds: 3,
+        step_sizes: vec![0.02],
         ..E2Settings::default()
     };
     let r = run_e2(&s, &SweepOptions::default()).unwrap();
@@ -38,7 +39,7 @@ fn best_momentum_falls_with_workers_quick() {
         "{}",
         c.mean_staleness
     );
-    assert!(r.trend_holds() && r.table().contains("holds"));
+    assert!(r.trend_holds() && psim_scenarios::verdict::verdict(&r.table()) == Some(true));
     assert_eq!(r.csv().lines().count(), 1 + 3 * 5 * 3);
 }
 
@@ -52,4 +53,30 @@ fn scenario_round_trips_its_settings_through_the_experiment() {
     pca.base.objective = psim_common::ObjectiveConfig::default();
     let err = E2Settings::from_experiment(&pca).err().unwrap().to_string();
     assert!(err.contains("MLP"), "{err}");
+}
+
+/// The step-size axis: one accuracy table per η and the best-μ-versus-workers
+/// table with a column per η (2 seeds × 200 updates: only the layout is tested).
+#[test]
+fn one_table_per_step_size_and_the_best_momentum_table() {
+    let s = E2Settings {
+        workers: vec![1, 2],
+        momenta: vec![0.5, 0.9],
+        seeds: 2,
+        steps: 200,
+        step_sizes: vec![0.01, 0.05],
+        ..E2Settings::default()
+    };
+    let r = run_e2(&s, &SweepOptions::default()).unwrap();
+    let t = r.table();
+    for h in [
+        "\nη = 0.01:",
+        "\nη = 0.05:",
+        "| workers | η = 0.01 | η = 0.05 |",
+    ] {
+        assert!(t.contains(h), "missing {h:?}:\n{t}");
+    }
+    assert_eq!(r.cells.len(), 2 * 2 * 2);
+    assert_eq!(r.best_momentum_at(0.05).len(), 2);
+    assert_eq!(r.csv().lines().count(), 1 + 8 * 2);
 }

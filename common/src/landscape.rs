@@ -10,9 +10,18 @@
 //!   is a saddle (002 §4–6). Error: max(0, x_b − x), 0 once the iterate has left
 //!   the sharp basin.
 //!
-//! Mini-batches: every landscape averages `batch_size` = m independent noise
-//! draws out of a population of M (`population`, unbounded when absent), so
-//! the noise variance is scaled by (1/m − 1/M)·M/(M−1) → 1/m, as in 002 §5.
+//! Mini-batches: the gradient noise of a batch of `batch_size` = m is the
+//! average of m independent draws, its variance scaled by 1/m; out of a
+//! finite population of M (`population`) sampled without replacement the
+//! variance is scaled by (1/m − 1/M)·M/(M−1) instead (→ 1/m as M → ∞), as
+//! in 002 §5.
+//! * Gaussian noise ([`Saddle`], [`Wells`]): the average of m Gaussian draws
+//!   is exactly Gaussian with sd σ/√m, so one draw scaled by
+//!   [`batch_noise_scale`] has the batch's distribution at 1/m the cost.
+//! * Uniform noise ([`Spiky`]): the average of m uniform draws is not
+//!   uniform (it is the Irwin–Hall shape, closer to Gaussian as m grows), so
+//!   [`Spiky`] draws and averages all m, then applies the
+//!   without-replacement factor √((M−m)/(M−1)) on the sd when M is given.
 
 use crate::error::ConfigError;
 use crate::objective::Objective;
@@ -242,15 +251,28 @@ impl SpikyConfig {
 #[derive(Debug, Clone)]
 pub struct Spiky {
     cfg: SpikyConfig,
+    /// Half-width of one draw.
     width: f64,
+    /// Draws averaged per gradient (the batch size m).
+    draws: u32,
+    /// Factor on the sum of the draws: 1/m times the without-replacement
+    /// correction √((M−m)/(M−1)) when a population M is given.
+    factor: f64,
 }
 
 impl Spiky {
-    /// Validates `cfg` and folds the batch scaling into the noise width.
+    /// Validates `cfg`; a batch of m averages m uniform draws.
     pub fn new(cfg: &SpikyConfig) -> Result<Self, ConfigError> {
         cfg.validate()?;
+        let m = cfg.batch_size;
+        let correction = match cfg.population {
+            None => 1.0,
+            Some(big_m) => ((big_m - m as u64) as f64 / (big_m - 1) as f64).sqrt(),
+        };
         Ok(Self {
-            width: cfg.noise_width * batch_noise_scale(cfg.batch_size, cfg.population),
+            width: cfg.noise_width,
+            draws: m,
+            factor: correction / m as f64,
             cfg: cfg.clone(),
         })
     }
@@ -267,8 +289,12 @@ impl Objective for Spiky {
     fn gradient(&self, point: &[f64], rng: &mut PsimRng, out: &mut [f64]) {
         let x = point[0];
         let (a, b) = (self.cfg.amplitude, self.cfg.frequency);
-        let noise = if self.width > 0.0 {
-            self.width * (2.0 * rng.random::<f64>() - 1.0)
+        let noise = if self.width > 0.0 && self.factor > 0.0 {
+            let mut sum = 0.0;
+            for _ in 0..self.draws {
+                sum += self.width * (2.0 * rng.random::<f64>() - 1.0);
+            }
+            sum * self.factor
         } else {
             0.0
         };
@@ -535,6 +561,44 @@ mod tests {
         assert!((m - fd).abs() < 0.1, "{m} vs {fd}");
         assert!((v / (100.0 / 3.0) - 1.0).abs() < 0.03, "{v}");
         assert_eq!(o.error(&[-0.25]), 0.25);
+    }
+
+    /// A batch of m = 4 averages 4 uniform draws: variance w²/(3m) (relative
+    /// standard error of the estimate √(2/n)·√(1 + κ/2) < 0.5 % at n = 10⁵,
+    /// so 3 % is > 6 standard errors), and the shape is Irwin–Hall, not
+    /// uniform: |noise| never reaches w (a uniform of the same variance
+    /// reaches w/√m = 5 with probability 0), and the excess kurtosis is
+    /// −6/(5m) = −0.3 rather than the uniform's −1.2 (sampling sd of the
+    /// kurtosis ≈ √(24/n) ≈ 0.015, so ±0.1 is > 6 standard errors). With a
+    /// population M = m there is no noise.
+    #[test]
+    fn spiky_batch_averages_uniform_draws() {
+        let cfg = SpikyConfig {
+            batch_size: 4,
+            ..SpikyConfig::default()
+        };
+        let o = Spiky::new(&cfg).unwrap();
+        let mut rng = PsimRng::seed_from_u64(5);
+        let mut g = [0.0];
+        let n = 100_000;
+        let mut xs = Vec::with_capacity(n);
+        for _ in 0..n {
+            o.gradient(&[0.0], &mut rng, &mut g);
+            xs.push(g[0]);
+        }
+        let m = xs.iter().sum::<f64>() / n as f64;
+        let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n as f64;
+        let k4 = xs.iter().map(|x| (x - m).powi(4)).sum::<f64>() / n as f64 / (v * v) - 3.0;
+        assert!((v / (100.0 / 12.0) - 1.0).abs() < 0.03, "variance {v}");
+        assert!((k4 + 0.3).abs() < 0.1, "excess kurtosis {k4}");
+        let full = Spiky::new(&SpikyConfig {
+            batch_size: 4,
+            population: Some(4),
+            ..SpikyConfig::default()
+        })
+        .unwrap();
+        full.gradient(&[0.0], &mut rng, &mut g);
+        assert_eq!(g[0], 0.0);
     }
 
     #[test]

@@ -12,3 +12,4 @@ pub mod output;
 pub mod plot;
 pub mod report;
 pub mod sweep;
+pub mod verdict;

@@ -38,6 +38,10 @@ pub const PSIM_FILES: &[&str] = &[
     // momentum-vs-workers
     "table.md",
     "accuracy.svg",
+    "best-momentum.svg",
+    // reproduce --check-seeds
+    "seeds.txt",
+    "seeds.json",
     // spiky
     "histograms.csv",
     "finals.csv",
@@ -440,6 +444,7 @@ pub fn traces_plot(sweep: &SweepResult, tradeoff: bool) -> Plot {
                 .collect(),
             markers: false,
             dashed: false,
+            color: None,
         });
     }
     Plot {
@@ -498,10 +503,44 @@ pub fn tradeoff_plot(rows: &[TradeoffRow], name: &str) -> Plot {
                 .collect(),
             markers: true,
             dashed: false,
+            color: None,
         })
-        .collect();
+        .collect::<Vec<_>>();
+    // The theory, dashed in each μ's colour: the OU stationary error (the
+    // level at τ = 0) across the grid, and a vertical mark at the largest
+    // stable constant delay of the linearised delayed heavy ball.
+    let mut series = series;
+    for (i, r) in rows.iter().enumerate() {
+        let Some(ou) = r.theory_ou_error else {
+            continue;
+        };
+        let x_max = r.errors.last().map_or(0.0, |e| e.delay);
+        let y_top = r
+            .errors
+            .iter()
+            .filter(|e| e.diverged == 0)
+            .map(|e| e.p90)
+            .fold(ou, f64::max);
+        let mut points = vec![(0.0, ou), (x_max, ou)];
+        let mut label = format!("theory μ={}: OU", r.momentum);
+        if let Some(t) = r.theory_max_stable_delay {
+            points.extend([
+                (f64::NAN, f64::NAN),
+                (t as f64, 0.8 * ou),
+                (t as f64, y_top),
+            ]);
+            label.push_str(&format!(", τ ≤ {t}"));
+        }
+        series.push(Series {
+            label,
+            points,
+            dashed: true,
+            color: Some(i),
+            ..Default::default()
+        });
+    }
     Plot {
-        title: format!("{name}: mean error vs delay (band: 10–90% of runs)"),
+        title: format!("{name}: mean error vs delay (band: 10–90% of runs; dashed: theory)"),
         x_label: "delay τ (steps)".into(),
         y_label: "optimisation error".into(),
         log_y: true,
@@ -546,6 +585,7 @@ pub fn workers_plot(rows: &[WorkersRow], name: &str) -> Plot {
                 .collect(),
             markers: true,
             dashed: false,
+            color: None,
         })
         .collect();
     Plot {

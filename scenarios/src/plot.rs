@@ -18,8 +18,12 @@ pub struct Series {
     pub band: Vec<(f64, f64, f64)>,
     /// Draw markers at the points.
     pub markers: bool,
-    /// Dashed line (for theory curves).
+    /// Dashed line: a theory curve, drawn with `class="theory"` (so a test
+    /// or a stylesheet can find it).
     pub dashed: bool,
+    /// Draw in the colour of series `i` (a theory line beside its
+    /// measurement) instead of this series' own.
+    pub color: Option<usize>,
 }
 
 /// A line chart.
@@ -231,7 +235,7 @@ impl Plot {
             }
         }
         for (i, ser) in self.series.iter().enumerate() {
-            let c = COLORS[i % COLORS.len()];
+            let c = COLORS[ser.color.unwrap_or(i) % COLORS.len()];
             let band: Vec<_> = ser
                 .band
                 .iter()
@@ -273,7 +277,7 @@ impl Plot {
                 }
             }
             let dash = if ser.dashed {
-                r#" stroke-dasharray="6 4""#
+                r#" class="theory" stroke-dasharray="6 4""#
             } else {
                 ""
             };
@@ -294,10 +298,10 @@ impl Plot {
         }
         s.push_str("</g>");
         for (i, ser) in self.series.iter().enumerate() {
-            let c = COLORS[i % COLORS.len()];
+            let c = COLORS[ser.color.unwrap_or(i) % COLORS.len()];
             let y = T + 10.0 + 18.0 * i as f64;
             let dash = if ser.dashed {
-                r#" stroke-dasharray="6 4""#
+                r#" class="theory" stroke-dasharray="6 4""#
             } else {
                 ""
             };
@@ -331,6 +335,7 @@ mod tests {
                 band: vec![(0.0, 0.05, 0.2), (10.0, 0.1, 0.3)],
                 markers: true,
                 dashed: false,
+                color: None,
             }],
             ..Default::default()
         };

@@ -235,6 +235,11 @@ pub struct ReproduceArgs {
     /// List the scenarios and exit.
     #[arg(long)]
     list: bool,
+    /// Rerun the scenario at each master seed A..B (inclusive) or S1,S2,…, print each
+    /// seed's verdict and how many hold; fails unless at least 9 in 10 do
+    /// (outputs in OUT/seed-S). Example: --check-seeds 1..10
+    #[arg(long = "check-seeds", value_name = "SEEDS")]
+    check_seeds: Option<String>,
     #[command(flatten)]
     overrides: Overrides,
     #[command(flatten)]
@@ -814,6 +819,15 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
         let names: Vec<&str> = catalogue::catalogue().iter().map(|s| s.name()).collect();
         bail!("unknown scenario `{name}`; known: {}", names.join(", "));
     };
+    if let Some(text) = &a.check_seeds {
+        if a.overrides.seed.is_some() {
+            bail!("`--seed` and `--check-seeds` both choose the seed; give one");
+        }
+        let mut e = scenario.experiment();
+        a.overrides
+            .apply(&mut e, Scope::Scenario(scenario), false)?;
+        return check_seeds(scenario, e, text, &a.exec);
+    }
     reproduce_scenario(scenario, &a.overrides, &a.exec)
 }
 
@@ -826,4 +840,43 @@ pub fn reproduce_scenario(
     let mut e = scenario.experiment();
     overrides.apply(&mut e, Scope::Scenario(scenario), false)?;
     execute(e, exec, Some(scenario))
+}
+
+/// `psim reproduce NAME --check-seeds A..B`.
+fn check_seeds(
+    scenario: &dyn Scenario,
+    e: Experiment,
+    seeds: &str,
+    exec: &Execution,
+) -> Result<()> {
+    use psim_scenarios::verdict;
+    let seeds = verdict::parse_seeds(seeds).map_err(anyhow::Error::msg)?;
+    e.validate()?;
+    let root = OutputDir::create(
+        exec.out.as_deref(),
+        &format!("{}-seeds", e.name),
+        exec.force,
+    )?;
+    let bar = progress_bar(scenario.total_runs(&e) * seeds.len() as u64, exec.quiet);
+    let tick = || bar.inc(1);
+    let opts = SweepOptions {
+        threads: exec.threads,
+        progress: Some(&tick),
+    };
+    let check = verdict::check_seeds(scenario, &e, &seeds, root.path(), &opts)?;
+    bar.finish_and_clear();
+    let report = check.report();
+    root.write("seeds.txt", &report)?;
+    root.write_json("seeds.json", &check)?;
+    print!("{report}");
+    println!("\nresults in {}", root.path().display());
+    if !check.passes() {
+        bail!(
+            "`{}` held for {} of {} seeds, fewer than 9 in 10",
+            check.scenario,
+            check.held(),
+            check.seeds.len()
+        );
+    }
+    Ok(())
 }

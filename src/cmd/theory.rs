@@ -4,8 +4,8 @@ use anyhow::{ensure, Result};
 use clap::Args;
 use psim_common::theory::{
     delay_bound_ode, delay_bound_sde, max_stable_delay, ode_pca_error, ou_stationary_error,
-    ou_stationary_variance, pca_stiffest_curvature, phase_one_time, phase_three_time,
-    phase_two_time, saddle_escape_steps, saddle_escape_steps_ou, PhaseInputs,
+    ou_stationary_variance, pca_stiffest_curvature, phase_one_time, phase_three_min_epsilon,
+    phase_three_time, phase_two_time, saddle_escape_steps, saddle_escape_steps_ou, PhaseInputs,
 };
 use psim_common::Delay;
 
@@ -159,6 +159,8 @@ pub fn theory(a: TheoryArgs) -> Result<()> {
         "  T₂ traverse (ODE, 001 eq. B.9):              t = {t2:.4}, {:.0} steps",
         t2 / eta
     );
+    let eps_min = phase_three_min_epsilon(&p);
+    let floor = ou_stationary_error(eta, mu, lam, |i| alpha(i, 0));
     match phase_three_time(&p, a.epsilon) {
         Some(t3) => println!(
             "  T₃ converge to ε = {} (001 Prop 3.6):        t = {t3:.4}, {:.0} steps",
@@ -166,9 +168,40 @@ pub fn theory(a: TheoryArgs) -> Result<()> {
             t3 / eta
         ),
         None => println!(
-            "  T₃: ε = {} is below what η allows ((1−μ)(λ₁−λ₂)ε ≤ 4ηφ): anneal η",
+            "  T₃ (001 Prop 3.6): not defined at ε = {}: the bound needs (1−μ)(λ₁−λ₂)ε > 4ηφ",
             a.epsilon
         ),
+    }
+    println!(
+        "      feasibility limit of Prop 3.6's bound: T₃ is defined for ε > 4ηφ/((1−μ)(λ₁−λ₂)) = {eps_min:.4}{}",
+        if eps_min >= 1.0 {
+            " (≥ 1, the largest error: the bound says nothing at this η; it needs η ≍ ε(λ₁−λ₂)/φ)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "      this is a condition of the bound, not of the dynamics: the OU floor (stationary error) is {floor:.4e}"
+    );
+    if phase_three_time(&p, a.epsilon).is_none() {
+        // The largest η for which ε is feasible is (1−μ)(λ₁−λ₂)ε/(4φ); at half of it:
+        let eta3 = (1.0 - mu) * (lam[0] - lam[1]) * a.epsilon / (8.0 * p.phi);
+        // Phase III starts where phase II ends, at error δ²; with δ = √η
+        // that is already below ε, so the example starts at δ² = 0.1 (E3's
+        // phase boundary) unless --delta is given.
+        let delta3 = a.delta.unwrap_or(0.1f64.sqrt());
+        let p3 = PhaseInputs {
+            step_size: eta3,
+            delta: delta3,
+            ..p
+        };
+        if let Some(t3) = phase_three_time(&p3, a.epsilon) {
+            println!(
+                "      where it is defined, e.g. η = {eta3:.3e} (half the largest η for this ε), from δ² = {:.3}: T₃ = {t3:.4}, {:.0} steps",
+                delta3 * delta3,
+                t3 / eta3
+            );
+        }
     }
     let c_d = a.c_d.unwrap_or(lam.iter().sum());
     let ode_bound = delay_bound_ode(mu, lam[0], eta, a.gamma);

@@ -24,6 +24,17 @@ pub const STAGE_FACTORS: [f64; 6] = [4.0, 2.0, 1.0, 0.5, 0.25, 0.125];
 /// Histogram bins over [−start_range, start_range].
 pub const BINS: usize = 41;
 
+/// How many standard errors of the difference one basin share must exceed
+/// another by (a one-sided false alarm of 0.13 % per comparison).
+pub const SHARE_SE: f64 = 3.0;
+
+/// Whether `a`'s basin share exceeds `b`'s by more than [`SHARE_SE`]
+/// standard errors of the difference of two binomial shares.
+fn share_exceeds(a: &NoiseRow, b: &NoiseRow) -> bool {
+    let var = |r: &NoiseRow| r.near_zero * (1.0 - r.near_zero) / r.finals.len().max(1) as f64;
+    a.near_zero - b.near_zero > SHARE_SE * (var(a) + var(b)).sqrt()
+}
+
 /// Final iterates of one noise setting.
 #[derive(Debug, Clone, Serialize)]
 pub struct NoiseRow {
@@ -149,10 +160,20 @@ pub fn run(e: &Experiment, opts: &SweepOptions<'_>) -> Result<Spiky, ScenarioErr
 }
 
 impl Spiky {
-    /// The headline: GD leaves most runs outside the central basin, the base
-    /// (moderate) width gathers most (> 1/2) inside it, the widest wanders
-    /// (fewer inside than the moderate width), and the staged run ends
+    /// The headline: GD leaves most runs outside the central basin; the
+    /// base (moderate) width gathers significantly more runs into it than
+    /// both GD and the widest noise (by more than [`SHARE_SE`] standard
+    /// errors of the difference of the two shares); and the staged run ends
     /// closer to 0 (smaller mean |x|) than every constant width.
+    ///
+    /// Why not "more than half": over master seeds 1–10 the moderate share
+    /// is 0.56 on average, and a share p of n = 100 runs has standard error
+    /// √(p(1−p)/n) ≈ 0.05, so a threshold of 1/2 sits 1.2 standard errors
+    /// below it and failed for 3 of those 10 seeds. The claim of 004 is
+    /// comparative ("gathers the trials near 0" where GD sticks and large
+    /// noise wanders), and that is what is tested: the difference of two
+    /// independent shares has standard error √(p₁(1−p₁)/n + p₂(1−p₂)/n)
+    /// (≈ 0.06 here against a difference ≈ 0.45).
     pub fn headline_holds(&self) -> bool {
         let n = self.rows.len();
         let gd = &self.rows[0];
@@ -160,8 +181,8 @@ impl Spiky {
         let widest = &self.rows[n - 2];
         let staged = &self.rows[n - 1];
         gd.near_zero < 0.5
-            && moderate.near_zero > 0.5
-            && widest.near_zero < moderate.near_zero
+            && share_exceeds(moderate, gd)
+            && share_exceeds(moderate, widest)
             && self.rows[..n - 1]
                 .iter()
                 .all(|r| staged.mean_abs < r.mean_abs)
@@ -213,7 +234,7 @@ impl Spiky {
                 .collect();
             let _ = writeln!(s, "{:<44} |{bars}|", r.label);
         }
-        let _ = writeln!(s, "\nheadline (GD sticks in spikes, moderate noise gathers most runs near 0, too much wanders, staged shrinking gets closest): {}", if self.headline_holds() { "HOLDS" } else { "DOES NOT HOLD" });
+        let _ = writeln!(s, "\nheadline (GD sticks in spikes; moderate noise gathers more runs near 0 than GD and than too much noise, by over {SHARE_SE} standard errors; staged shrinking gets closest): {}", crate::verdict::verdict_word(self.headline_holds()));
         s
     }
 
