@@ -57,6 +57,7 @@ fn sweeps_are_bit_identical_whatever_the_thread_count() {
         &SweepOptions {
             threads: 1,
             progress: None,
+            ..SweepOptions::default()
         },
     )
     .unwrap();
@@ -65,6 +66,7 @@ fn sweeps_are_bit_identical_whatever_the_thread_count() {
         &SweepOptions {
             threads: 2,
             progress: None,
+            ..SweepOptions::default()
         },
     )
     .unwrap();
@@ -73,6 +75,7 @@ fn sweeps_are_bit_identical_whatever_the_thread_count() {
         &SweepOptions {
             threads: 3,
             progress: None,
+            ..SweepOptions::default()
         },
     )
     .unwrap();

@@ -346,6 +346,7 @@ fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>) -> 
             exec.threads
         },
         progress: Some(&tick),
+        ..SweepOptions::default()
     };
     let report = match scenario {
         Some(s) => s.run(&e, &out, &opts)?,
