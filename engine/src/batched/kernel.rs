@@ -13,7 +13,7 @@
 // Lane loops index several arrays in step; that is the form LLVM vectorises.
 #![allow(clippy::needless_range_loop)]
 
-use super::lanes::{fill_normals, fill_uniforms, LaneRng, F, L};
+use super::lanes::{fill_normals, fill_uniforms, LaneBits, LaneRng, PortableRng, F, L};
 use super::{DelayPlan, Plan, Simd};
 use psim_common::delay::DelayModel;
 use psim_common::result::TracePoint;
@@ -66,17 +66,17 @@ pub(super) fn dispatch(plan: &Plan, runs: &[u64], simd: Simd) -> Vec<RunResult> 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
 unsafe fn run_avx512<const D: usize>(plan: &Plan, runs: &[u64]) -> Vec<RunResult> {
-    run::<D>(plan, runs)
+    run::<D, PortableRng>(plan, runs)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn run_avx2<const D: usize>(plan: &Plan, runs: &[u64]) -> Vec<RunResult> {
-    run::<D>(plan, runs)
+    run::<D, super::lanes::Avx2Rng>(plan, runs)
 }
 
 fn run_portable<const D: usize>(plan: &Plan, runs: &[u64]) -> Vec<RunResult> {
-    run::<D>(plan, runs)
+    run::<D, PortableRng>(plan, runs)
 }
 
 /// Error of every lane: 1 − (q₁'v)²/‖v‖².
@@ -113,7 +113,7 @@ fn bits(mut mask: u32) -> impl Iterator<Item = usize> {
 }
 
 #[inline(always)]
-fn run<const D: usize>(plan: &Plan, runs: &[u64]) -> Vec<RunResult> {
+fn run<const D: usize, B: LaneBits>(plan: &Plan, runs: &[u64]) -> Vec<RunResult> {
     let started = Instant::now();
     let n = runs.len();
     assert!((1..=L).contains(&n) && plan.dim == D);
@@ -291,9 +291,9 @@ fn run<const D: usize>(plan: &Plan, runs: &[u64]) -> Vec<RunResult> {
         // The data point x and the negated Hebbian gradient −a(x − a·s).
         if used + D > rows {
             if plan.uniform {
-                fill_uniforms(&mut rng, &mut data);
+                fill_uniforms::<B>(&mut rng, &mut data);
             } else {
-                fill_normals(&mut rng, &mut data);
+                fill_normals::<B>(&mut rng, &mut data);
             }
             used = 0;
         }

@@ -64,11 +64,13 @@ impl LaneRng {
         Self { s }
     }
 
-    /// The next 64 random bits of every lane.
+    /// The next 64 random bits of every lane, by the portable lane loop
+    /// (vectorised by LLVM where the target has a 64-bit vector rotate,
+    /// AVX-512; see [`Avx2Rng`] for AVX2).
     #[inline(always)]
     pub fn next_u64s(&mut self) -> U {
-        let [s0, s1, s2, s3] = &mut self.s;
         let mut out = [0u64; L];
+        let (mut s0, mut s1, mut s2, mut s3) = (self.s[0], self.s[1], self.s[2], self.s[3]);
         for l in 0..L {
             out[l] = s0[l]
                 .wrapping_add(s3[l])
@@ -82,8 +84,80 @@ impl LaneRng {
             s2[l] ^= t;
             s3[l] = s3[l].rotate_left(45);
         }
+        self.s = [s0, s1, s2, s3];
         out
     }
+}
+
+/// How a kernel draws its lanes' random bits: the same xoshiro256++ numbers
+/// whatever the implementation.
+pub trait LaneBits {
+    /// The next 64 random bits of every lane of `rng`.
+    fn next(rng: &mut LaneRng) -> U;
+}
+
+/// The portable lane loop ([`LaneRng::next_u64s`]).
+pub struct PortableRng;
+
+impl LaneBits for PortableRng {
+    #[inline(always)]
+    fn next(rng: &mut LaneRng) -> U {
+        rng.next_u64s()
+    }
+}
+
+/// xoshiro256++ in AVX2 intrinsics, two vectors of 4 lanes. LLVM's cost
+/// model keeps the portable loop scalar on AVX2 (no 64-bit vector rotate:
+/// a rotate is two shifts and an or), so it is written out here.
+#[cfg(target_arch = "x86_64")]
+pub struct Avx2Rng;
+
+#[cfg(target_arch = "x86_64")]
+impl LaneBits for Avx2Rng {
+    #[inline(always)]
+    fn next(rng: &mut LaneRng) -> U {
+        // SAFETY: only instantiated by kernels compiled with AVX2 enabled,
+        // which run only after `Simd::available` confirmed AVX2.
+        unsafe { avx2_next(rng) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn avx2_next(rng: &mut LaneRng) -> U {
+    use std::arch::x86_64::*;
+    macro_rules! rotl {
+        ($x:expr, $k:literal) => {
+            _mm256_or_si256(
+                _mm256_slli_epi64::<$k>($x),
+                _mm256_srli_epi64::<{ 64 - $k }>($x),
+            )
+        };
+    }
+    let mut out = [0u64; L];
+    for half in 0..L / 4 {
+        let at = |w: usize| rng.s[w].as_ptr().add(4 * half) as *const __m256i;
+        let (mut s0, mut s1, mut s2, mut s3) = (
+            _mm256_loadu_si256(at(0)),
+            _mm256_loadu_si256(at(1)),
+            _mm256_loadu_si256(at(2)),
+            _mm256_loadu_si256(at(3)),
+        );
+        let r = _mm256_add_epi64(rotl!(_mm256_add_epi64(s0, s3), 23), s0);
+        let t = _mm256_slli_epi64::<17>(s1);
+        s2 = _mm256_xor_si256(s2, s0);
+        s3 = _mm256_xor_si256(s3, s1);
+        s1 = _mm256_xor_si256(s1, s2);
+        s0 = _mm256_xor_si256(s0, s3);
+        s2 = _mm256_xor_si256(s2, t);
+        s3 = rotl!(s3, 45);
+        _mm256_storeu_si256(out.as_mut_ptr().add(4 * half) as *mut __m256i, r);
+        for (w, v) in [s0, s1, s2, s3].into_iter().enumerate() {
+            _mm256_storeu_si256(rng.s[w].as_mut_ptr().add(4 * half) as *mut __m256i, v);
+        }
+    }
+    out
 }
 
 const ONE_BITS: u64 = 0x3ff0_0000_0000_0000;
@@ -172,10 +246,10 @@ pub fn normal_pair(b1: u64, b2: u64) -> (f64, f64) {
 /// Fills `out` (an even number of rows) with standard normals, lane by lane
 /// from each lane's stream.
 #[inline(always)]
-pub fn fill_normals(rng: &mut LaneRng, out: &mut [F]) {
+pub fn fill_normals<B: LaneBits>(rng: &mut LaneRng, out: &mut [F]) {
     for pair in out.chunks_exact_mut(2) {
-        let b1 = rng.next_u64s();
-        let b2 = rng.next_u64s();
+        let b1 = B::next(rng);
+        let b2 = B::next(rng);
         let mut z1 = [0.0; L];
         let mut z2 = [0.0; L];
         for l in 0..L {
@@ -189,9 +263,9 @@ pub fn fill_normals(rng: &mut LaneRng, out: &mut [F]) {
 /// Fills `out` with uniforms on [−1, 1) (the `uniform` data distribution
 /// before scaling), lane by lane.
 #[inline(always)]
-pub fn fill_uniforms(rng: &mut LaneRng, out: &mut [F]) {
+pub fn fill_uniforms<B: LaneBits>(rng: &mut LaneRng, out: &mut [F]) {
     for row in out.iter_mut() {
-        let b = rng.next_u64s();
+        let b = B::next(rng);
         for l in 0..L {
             row[l] = 2.0 * unit(b[l]) - 1.0;
         }
@@ -211,7 +285,14 @@ mod tests {
             .iter()
             .map(|&s| psim_common::PsimRng::seed_from_u64(s))
             .collect();
+        #[cfg(target_arch = "x86_64")]
+        let mut avx2 = (crate::batched::Simd::Avx2.available()).then(|| lanes.clone());
         for _ in 0..100 {
+            #[cfg(target_arch = "x86_64")]
+            if let Some(a) = avx2.as_mut() {
+                let expected = lanes.clone().next_u64s();
+                assert_eq!(Avx2Rng::next(a), expected);
+            }
             let out = lanes.next_u64s();
             for l in 0..L {
                 assert_eq!(out[l], scalar[l].next_u64());
@@ -264,7 +345,7 @@ mod tests {
         let mut rng = LaneRng::new(&seeds);
         let rows = 500_000;
         let mut buf = vec![[0.0; L]; rows];
-        fill_normals(&mut rng, &mut buf);
+        fill_normals::<PortableRng>(&mut rng, &mut buf);
         let all: Vec<f64> = buf.iter().flat_map(|r| r.iter().copied()).collect();
         let n = all.len() as f64;
         let m = |k: i32| all.iter().map(|x| x.powi(k)).sum::<f64>() / n;
@@ -333,7 +414,7 @@ mod tests {
         let seeds: U = std::array::from_fn(|l| l as u64);
         let mut rng = LaneRng::new(&seeds);
         let mut buf = vec![[0.0; L]; 100_000];
-        fill_uniforms(&mut rng, &mut buf);
+        fill_uniforms::<PortableRng>(&mut rng, &mut buf);
         let all: Vec<f64> = buf.iter().flat_map(|r| r.iter().copied()).collect();
         assert!(all.iter().all(|x| (-1.0..1.0).contains(x)));
         let n = all.len() as f64;

@@ -55,8 +55,16 @@ pub enum Simd {
 }
 
 impl Simd {
-    /// The best level this CPU supports.
+    /// The best level this CPU supports, or the level the environment
+    /// variable `PSIM_SIMD` (`avx512`, `avx2`, `portable`) names when this
+    /// CPU has it (for benchmarks and profiles; results do not change).
     pub fn detect() -> Self {
+        let forced = std::env::var("PSIM_SIMD").ok();
+        for level in [Simd::Avx512, Simd::Avx2, Simd::Portable] {
+            if forced.as_deref() == Some(level.name()) && level.available() {
+                return level;
+            }
+        }
         #[cfg(target_arch = "x86_64")]
         {
             if Simd::Avx512.available() {
