@@ -210,7 +210,13 @@ fn numpy_baseline(repeat: usize) -> Result<()> {
         println!("NumPy baseline: skipped ({} not found)", script.display());
         return Ok(());
     }
+    // One core, like the engine figures: no BLAS or OpenMP threads.
     let out = Command::new("python3")
+        .envs([
+            ("OMP_NUM_THREADS", "1"),
+            ("OPENBLAS_NUM_THREADS", "1"),
+            ("MKL_NUM_THREADS", "1"),
+        ])
         .arg(&script)
         .args(["--repeat", &repeat.to_string()])
         .output();
@@ -238,7 +244,7 @@ fn numpy_baseline(repeat: usize) -> Result<()> {
         println!("NumPy baseline: no figure in its output");
         return Ok(());
     };
-    // The batched engine on the same configuration (τ = 10, 1000 runs → 125 batches).
+    // The batched engine on the same configuration (τ = 10).
     let e1: Experiment = Tradeoff.experiment();
     let cfg = RunConfig {
         momentum: 0.7,
@@ -262,7 +268,7 @@ fn numpy_baseline(repeat: usize) -> Result<()> {
         println!("{line}");
     }
     println!(
-        "NumPy baseline (E1 step, τ = 10, vectorised across runs, 1 core): {:.1} M run-steps/s | batched engine {:.1} M | ×{:.1}",
+        "NumPy baseline (E1 step, τ = 10, vectorised across runs, 1 core): {:.1} M run-steps per CPU second | batched engine {:.1} M | batched ×{:.1}",
         numpy / 1e6,
         ours / 1e6,
         ours / numpy
