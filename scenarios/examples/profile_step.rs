@@ -12,12 +12,20 @@ fn main() {
     let path = args.get(1).map_or("batched", String::as_str);
     let steps: u64 = args.get(2).map_or(50_000, |s| s.parse().unwrap());
     let tau: u64 = args.get(3).map_or(10, |s| s.parse().unwrap());
-    let cfg = RunConfig {
+    let mut cfg = RunConfig {
         momentum: 0.7,
         steps,
         delay: Delay::constant(tau),
         ..RunConfig::default()
     };
+    // `uniform` as a fourth argument: uniform data instead of Gaussian (the
+    // cost of the step without the normal transform).
+    if args.get(4).map(String::as_str) == Some("uniform") {
+        if let psim_common::ObjectiveConfig::Pca(p) = &mut cfg.objective {
+            p.data = psim_common::DataDistribution::Uniform;
+        }
+    }
+    let t = std::time::Instant::now();
     let applied: u64 = match path {
         "scalar" => {
             let o = AnyObjective::build(&cfg.objective).unwrap();
@@ -38,5 +46,9 @@ fn main() {
                 .sum()
         }
     };
-    println!("{path}: {applied} run-steps");
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{path}: {applied} run-steps, {:.1} M run-steps/s (wall)",
+        applied as f64 / secs / 1e6
+    );
 }
