@@ -118,6 +118,11 @@ pub struct Execution {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Run the injected engine run by run on the scalar reference instead of
+    /// in SIMD batches of 8 runs (other random numbers, same law), e.g.
+    /// `psim reproduce tradeoff --scalar-engine`.
+    #[arg(long)]
+    scalar_engine: bool,
 }
 
 /// `psim run`.
@@ -346,7 +351,7 @@ fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>) -> 
             exec.threads
         },
         progress: Some(&tick),
-        ..SweepOptions::default()
+        scalar: exec.scalar_engine,
     };
     let report = match scenario {
         Some(s) => s.run(&e, &out, &opts)?,
