@@ -2,7 +2,7 @@
 //! arrays, one per-lane random stream (xoshiro256++), and a branch-free
 //! Gaussian sampler. Every function is a plain loop over the lanes, written
 //! so that LLVM turns it into vector instructions of whatever width the
-//! calling kernel was compiled for (see `super::simd`). No lane ever reads
+//! calling kernel was compiled for (see `super::Simd`). No lane ever reads
 //! another lane, and no operation depends on the vector width: a lane's
 //! numbers are the same on AVX-512, AVX2 or the portable build.
 

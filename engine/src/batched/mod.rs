@@ -6,7 +6,7 @@
 //! arrays state and vector arithmetic across runs:
 //!
 //! * each run (lane) has its own xoshiro256++ data stream seeded from
-//!   [`SeedTree`] by (seed, run index) exactly like the scalar engine's, and
+//!   [`psim_common::SeedTree`] by (seed, run index) exactly like the scalar engine's, and
 //!   its own delay stream; Gaussian data come from a vectorised Box–Muller
 //!   transform ([`lanes::normal_pair`], relative error ≲ 10⁻⁸) instead of
 //!   the scalar engine's ziggurat, so a run's numbers differ from the
