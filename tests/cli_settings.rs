@@ -432,6 +432,14 @@ fn the_reported_silent_flags_are_refused_by_name() {
         (s(&["run", "--factor", "3"]), "--factor"),
         (s(&["sweep", "--factor", "3"]), "--factor"),
         (s(&["run", "--momentum", "0.5,0.9"]), "--momentum"),
+        (
+            s(&["reproduce", "spiky", "--scalar-engine"]),
+            "--scalar-engine",
+        ),
+        (
+            s(&["run", "--engine", "virtual-time", "--scalar-engine"]),
+            "--scalar-engine",
+        ),
     ]
     .into_iter()
     .enumerate()

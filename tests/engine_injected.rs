@@ -62,6 +62,7 @@ fn sweeps_are_bit_identical_whatever_the_thread_count() {
         &SweepOptions {
             threads: 1,
             progress: None,
+            ..SweepOptions::default()
         },
     )
     .unwrap();
@@ -70,6 +71,7 @@ fn sweeps_are_bit_identical_whatever_the_thread_count() {
         &SweepOptions {
             threads: 2,
             progress: None,
+            ..SweepOptions::default()
         },
     )
     .unwrap();
@@ -78,6 +80,7 @@ fn sweeps_are_bit_identical_whatever_the_thread_count() {
         &SweepOptions {
             threads: 3,
             progress: None,
+            ..SweepOptions::default()
         },
     )
     .unwrap();

@@ -2,6 +2,7 @@
 //! [`RunConfig`], an objective and a run index, and produces the same
 //! [`RunResult`]; [`run`] picks the engine the configuration names.
 
+pub mod batched;
 pub mod injected;
 pub mod record;
 pub mod tasks;
@@ -9,6 +10,7 @@ pub mod threads;
 pub mod virtual_time;
 pub mod wall_clock;
 
+pub use batched::{run_batched, run_runs};
 pub use injected::{run_injected, run_injected_from};
 pub use tasks::run_tasks;
 pub use threads::run_threads;

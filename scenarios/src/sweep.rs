@@ -9,7 +9,7 @@ use psim_common::result::{ServerCounters, StalenessSummary};
 use psim_common::{
     AnyObjective, ConfigError, Experiment, Outcome, RunConfig, RunResult, StalenessHistogram,
 };
-use psim_engine::{self as engine, EngineError};
+use psim_engine::{self as engine, batched, EngineError};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::time::Instant;
@@ -219,6 +219,10 @@ pub struct SweepOptions<'a> {
     pub threads: usize,
     /// Called after every finished run, from any thread.
     pub progress: Option<&'a (dyn Fn() + Sync)>,
+    /// Run every point on the scalar engine, even where the batched path of
+    /// the injected engine applies (the reference; results then differ in
+    /// their random numbers, not in their law).
+    pub scalar: bool,
 }
 
 /// Checks everything about `experiment` that can be checked without
@@ -247,20 +251,34 @@ pub fn run_sweep(
         .map(|p| AnyObjective::build(&p.objective))
         .collect::<Result<_, _>>()?;
     let runs = experiment.base.runs as u64;
-    let jobs: Vec<(usize, u64)> = (0..points.len())
-        .flat_map(|p| (0..runs).map(move |r| (p, r)))
+    // A job is a group of runs of one point: a batch of lanes where the
+    // batched path applies, one run elsewhere. Grid order throughout.
+    let jobs: Vec<(usize, std::ops::Range<u64>, bool)> = points
+        .iter()
+        .enumerate()
+        .flat_map(|(p, cfg)| {
+            let batch = !opts.scalar && batched::unsupported(cfg).is_none();
+            let width = if batch { batched::L as u64 } else { 1 };
+            (0..runs)
+                .step_by(width as usize)
+                .map(move |r| (p, r..(r + width).min(runs), batch))
+        })
         .collect();
     let span = tracing::info_span!("sweep", name = %experiment.name, points = points.len(), runs);
     let _guard = span.enter();
     let started = Instant::now();
-    let work = || -> Result<Vec<RunResult>, EngineError> {
+    let work = || -> Result<Vec<Vec<RunResult>>, EngineError> {
         jobs.par_iter()
-            .map(|&(p, r)| {
-                let result = engine::run(&points[p], &objectives[p], r);
+            .map(|(p, r, batch)| {
+                let results = if *batch {
+                    engine::run_runs(&points[*p], &objectives[*p], r.clone())
+                } else {
+                    engine::run(&points[*p], &objectives[*p], r.start).map(|x| vec![x])
+                };
                 if let Some(progress) = opts.progress {
-                    progress();
+                    (r.start..r.end).for_each(|_| progress());
                 }
-                result
+                results
             })
             .collect()
     };
@@ -274,7 +292,7 @@ pub fn run_sweep(
     let threads = pool.current_num_threads();
     let results = pool.install(work)?;
     let wall_seconds = started.elapsed().as_secs_f64();
-    let mut it = results.into_iter();
+    let mut it = results.into_iter().flatten();
     let points = points
         .into_iter()
         .enumerate()

@@ -198,6 +198,11 @@ pub struct Execution {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Run the injected engine run by run on the scalar reference instead of
+    /// in SIMD batches of 8 runs (other random numbers, same law), e.g.
+    /// `psim reproduce tradeoff --scalar-engine`.
+    #[arg(long)]
+    scalar_engine: bool,
 }
 
 /// `psim run`.
@@ -645,6 +650,7 @@ fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
 pub fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>) -> Result<()> {
     // Everything that can be refused is refused before the directory exists.
     check_threads(exec.threads)?;
+    check_scalar_engine(&e, exec, scenario)?;
     psim_scenarios::sweep::preflight(&e)?;
     let out = OutputDir::create(exec.out.as_deref(), &e.name, exec.force)?;
     out.write_config(&e)?;
@@ -663,6 +669,7 @@ pub fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>)
             exec.threads
         },
         progress: Some(&tick),
+        scalar: exec.scalar_engine,
     };
     let report = match scenario {
         Some(s) => s.run(&e, &out, &opts)?,
@@ -677,6 +684,36 @@ pub fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>)
     out.write("report.txt", &report)?;
     print!("{report}");
     println!("\nresults in {}", out.path().display());
+    Ok(())
+}
+
+/// Refuses `--scalar-engine` where it would change nothing: only sweeps of
+/// the injected engine on configurations the batched engine runs have a
+/// batched path to turn off.
+fn check_scalar_engine(
+    e: &Experiment,
+    exec: &Execution,
+    scenario: Option<&dyn Scenario>,
+) -> Result<()> {
+    if !exec.scalar_engine {
+        return Ok(());
+    }
+    if let Some(s) = scenario.filter(|s| s.name() != "tradeoff") {
+        bail!(
+            "`--scalar-engine` selects the engine of sweeps; scenario `{}` runs its own runs on the scalar engine already, so it is refused rather than ignored",
+            s.name()
+        );
+    }
+    let batched = e
+        .points()
+        .first()
+        .is_some_and(|p| psim_engine::batched::unsupported(p).is_none());
+    if !batched {
+        bail!(
+            "`--scalar-engine` turns off the batched injected engine, which does not run this configuration (engine {}, or an objective or delay it does not cover), so it is refused rather than ignored",
+            e.base.engine_kind()
+        );
+    }
     Ok(())
 }
 
@@ -862,6 +899,7 @@ fn check_seeds(
     let opts = SweepOptions {
         threads: exec.threads,
         progress: Some(&tick),
+        scalar: exec.scalar_engine,
     };
     let check = verdict::check_seeds(scenario, &e, &seeds, root.path(), &opts)?;
     bar.finish_and_clear();
