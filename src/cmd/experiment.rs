@@ -630,7 +630,19 @@ impl Overrides {
 fn load(path: &PathBuf) -> Result<Experiment> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config `{}`", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("invalid config `{}`", path.display()))
+    toml::from_str(&text).with_context(|| {
+        // A config.toml of psim before engine settings moved into
+        // `[base.engine]`: say how to convert it rather than only what failed.
+        let old = text.contains("[base.cluster]")
+            || text.contains("[base.history]")
+            || text.lines().any(|l| l.trim_start().starts_with("engine = \""));
+        let hint = if old {
+            "; it was written by an older psim: the engine's settings now live in `[base.engine]` (kind = \"injected\" with `delay` and `[base.engine.history]`, or kind = \"virtual-time\"/\"threads\"/\"tasks\" with `[base.engine.cluster]`), see the README's Configuration section"
+        } else {
+            ""
+        };
+        format!("invalid config `{}`{hint}", path.display())
+    })
 }
 
 fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
