@@ -487,10 +487,10 @@ pub fn tradeoff_plot(rows: &[TradeoffRow], name: &str) -> Plot {
                 .map(|e| {
                     (
                         e.delay,
-                        if e.diverged > 0 {
+                        if e.at.diverged > 0 {
                             f64::NAN
                         } else {
-                            e.mean_error
+                            e.at.mean_error
                         },
                     )
                 })
@@ -498,8 +498,8 @@ pub fn tradeoff_plot(rows: &[TradeoffRow], name: &str) -> Plot {
             band: r
                 .errors
                 .iter()
-                .filter(|e| e.diverged == 0)
-                .map(|e| (e.delay, e.p10, e.p90))
+                .filter(|e| e.at.diverged == 0)
+                .map(|e| (e.delay, e.at.p10, e.at.p90))
                 .collect(),
             markers: true,
             dashed: false,
@@ -518,8 +518,8 @@ pub fn tradeoff_plot(rows: &[TradeoffRow], name: &str) -> Plot {
         let y_top = r
             .errors
             .iter()
-            .filter(|e| e.diverged == 0)
-            .map(|e| e.p90)
+            .filter(|e| e.at.diverged == 0)
+            .map(|e| e.at.p90)
             .fold(ou, f64::max);
         let mut points = vec![(0.0, ou), (x_max, ou)];
         let mut label = format!("theory μ={}: OU", r.momentum);
@@ -569,10 +569,10 @@ pub fn workers_plot(rows: &[WorkersRow], name: &str) -> Plot {
                 .errors
                 .iter()
                 .map(|e| {
-                    let y = if e.diverged > 0 {
+                    let y = if e.at.diverged > 0 {
                         f64::NAN
                     } else {
-                        e.mean_error
+                        e.at.mean_error
                     };
                     (e.workers as f64, y)
                 })
@@ -580,8 +580,8 @@ pub fn workers_plot(rows: &[WorkersRow], name: &str) -> Plot {
             band: r
                 .errors
                 .iter()
-                .filter(|e| e.diverged == 0)
-                .map(|e| (e.workers as f64, e.p10, e.p90))
+                .filter(|e| e.at.diverged == 0)
+                .map(|e| (e.workers as f64, e.at.p10, e.at.p90))
                 .collect(),
             markers: true,
             dashed: false,

@@ -22,11 +22,10 @@ use psim_common::{
 use serde::Serialize;
 use std::fmt::Write;
 
-/// Mean error at one delay, as listed in `summary.json`.
+/// The mean error at one grid value of a tradeoff curve and the rule's
+/// reading of it; shared by the delay and the worker-count axes.
 #[derive(Debug, Clone, Serialize)]
-pub struct DelayError {
-    /// Delay (the constant, or the model's mean for random delays).
-    pub delay: f64,
+pub struct CurvePoint {
     /// Mean tail error over non-diverged runs.
     pub mean_error: f64,
     /// Standard deviation across runs.
@@ -37,10 +36,35 @@ pub struct DelayError {
     pub p90: f64,
     /// Diverged runs.
     pub diverged: usize,
-    /// Mean error / mean error at the smallest delay.
+    /// Mean error / mean error at the grid's smallest value.
     pub ratio: f64,
-    /// Whether the rule tolerates this delay.
+    /// Whether the rule tolerates this value.
     pub tolerated: bool,
+}
+
+impl CurvePoint {
+    fn of(p: &PointResult, (ratio, tolerated): (f64, bool)) -> Self {
+        let s = &p.summary;
+        Self {
+            mean_error: s.error.mean,
+            std_error: s.error.std,
+            p10: s.error.p10,
+            p90: s.error.p90,
+            diverged: s.diverged,
+            ratio,
+            tolerated,
+        }
+    }
+}
+
+/// Mean error at one delay, as listed in `summary.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DelayError {
+    /// Delay (the constant, or the model's mean for random delays).
+    pub delay: f64,
+    /// The error there.
+    #[serde(flatten)]
+    pub at: CurvePoint,
 }
 
 /// The tradeoff for one (μ, η).
@@ -147,18 +171,9 @@ pub fn analyse(sweep: &SweepResult, rule: &Tolerance) -> Vec<TradeoffRow> {
             let errors = pts
                 .iter()
                 .zip(marks)
-                .map(|(p, (ratio, tolerated))| {
-                    let s = &p.summary;
-                    DelayError {
-                        delay: delay_of(p),
-                        mean_error: s.error.mean,
-                        std_error: s.error.std,
-                        p10: s.error.p10,
-                        p90: s.error.p90,
-                        diverged: s.diverged,
-                        ratio,
-                        tolerated,
-                    }
+                .map(|(p, mark)| DelayError {
+                    delay: delay_of(p),
+                    at: CurvePoint::of(p, mark),
                 })
                 .collect();
             let (theory_max_stable_delay, theory_ou_error) =
@@ -183,20 +198,9 @@ pub struct WorkersError {
     pub workers: usize,
     /// Mean measured staleness of the applied gradients.
     pub mean_staleness: f64,
-    /// Mean tail error over non-diverged runs.
-    pub mean_error: f64,
-    /// Standard deviation across runs.
-    pub std_error: f64,
-    /// 10th percentile across runs.
-    pub p10: f64,
-    /// 90th percentile across runs.
-    pub p90: f64,
-    /// Diverged runs.
-    pub diverged: usize,
-    /// Mean error / mean error at the smallest worker count.
-    pub ratio: f64,
-    /// Whether the rule tolerates this worker count.
-    pub tolerated: bool,
+    /// The error there.
+    #[serde(flatten)]
+    pub at: CurvePoint,
 }
 
 /// The tradeoff on a cluster engine for one (μ, η): the largest tolerated
@@ -241,19 +245,10 @@ pub fn analyse_workers(
             let errors: Vec<WorkersError> = pts
                 .iter()
                 .zip(marks)
-                .map(|(p, (ratio, tolerated))| {
-                    let s = &p.summary;
-                    WorkersError {
-                        workers: s.workers.unwrap_or(0),
-                        mean_staleness: s.staleness.mean,
-                        mean_error: s.error.mean,
-                        std_error: s.error.std,
-                        p10: s.error.p10,
-                        p90: s.error.p90,
-                        diverged: s.diverged,
-                        ratio,
-                        tolerated,
-                    }
+                .map(|(p, mark)| WorkersError {
+                    workers: p.summary.workers.unwrap_or(0),
+                    mean_staleness: p.summary.staleness.mean,
+                    at: CurvePoint::of(p, mark),
                 })
                 .collect();
             let max_workers = best.map(|w| w as usize);
@@ -587,28 +582,22 @@ pub fn tradeoff_report(
         );
     }
     let _ = writeln!(s, "\nmean error per delay (ratio to τ = 0 in parentheses; † = some runs diverged, count after it)");
-    let _ = write!(s, "{:>6}", "τ");
-    for r in rows {
-        let _ = write!(s, " {:>18}", format!("μ={} η={}", r.momentum, r.step_size));
-    }
-    let _ = writeln!(s);
-    let n = rows.iter().map(|r| r.errors.len()).max().unwrap_or(0);
-    for i in 0..n {
-        let tau = rows
-            .iter()
-            .find_map(|r| r.errors.get(i))
-            .map_or(f64::NAN, |e| e.delay);
-        let _ = write!(s, "{tau:>6}");
-        for r in rows {
-            let cell = match r.errors.get(i) {
-                Some(e) if e.diverged > 0 => format!("† {}/{}", e.diverged, b.runs),
-                Some(e) => format!("{:.5} ({:.2})", e.mean_error, e.ratio),
-                None => String::new(),
-            };
-            let _ = write!(s, " {cell:>18}");
-        }
-        let _ = writeln!(s);
-    }
+    let curves: Vec<Vec<(String, &CurvePoint)>> = rows
+        .iter()
+        .map(|r| {
+            r.errors
+                .iter()
+                .map(|e| (e.delay.to_string(), &e.at))
+                .collect()
+        })
+        .collect();
+    error_table(
+        &mut s,
+        "τ",
+        rows.iter().map(|r| (r.momentum, r.step_size)),
+        &curves,
+        b.runs,
+    );
     let _ = writeln!(
         s,
         "\nheadline (the optimal delay falls as μ grows; on the paper's problem within ±10 of its reading, ±20 for μ = 0.7): {}",
@@ -662,27 +651,54 @@ pub fn workers_report(
         );
     }
     let _ = writeln!(s, "\nmean error per worker count (ratio to the smallest M in parentheses; † = some runs diverged)");
-    let _ = write!(s, "{:>6}", "M");
-    for r in rows {
-        let _ = write!(s, " {:>18}", format!("μ={} η={}", r.momentum, r.step_size));
+    let curves: Vec<Vec<(String, &CurvePoint)>> = rows
+        .iter()
+        .map(|r| {
+            r.errors
+                .iter()
+                .map(|e| (e.workers.to_string(), &e.at))
+                .collect()
+        })
+        .collect();
+    error_table(
+        &mut s,
+        "M",
+        rows.iter().map(|r| (r.momentum, r.step_size)),
+        &curves,
+        b.runs,
+    );
+    s
+}
+
+/// The table of mean errors per grid value (rows) and (μ, η) curve
+/// (columns), written once for the delay and the worker-count axes.
+fn error_table(
+    s: &mut String,
+    axis: &str,
+    heads: impl Iterator<Item = (f64, f64)>,
+    curves: &[Vec<(String, &CurvePoint)>],
+    runs: u32,
+) {
+    let _ = write!(s, "{axis:>6}");
+    for (momentum, step_size) in heads {
+        let _ = write!(s, " {:>18}", format!("μ={momentum} η={step_size}"));
     }
     let _ = writeln!(s);
-    let n = rows.iter().map(|r| r.errors.len()).max().unwrap_or(0);
+    let n = curves.iter().map(Vec::len).max().unwrap_or(0);
     for i in 0..n {
-        let m = rows
+        let x = curves
             .iter()
-            .find_map(|r| r.errors.get(i))
-            .map_or(0, |e| e.workers);
-        let _ = write!(s, "{m:>6}");
-        for r in rows {
-            let cell = match r.errors.get(i) {
-                Some(e) if e.diverged > 0 => format!("† {}/{}", e.diverged, b.runs),
-                Some(e) => format!("{:.5} ({:.2})", e.mean_error, e.ratio),
+            .find_map(|c| c.get(i))
+            .map_or(String::new(), |(x, _)| x.clone());
+        let _ = write!(s, "{x:>6}");
+        for c in curves {
+            let cell = match c.get(i) {
+                Some((_, e)) if e.diverged > 0 => format!("† {}/{runs}", e.diverged),
+                Some((_, e)) => format!("{:.5} ({:.2})", e.mean_error, e.ratio),
                 None => String::new(),
             };
             let _ = write!(s, " {cell:>18}");
         }
         let _ = writeln!(s);
     }
-    s
 }
