@@ -153,7 +153,8 @@ impl Delay {
         }
     }
 
-    fn validate_scale(&self, field: &str, max: f64, unit: &str) -> Result<(), ConfigError> {
+    /// Checks that every parameter of the model is finite and at most `max` (`unit` for the message).
+    pub fn validate_scale(&self, field: &str, max: f64, unit: &str) -> Result<(), ConfigError> {
         let s = self.scale();
         if s.is_finite() && s <= max {
             return Ok(());

@@ -117,6 +117,8 @@ pub fn run_injected_from<O: Objective + ?Sized>(
         wall_seconds: started.elapsed().as_secs_f64(),
         virtual_seconds: None,
         capped_sleeps: 0,
+        workers: Vec::new(),
+        pushes: None,
     };
     (result, server.params().to_vec())
 }
