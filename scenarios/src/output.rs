@@ -647,54 +647,6 @@ pub fn workers_plot(rows: &[WorkersRow], name: &str) -> Plot {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn never_writes_over_a_non_empty_directory() {
-        let dir = std::env::temp_dir().join(format!("psim-out-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let out = OutputDir::create(Some(&dir), "x", false).unwrap();
-        out.write("report.txt", "hello").unwrap();
-        let err = OutputDir::create(Some(&dir), "x", false).unwrap_err();
-        assert!(err.to_string().contains("--force"), "{err}");
-        assert!(
-            out.write("a.txt", "x").is_err(),
-            "unlisted file names are refused"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn force_replaces_only_an_earlier_psim_output() {
-        let dir = std::env::temp_dir().join(format!("psim-out-force-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("mine.txt"), "user data").unwrap();
-        let err = OutputDir::create(Some(&dir), "x", true).unwrap_err();
-        assert!(err.to_string().contains("not a psim output"), "{err}");
-        assert!(dir.join("mine.txt").exists());
-        std::fs::write(dir.join("config.toml"), "old").unwrap();
-        std::fs::write(dir.join("tradeoff.svg"), "<svg/>").unwrap();
-        std::fs::write(dir.join("report.html"), "old").unwrap();
-        OutputDir::create(Some(&dir), "x", true).unwrap();
-        for gone in ["config.toml", "tradeoff.svg", "report.html"] {
-            assert!(!dir.join(gone).exists(), "{gone} left behind");
-        }
-        assert!(dir.join("mine.txt").exists(), "other files are left alone");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn a_name_that_leaves_psim_out_is_refused() {
-        for bad in ["../../x", "/tmp/abs", ".."] {
-            let err = OutputDir::create(None, bad, false).unwrap_err().to_string();
-            assert!(err.contains("`name`"), "{err}");
-        }
-    }
-}
-
 /// Writes `pushes.csv` ([`psim_common::pushes::PUSHES_HEADER`]), streamed
 /// row by row: every recorded push of every run, in the order applied.
 pub fn write_pushes(out: &OutputDir, sweep: &SweepResult) -> Result<PathBuf, OutputError> {
@@ -805,3 +757,51 @@ pub fn pushes_plots(sweep: &SweepResult) -> (Plot, Plot) {
 
 /// Points drawn on the push plots.
 const COLORS_SHOWN: usize = 10;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_writes_over_a_non_empty_directory() {
+        let dir = std::env::temp_dir().join(format!("psim-out-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = OutputDir::create(Some(&dir), "x", false).unwrap();
+        out.write("report.txt", "hello").unwrap();
+        let err = OutputDir::create(Some(&dir), "x", false).unwrap_err();
+        assert!(err.to_string().contains("--force"), "{err}");
+        assert!(
+            out.write("a.txt", "x").is_err(),
+            "unlisted file names are refused"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn force_replaces_only_an_earlier_psim_output() {
+        let dir = std::env::temp_dir().join(format!("psim-out-force-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("mine.txt"), "user data").unwrap();
+        let err = OutputDir::create(Some(&dir), "x", true).unwrap_err();
+        assert!(err.to_string().contains("not a psim output"), "{err}");
+        assert!(dir.join("mine.txt").exists());
+        std::fs::write(dir.join("config.toml"), "old").unwrap();
+        std::fs::write(dir.join("tradeoff.svg"), "<svg/>").unwrap();
+        std::fs::write(dir.join("report.html"), "old").unwrap();
+        OutputDir::create(Some(&dir), "x", true).unwrap();
+        for gone in ["config.toml", "tradeoff.svg", "report.html"] {
+            assert!(!dir.join(gone).exists(), "{gone} left behind");
+        }
+        assert!(dir.join("mine.txt").exists(), "other files are left alone");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_name_that_leaves_psim_out_is_refused() {
+        for bad in ["../../x", "/tmp/abs", ".."] {
+            let err = OutputDir::create(None, bad, false).unwrap_err().to_string();
+            assert!(err.contains("`name`"), "{err}");
+        }
+    }
+}
