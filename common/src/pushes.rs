@@ -28,8 +28,8 @@ pub struct PushRecord {
     /// Seconds from its fetch to its arrival at the server (compute and
     /// network; the gradient's own computation included on real workers).
     pub compute_seconds: f64,
-    /// Seconds it waited at the server before being applied (SSP order,
-    /// lock contention; 0 under ASP in virtual time).
+    /// Seconds the consistency model held it before it was applied (SSP
+    /// order; 0 under ASP).
     pub wait_seconds: f64,
 }
 

@@ -67,6 +67,8 @@ struct SimWorker {
     replay_at: usize,
     /// Seconds its current push takes from fetch to arrival.
     compute: f64,
+    /// Virtual time of its current fetch.
+    fetched_at: f64,
 }
 
 /// Per-worker staleness histograms are kept up to this many workers.
@@ -229,6 +231,7 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
                 speed: times[w].1,
                 replay_at: 0,
                 compute: 0.0,
+                fetched_at: 0.0,
             })
             .collect();
         let models = match &cluster.worker_compute {
@@ -311,6 +314,7 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
         };
         let network = self.network_delay.sample(&mut sw.delay_rng);
         sw.compute = compute + network;
+        sw.fetched_at = self.now;
         self.now + compute + network
     }
 
@@ -355,14 +359,15 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
                 .filter(|p| p.len() < MAX_RECORDED_PUSHES)
             {
                 let sw = &self.workers[w];
-                // Arrived at fetch + compute; applied now (later if it was parked).
+                // Arrived at fetch + compute; applied now (later if it was
+                // parked by SSP's order).
                 p.push(PushRecord {
                     worker: w as u32,
                     fetched_version: sw.fetched_version,
                     applied_version: self.core.state().version(),
                     staleness: s,
                     compute_seconds: sw.compute,
-                    wait_seconds: 0.0,
+                    wait_seconds: wait_of(self.now, sw.fetched_at, sw.compute),
                 });
             }
         }
@@ -454,6 +459,17 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             let p = self.try_push(w as usize);
             debug_assert!(p == Poll::Stopped, "{p:?}");
         }
+    }
+}
+
+/// Virtual seconds a push arriving at `fetched_at + compute` waited until
+/// `now`; rounding noise of the sum (a push applied on arrival) is 0.
+fn wait_of(now: f64, fetched_at: f64, compute: f64) -> f64 {
+    let w = now - fetched_at - compute;
+    if w <= 1e-9 * now.abs().max(1.0) {
+        0.0
+    } else {
+        w
     }
 }
 
