@@ -780,6 +780,17 @@ pub fn points_report(s: &SweepResult) -> String {
             );
         }
     }
+    let recorded: usize = s
+        .points
+        .iter()
+        .flat_map(|p| p.pushes.iter().map(|(_, rows)| rows.len()))
+        .sum();
+    if recorded > 0 {
+        let _ = writeln!(
+            t,
+            "\nrecorded {recorded} applied pushes in pushes.csv (staleness over time: pushes.svg, per worker: pushes-workers.svg); replay with --delay trace:DIR/pushes.csv"
+        );
+    }
     // Who contributed what (cluster engines); long tables are cut to their
     // first and last workers (all of them are in workers.csv).
     for p in s.points.iter().filter(|p| !p.summary.per_worker.is_empty()) {
