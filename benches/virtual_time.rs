@@ -51,6 +51,8 @@ fn config(workers: usize, steps: u64) -> RunConfig {
                 network_delay: Delay::Constant(0.0),
                 consistency: Consistency::Asp,
                 stragglers: None,
+                worker_compute: None,
+                record_pushes: false,
             },
         ),
         ..RunConfig::default()

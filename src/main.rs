@@ -15,6 +15,11 @@ const EXAMPLES: &str = "Examples:
   psim theory --momentum 0.9 --step-size 5e-4   # the papers' predictions
   psim report psim-out/tradeoff                 # one offline HTML page of an output directory
   psim run --engine threads --workers 8 --compute-time 0.001 --steps 2000 --runs 1
+  psim run --engine virtual-time --workers 8 --compute-time 1 --worker-compute linear:1,1
+                                                # worker i takes i+1 time units; per-worker table
+  psim run --engine threads --workers 4 --compute-time exp:0.0002 --steps 2000 --runs 1 \
+           --record-pushes --out rec && psim run --delay trace:rec/pushes.csv --steps 2000 --runs 1
+                                                # record measured staleness, replay it injected
   psim speedup --workers 1,2,4,8,16,32 --momentum 0.7,0.9 --target-error 0.1
 
 Logs: RUST_LOG=info (or debug, trace) prints tracing spans to stderr.";
@@ -38,7 +43,7 @@ enum Command {
     /// Run one configuration × N independent runs.
     #[command(
         allow_negative_numbers = true,
-        after_help = "Example:\n  psim run --momentum 0.8 --delay pareto:1,1.5 --runs 50 --out my-run"
+        after_help = "Examples:\n  psim run --momentum 0.8 --delay pareto:1,1.5 --runs 50 --out my-run\n  psim run --engine virtual-time --workers 8 --compute-time 1 --worker-compute linear:1,1   # worker i takes i+1\n  psim run --engine threads --workers 4 --record-pushes --out rec && psim run --delay trace:rec/pushes.csv"
     )]
     Run(cmd::experiment::RunArgs),
     /// Run a grid over momentum, step size and delay models.

@@ -197,6 +197,8 @@ const FLAGS: &[(&str, &str)] = &[
     ("--compute-time", "exp:0.001"),
     ("--network-delay", "exp:0.001"),
     ("--consistency", "bsp"),
+    ("--worker-compute", "linear:20,1"),
+    ("--record-pushes", "true"),
     ("--backend", "channel"),
     ("--on-worker-failure", "continue"),
     ("--factor", "1.01"),
@@ -204,7 +206,8 @@ const FLAGS: &[(&str, &str)] = &[
 
 /// Settings whose effect cannot show in deterministic numbers, and the check
 /// that replaces "the results differ":
-/// - on threads and tasks, `--compute-time` and `--network-delay` only
+/// - on threads and tasks, `--compute-time`, `--network-delay` and
+///   `--worker-compute` (worker 0's factor 20) only
 ///   change how long the (deterministic, one-worker) run takes: the mean
 ///   wall time per run must grow by at least half the expected sleep;
 /// - `--backend` and `--on-worker-failure` change how pushes travel and
@@ -217,7 +220,7 @@ const FLAGS: &[(&str, &str)] = &[
 ///   `tests/engine_threads.rs` and `tests/server_ssp.rs`.
 fn special(flag: &str, wall_clock: bool) -> Option<&'static str> {
     match flag {
-        "--compute-time" | "--network-delay" if wall_clock => Some("sleeps"),
+        "--compute-time" | "--network-delay" | "--worker-compute" if wall_clock => Some("sleeps"),
         "--consistency" if wall_clock => Some("no-numeric-effect"),
         "--backend" | "--on-worker-failure" => Some("no-numeric-effect"),
         _ => None,
@@ -557,6 +560,30 @@ fn every_config_key_changes_the_results_or_is_refused_by_name() {
         (&vt, "base.engine.cluster.compute_time", s("exp:0.2"), None),
         (&vt, "base.engine.cluster.network_delay", s("exp:1"), None),
         (&vt, "base.engine.cluster.consistency", s("bsp"), None),
+        (
+            &vt,
+            "base.engine.cluster.worker_compute",
+            s("linear:1,1"),
+            None,
+        ),
+        (
+            &vt,
+            "base.engine.cluster.worker_compute",
+            T::Array(vec![s("exp:1"), s("const:3")]),
+            None,
+        ),
+        (
+            &vt,
+            "base.engine.cluster.worker_compute",
+            s("models:exp:1"),
+            Some("worker_compute"),
+        ),
+        (
+            &vt,
+            "base.engine.cluster.record_pushes",
+            T::Boolean(true),
+            None,
+        ),
         (
             &vt,
             "grid.workers",

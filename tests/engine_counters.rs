@@ -23,6 +23,8 @@ fn cfg(engine: EngineKind, consistency: Consistency, backend: Backend) -> RunCon
         network_delay: Delay::Constant(0.0),
         consistency,
         stragglers: None,
+        worker_compute: None,
+        record_pushes: false,
     };
     let mut engine = EngineConfig::new(engine, cluster);
     if let EngineConfig::Threads(t) = &mut engine {

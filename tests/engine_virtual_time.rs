@@ -23,6 +23,8 @@ fn cfg(workers: usize, compute: &str, consistency: Consistency, steps: u64) -> R
                 network_delay: Delay::Constant(0.0),
                 consistency,
                 stragglers: None,
+                worker_compute: None,
+                record_pushes: false,
             },
         ),
         ..RunConfig::default()

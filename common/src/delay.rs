@@ -16,6 +16,7 @@
 //! | `lognormal:2,0.5` | log-normal, μ and σ of the log | rounded |
 //! | `0.95*uniform:0..20+0.05*const:200` | mixture | weights are normalised |
 //! | `trace:delays.txt` | recorded trace | resampled uniformly at random |
+//! | `trace:DIR/pushes.csv` | a push log of psim (`--record-pushes`) | its staleness column replayed in order, cycled (injected engine) |
 //!
 //! Unbounded models can return huge values; a staleness saturates at
 //! `u64::MAX` and engines decide (and count) what to do with values beyond
@@ -75,8 +76,17 @@ pub enum Delay {
     LogNormal { mu: f64, sigma: f64 },
     /// A weighted mixture; weights are normalised and cumulative.
     Mixture(Arc<[(f64, Delay)]>),
-    /// Values read from a file, resampled uniformly.
-    Trace { path: String, values: Arc<[f64]> },
+    /// Values read from a file, resampled uniformly; or, from a psim push
+    /// log (`pushes.csv`), its staleness column replayed in order
+    /// (`ordered`, by the injected engine; other uses resample it).
+    Trace {
+        /// The file read.
+        path: String,
+        /// Its values.
+        values: Arc<[f64]>,
+        /// Replayed in order (a push log) rather than resampled.
+        ordered: bool,
+    },
 }
 
 impl Delay {
@@ -153,7 +163,8 @@ impl Delay {
         }
     }
 
-    fn validate_scale(&self, field: &str, max: f64, unit: &str) -> Result<(), ConfigError> {
+    /// Checks that every parameter of the model is finite and at most `max` (`unit` for the message).
+    pub fn validate_scale(&self, field: &str, max: f64, unit: &str) -> Result<(), ConfigError> {
         let s = self.scale();
         if s.is_finite() && s <= max {
             return Ok(());
@@ -177,6 +188,18 @@ impl Delay {
     /// Checks that the model can be used as a duration in seconds: every
     /// parameter at most [`MAX_SECONDS`].
     pub fn validate_seconds(&self, field: &str) -> Result<(), ConfigError> {
+        if let Delay::Trace {
+            path,
+            ordered: true,
+            ..
+        } = self
+        {
+            return Err(ConfigError::new(
+                field,
+                self,
+                format!("a duration model; `{path}` is a push log, whose staleness column replays on the injected engine (`--delay trace:FILE`); replay its compute times with `--worker-compute replay:FILE` on the virtual-time engine"),
+            ));
+        }
         self.validate_scale(field, MAX_SECONDS, "seconds")
     }
 }
@@ -376,6 +399,15 @@ fn parse_one(spec: &str, text: &str) -> Result<Delay, DelayParseError> {
             }
             let body = std::fs::read_to_string(args)
                 .map_err(|e| DelayParseError::new(spec, format!("cannot read `{args}`: {e}")))?;
+            if crate::pushes::is_push_log(&body) {
+                let log = crate::pushes::parse_push_log(&body)
+                    .map_err(|e| DelayParseError::new(spec, format!("push log `{args}`: {e}")))?;
+                return Ok(Delay::Trace {
+                    path: args.to_string(),
+                    values: log.staleness.iter().map(|&s| s as f64).collect(),
+                    ordered: true,
+                });
+            }
             let mut values = Vec::new();
             for (i, tok) in body
                 .split(|c: char| c.is_whitespace() || c == ',')
@@ -394,6 +426,7 @@ fn parse_one(spec: &str, text: &str) -> Result<Delay, DelayParseError> {
             Delay::Trace {
                 path: args.to_string(),
                 values: values.into(),
+                ordered: false,
             }
         }
         other => {

@@ -14,6 +14,7 @@ pub mod landscape;
 pub mod mlp;
 pub mod objective;
 pub mod pca;
+pub mod pushes;
 pub mod result;
 pub mod seed;
 pub mod stats;
@@ -24,13 +25,15 @@ pub use config::{
     validate_name, Backend, ClusterConfig, Consistency, DataDistribution, EngineConfig, EngineKind,
     Experiment, FailurePolicy, Grid, HistoryConfig, HistoryPolicy, InitialPoint, InjectedConfig,
     MlpActivation, MlpConfig, ObjectiveConfig, PcaConfig, RunConfig, Setting, Stragglers,
-    TasksConfig, ThreadsConfig, Tolerance, VirtualTimeConfig,
+    TasksConfig, ThreadsConfig, Tolerance, VirtualTimeConfig, WorkerCompute,
 };
 pub use delay::{Delay, DelayModel};
 pub use error::{ConfigError, DelayParseError};
 pub use mlp::{Dataset, DatasetError, Mlp};
 pub use objective::{AnyObjective, Objective};
 pub use pca::StreamingPca;
-pub use result::{Outcome, RunResult, ServerCounters, StalenessHistogram, StalenessSummary};
+pub use result::{
+    Outcome, RunResult, ServerCounters, StalenessHistogram, StalenessSummary, WorkerStats,
+};
 pub use seed::{PsimRng, SeedTree};
 pub use update::{RuleKind, Schedule};

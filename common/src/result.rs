@@ -283,6 +283,47 @@ pub struct RunResult {
     /// sleep, 1 s: a draw of an unbounded compute-time or network-delay
     /// model beyond it. 0 on the other engines.
     pub capped_sleeps: u64,
+    /// Per-worker contributions (cluster engines; empty on the injected
+    /// engine). Per-worker staleness quantiles are in `histograms` as
+    /// `staleness.workerN` for up to 256 workers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerStats>,
+    /// Every applied push, in the order applied, when the run recorded them
+    /// (`--record-pushes`; at most [`crate::pushes::MAX_RECORDED_PUSHES`]).
+    #[serde(skip)]
+    pub pushes: Option<Vec<crate::pushes::PushRecord>>,
+}
+
+/// What one worker contributed to a run: 24 bytes plus its mean compute time.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct WorkerStats {
+    /// Its gradients the server applied.
+    pub applied: u64,
+    /// Sum of their staleness.
+    pub staleness_sum: u64,
+    /// Largest of their staleness.
+    pub staleness_max: u64,
+    /// Mean compute time of its model (seconds, × its factors), `None` when infinite.
+    pub mean_compute: Option<f64>,
+}
+
+impl WorkerStats {
+    /// Records one applied gradient of staleness `s`.
+    #[inline]
+    pub fn record(&mut self, s: u64) {
+        self.applied += 1;
+        self.staleness_sum = self.staleness_sum.saturating_add(s);
+        self.staleness_max = self.staleness_max.max(s);
+    }
+
+    /// Mean staleness of its applied gradients (0 when none).
+    pub fn mean_staleness(&self) -> f64 {
+        if self.applied == 0 {
+            0.0
+        } else {
+            self.staleness_sum as f64 / self.applied as f64
+        }
+    }
 }
 
 impl RunResult {

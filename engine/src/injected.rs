@@ -80,14 +80,33 @@ pub fn run_injected_from<O: Objective + ?Sized>(
         Delay::Constant(c) => Some(c as u64),
         _ => None,
     };
+    // A push log (`trace:pushes.csv`) replays its staleness in order, cycled.
+    let replay: Option<&[f64]> = match &engine.delay {
+        Delay::Trace {
+            values,
+            ordered: true,
+            ..
+        } => Some(values),
+        _ => None,
+    };
+    let mut cursor = 0;
     for _ in 0..cfg.steps {
         if let Some(stop) = rec.before(server.version(), server.params(), || None) {
             outcome = stop;
             break;
         }
-        let tau = match constant_delay {
-            Some(tau) => tau,
-            None => engine.delay.sample_steps(&mut delay_rng),
+        let tau = match (constant_delay, replay) {
+            (Some(tau), _) => tau,
+            (None, Some(values)) => {
+                let tau = values[cursor] as u64;
+                cursor = if cursor + 1 == values.len() {
+                    0
+                } else {
+                    cursor + 1
+                };
+                tau
+            }
+            (None, None) => engine.delay.sample_steps(&mut delay_rng),
         };
         let s = match server.serve(tau) {
             Served::Exact { staleness } | Served::Clamped { staleness } => staleness,
@@ -117,6 +136,8 @@ pub fn run_injected_from<O: Objective + ?Sized>(
         wall_seconds: started.elapsed().as_secs_f64(),
         virtual_seconds: None,
         capped_sleeps: 0,
+        workers: Vec::new(),
+        pushes: None,
     };
     (result, server.params().to_vec())
 }

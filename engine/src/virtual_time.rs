@@ -3,8 +3,9 @@
 //!
 //! Each simulated worker loops fetch → compute → push. A fetch copies the
 //! server's parameters and version into the worker's copy; computing takes a
-//! duration drawn from `cluster.compute_time` (× the worker's straggler
-//! factor) and the push travels for a duration drawn from
+//! duration drawn from `cluster.compute_time` or the worker's own model
+//! (`cluster.worker_compute`; × the worker's straggler and per-worker
+//! factors) and the push travels for a duration drawn from
 //! `cluster.network_delay`. The push *arrives* at fetch time + compute +
 //! network; that arrival is the one event of a step. The worker then fetches
 //! again at once (the reply that carries the fresh parameters is taken to be
@@ -35,16 +36,18 @@
 //! one small sync record per worker. Nothing is allocated per event.
 
 use psim_common::delay::DelayModel;
+use psim_common::pushes::{PushRecord, MAX_RECORDED_PUSHES};
 use psim_common::seed::Stream;
 use psim_common::{
     ClusterConfig, Delay, Objective, Outcome, PsimRng, RunConfig, RunResult, SeedTree,
-    StalenessHistogram,
+    StalenessHistogram, WorkerStats,
 };
 use psim_server::backend::{Monitor, Poll, ServerCore, StopReason};
 use psim_server::{Rule, ServerState};
 use psim_worker::Worker;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 use tracing::debug_span;
 
@@ -60,7 +63,16 @@ struct SimWorker {
     fetched_version: u64,
     fetch_seq: u64,
     speed: f64,
+    /// Position in its recorded compute times (`replay:`).
+    replay_at: usize,
+    /// Seconds its current push takes from fetch to arrival.
+    compute: f64,
+    /// Virtual time of its current fetch.
+    fetched_at: f64,
 }
+
+/// Per-worker staleness histograms are kept up to this many workers.
+pub const PER_WORKER_HISTOGRAMS: usize = 256;
 
 /// A pending arrival: (virtual time as ordered bits, worker id), min-first.
 type Event = Reverse<(u64, u32)>;
@@ -101,6 +113,7 @@ pub fn bytes_per_worker(dim: usize) -> usize {
         + ServerCore::<Rule, SimMonitor<'static, psim_common::AnyObjective>>::bytes_per_worker()
         + std::mem::size_of::<u32>()
         + std::mem::size_of::<ParkedPush>()
+        + std::mem::size_of::<WorkerStats>()
 }
 
 /// Most bytes the workers' state may take (4 GiB): a guard against a
@@ -147,7 +160,13 @@ impl<O: Objective + ?Sized> Monitor for SimMonitor<'_, O> {
 /// The whole simulation of one run: the server core, the workers, the event
 /// heap and the parked operations.
 struct Simulation<'a, O: Objective + ?Sized> {
-    compute_time: &'a Delay,
+    /// One model for all workers, or one per worker (`models:`).
+    models: Vec<Delay>,
+    /// Recorded compute times per worker (`replay:`), else empty.
+    replay: Vec<Arc<[f64]>>,
+    stats: Vec<WorkerStats>,
+    worker_staleness: Vec<StalenessHistogram>,
+    pushes: Option<Vec<PushRecord>>,
     network_delay: &'a Delay,
     objective: &'a O,
     dim: usize,
@@ -190,18 +209,48 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
         if let Some(outcome) = start {
             core.halt(outcome.into());
         }
+        // Each worker's model and factor (straggler × `worker_compute`);
+        // without `worker_compute` every worker shares `compute_time`.
+        let times = cluster.worker_times(cfg.seed, run);
+        let mut stats = vec![WorkerStats::default(); m];
+        let replay: Vec<Arc<[f64]>> = (0..m)
+            .filter_map(|w| cluster.replay_times(w).cloned())
+            .collect();
+        for (w, st) in stats.iter_mut().enumerate() {
+            st.mean_compute = match replay.get(w) {
+                Some(t) => Some(t.iter().sum::<f64>() / t.len() as f64 * times[w].1),
+                None => times[w].0.mean().map(|c| c * times[w].1),
+            };
+        }
         let workers = (0..m)
             .map(|w| SimWorker {
                 worker: Worker::new(w as u64, seeds.rng(run, w as u64, Stream::Data), dim),
                 delay_rng: seeds.rng(run, w as u64, Stream::Delay),
                 fetched_version: 0,
                 fetch_seq: 0,
-                speed: cluster.speed_factor(w),
+                speed: times[w].1,
+                replay_at: 0,
+                compute: 0.0,
+                fetched_at: 0.0,
             })
             .collect();
+        let models = match &cluster.worker_compute {
+            Some(psim_common::WorkerCompute::Models(_)) => {
+                times.into_iter().map(|(d, _)| d).collect()
+            }
+            _ => vec![cluster.compute_time.clone()],
+        };
         let parked = if core.can_wait() { m } else { 0 };
         Self {
-            compute_time: &cluster.compute_time,
+            models,
+            replay,
+            stats,
+            worker_staleness: if m <= PER_WORKER_HISTOGRAMS {
+                vec![StalenessHistogram::new(); m]
+            } else {
+                Vec::new()
+            },
+            pushes: cluster.record_pushes.then(Vec::new),
             network_delay: &cluster.network_delay,
             objective,
             dim,
@@ -255,8 +304,17 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
         sw.fetched_version = version;
         sw.fetch_seq = self.fetches;
         self.fetches += 1;
-        let compute = self.compute_time.sample(&mut sw.delay_rng) * sw.speed;
+        let compute = if let Some(t) = self.replay.get(w) {
+            let c = t[sw.replay_at];
+            sw.replay_at = (sw.replay_at + 1) % t.len();
+            c * sw.speed
+        } else {
+            let model = &self.models[if self.models.len() == 1 { 0 } else { w }];
+            model.sample(&mut sw.delay_rng) * sw.speed
+        };
         let network = self.network_delay.sample(&mut sw.delay_rng);
+        sw.compute = compute + network;
+        sw.fetched_at = self.now;
         self.now + compute + network
     }
 
@@ -291,6 +349,27 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             .try_push(w, sw.worker.gradient(), copy, sw.fetched_version);
         if let Poll::Ready(s) = poll {
             self.staleness.record(s);
+            self.stats[w].record(s);
+            if let Some(h) = self.worker_staleness.get_mut(w) {
+                h.record(s);
+            }
+            if let Some(p) = self
+                .pushes
+                .as_mut()
+                .filter(|p| p.len() < MAX_RECORDED_PUSHES)
+            {
+                let sw = &self.workers[w];
+                // Arrived at fetch + compute; applied now (later if it was
+                // parked by SSP's order).
+                p.push(PushRecord {
+                    worker: w as u32,
+                    fetched_version: sw.fetched_version,
+                    applied_version: self.core.state().version(),
+                    staleness: s,
+                    compute_seconds: sw.compute,
+                    wait_seconds: wait_of(self.now, sw.fetched_at, sw.compute),
+                });
+            }
         }
         poll
     }
@@ -383,6 +462,17 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
     }
 }
 
+/// Virtual seconds a push arriving at `fetched_at + compute` waited until
+/// `now`; rounding noise of the sum (a push applied on arrival) is 0.
+fn wait_of(now: f64, fetched_at: f64, compute: f64) -> f64 {
+    let w = now - fetched_at - compute;
+    if w <= 1e-9 * now.abs().max(1.0) {
+        0.0
+    } else {
+        w
+    }
+}
+
 /// Runs run `run` of `cfg` on `objective` in virtual time; `cfg.steps`
 /// counts server updates. Deterministic: the result depends only on
 /// (seed, run, configuration).
@@ -406,8 +496,16 @@ pub fn run_virtual_time<O: Objective + ?Sized>(
         core,
         staleness,
         now,
+        stats,
+        worker_staleness,
+        pushes,
         ..
     } = sim;
+    let histograms = worker_staleness
+        .into_iter()
+        .enumerate()
+        .map(|(w, h)| (format!("staleness.worker{w}"), h))
+        .collect();
     let (state, monitor, _) = core.into_parts();
     let outcome = monitor.outcome.unwrap_or(Outcome::StepsReached);
     let (trace, final_error, tail_error) =
@@ -422,11 +520,13 @@ pub fn run_virtual_time<O: Objective + ?Sized>(
         tail_error,
         trace,
         staleness,
-        histograms: BTreeMap::new(),
+        histograms,
         counters,
         wall_seconds: started.elapsed().as_secs_f64(),
         virtual_seconds: Some(now),
         capped_sleeps: 0,
+        workers: stats,
+        pushes,
     }
 }
 

@@ -4,10 +4,11 @@
 
 use crate::record::RunRecorder;
 use crate::EngineError;
+use psim_common::pushes::MAX_RECORDED_PUSHES;
 use psim_common::seed::Stream;
 use psim_common::{
     ClusterConfig, ConfigError, FailurePolicy, Objective, Outcome, RunConfig, RunResult, SeedTree,
-    StalenessHistogram,
+    StalenessHistogram, WorkerStats,
 };
 use psim_server::backend::{Monitor, ServerCore, StopReason};
 use psim_server::{Rule, ServerState};
@@ -101,11 +102,19 @@ pub fn prepare<O: Objective + ?Sized>(
         cluster.consistency,
         workers,
     );
-    let setups = (0..workers)
-        .map(|w| WorkerSetup {
+    let own_models = matches!(
+        cluster.worker_compute,
+        Some(psim_common::WorkerCompute::Models(_))
+    );
+    let setups = cluster
+        .worker_times(cfg.seed, run)
+        .into_iter()
+        .enumerate()
+        .map(|(w, (model, factor))| WorkerSetup {
             worker: Worker::new(w as u64, seeds.rng(run, w as u64, Stream::Data), dim),
             delay_rng: seeds.rng(run, w as u64, Stream::Delay),
-            speed_factor: cluster.speed_factor(w),
+            speed_factor: factor,
+            compute_time: own_models.then_some(model),
         })
         .collect();
     let plan = WorkerPlan {
@@ -114,6 +123,11 @@ pub fn prepare<O: Objective + ?Sized>(
         max_sleep: MAX_SLEEP,
         stop,
         stagger: true,
+        record_pushes: if cluster.record_pushes {
+            MAX_RECORDED_PUSHES.div_ceil(workers)
+        } else {
+            0
+        },
     };
     Prepared {
         core,
@@ -182,7 +196,31 @@ pub fn finish<O: Objective + ?Sized>(
     let mut wait = StalenessHistogram::new();
     let mut capped = 0;
     let per_worker = reports.len() <= PER_WORKER_HISTOGRAMS;
-    for r in reports {
+    let cluster = cfg.cluster().expect("a cluster engine");
+    let times = cluster.worker_times(cfg.seed, run);
+    let mut workers = vec![WorkerStats::default(); reports.len()];
+    let mut records = cluster.record_pushes.then(Vec::new);
+    // A worker that hit its share of the cap cut the log: keep the
+    // complete prefix (every push applied before its first unrecorded one).
+    let mut complete_until = u64::MAX;
+    for mut r in reports {
+        if let Some(st) = workers.get_mut(r.worker) {
+            for (v, c) in r.staleness.iter() {
+                st.applied += c;
+                st.staleness_sum = st.staleness_sum.saturating_add(v.saturating_mul(c));
+            }
+            st.staleness_max = r.staleness.max();
+            st.mean_compute = times
+                .get(r.worker)
+                .and_then(|(m, f)| m.mean().map(|c| c * f));
+        }
+        if let Some(all) = records.as_mut() {
+            if r.records_truncated {
+                let next = r.records.last().map_or(0, |p| p.applied_version + 1);
+                complete_until = complete_until.min(next);
+            }
+            all.append(&mut r.records);
+        }
         staleness.merge(&r.staleness);
         fetch.merge(&r.fetch_ns);
         push_fetch.merge(&r.push_fetch_ns);
@@ -215,6 +253,13 @@ pub fn finish<O: Objective + ?Sized>(
         wall_seconds,
         virtual_seconds: None,
         capped_sleeps: capped,
+        workers,
+        pushes: records.map(|mut all| {
+            // The server's order: the version each push produced.
+            all.sort_by_key(|p| (p.applied_version, p.worker));
+            all.retain(|p| p.applied_version < complete_until);
+            all
+        }),
     })
 }
 
@@ -228,7 +273,7 @@ pub fn finish<O: Objective + ?Sized>(
 pub fn check_sleeps(cluster: &ClusterConfig) -> Result<(), ConfigError> {
     let cap = MAX_SLEEP.as_secs_f64();
     let slowdown = cluster.stragglers.map_or(1.0, |s| s.slowdown.max(1.0));
-    let compute = cluster.compute_time.upper_bound().map(|b| b * slowdown);
+    let compute = cluster.compute_upper_bound();
     let network = cluster.network_delay.upper_bound();
     let allowed = |what: &str| {
         format!("a model whose largest value{what} is at most {cap} s, the longest sleep of the threads and tasks engines (unbounded models are capped per sleep and the capped sleeps counted)")

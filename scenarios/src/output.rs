@@ -30,6 +30,11 @@ pub const PSIM_FILES: &[&str] = &[
     "staleness.csv",
     "traces.svg",
     "tradeoff.svg",
+    // cluster engines: who contributed what; --record-pushes
+    "workers.csv",
+    "pushes.csv",
+    "pushes.svg",
+    "pushes-workers.svg",
     // three-phases
     "curves.csv",
     "phase-two.csv",
@@ -390,6 +395,50 @@ pub fn write_sweep(
             })
         }),
     )?);
+    if sweep
+        .points
+        .iter()
+        .any(|p| !p.summary.per_worker.is_empty())
+    {
+        let opt = |v: Option<u64>| v.map_or(String::new(), |v| v.to_string());
+        files.push(out.write_csv(
+            "workers.csv",
+            &columns(&[
+                "worker",
+                "mean_compute",
+                "applied_per_run",
+                "share",
+                "mean_staleness",
+                "p50_staleness",
+                "p90_staleness",
+                "p99_staleness",
+                "max_staleness",
+            ]),
+            sweep.points.iter().flat_map(|p| {
+                p.summary.per_worker.iter().map(move |w| {
+                    let mut row = head(p);
+                    row.extend([
+                        w.worker.to_string(),
+                        w.mean_compute.map_or(String::new(), f),
+                        f(w.applied_per_run),
+                        f(w.share),
+                        f(w.mean_staleness),
+                        opt(w.p50),
+                        opt(w.p90),
+                        opt(w.p99),
+                        w.max.to_string(),
+                    ]);
+                    row
+                })
+            }),
+        )?);
+    }
+    if sweep.points.iter().any(|p| !p.pushes.is_empty()) {
+        files.push(write_pushes(out, sweep)?);
+        let (time, workers) = pushes_plots(sweep);
+        files.push(out.write("pushes.svg", time.to_svg())?);
+        files.push(out.write("pushes-workers.svg", workers.to_svg())?);
+    }
     files.push(out.write(
         "traces.svg",
         traces_plot(sweep, tradeoff.is_some()).to_svg(),
@@ -597,6 +646,117 @@ pub fn workers_plot(rows: &[WorkersRow], name: &str) -> Plot {
         ..Default::default()
     }
 }
+
+/// Writes `pushes.csv` ([`psim_common::pushes::PUSHES_HEADER`]), streamed
+/// row by row: every recorded push of every run, in the order applied.
+pub fn write_pushes(out: &OutputDir, sweep: &SweepResult) -> Result<PathBuf, OutputError> {
+    use std::io::Write;
+    let path = out.checked("pushes.csv")?;
+    let io = |e: std::io::Error| OutputError::Io {
+        path: path.clone(),
+        source: e,
+    };
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io)?);
+    writeln!(w, "{}", psim_common::pushes::PUSHES_HEADER).map_err(io)?;
+    for p in &sweep.points {
+        for (run, rows) in &p.pushes {
+            for r in rows {
+                writeln!(
+                    w,
+                    "{},{run},{},{},{},{},{:e},{:e}",
+                    p.summary.index,
+                    r.worker,
+                    r.fetched_version,
+                    r.applied_version,
+                    r.staleness,
+                    r.compute_seconds,
+                    r.wait_seconds
+                )
+                .map_err(io)?;
+            }
+        }
+    }
+    w.flush().map_err(io)?;
+    Ok(path)
+}
+
+/// The measured staleness over time (per point, first recorded run:
+/// staleness against applied version, averaged in up to 400 bins) and per
+/// worker (mean staleness of each worker's recorded pushes, with its max).
+pub fn pushes_plots(sweep: &SweepResult) -> (Plot, Plot) {
+    let mut time = Vec::new();
+    let mut workers = Vec::new();
+    for p in sweep.points.iter().take(COLORS_SHOWN) {
+        let Some((run, rows)) = p.pushes.first() else {
+            continue;
+        };
+        let bins = rows.len().clamp(1, 400);
+        let per = rows.len().div_ceil(bins).max(1);
+        time.push(Series {
+            label: format!("{} run {run} (mean of {per})", p.summary.setting()),
+            points: rows
+                .chunks(per)
+                .map(|c| {
+                    let n = c.len() as f64;
+                    (
+                        c.iter().map(|r| r.applied_version as f64).sum::<f64>() / n,
+                        c.iter().map(|r| r.staleness as f64).sum::<f64>() / n,
+                    )
+                })
+                .collect(),
+            ..Default::default()
+        });
+        let m = rows
+            .iter()
+            .map(|r| r.worker as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut sum = vec![(0u64, 0u64, 0u64); m];
+        for r in rows {
+            let e = &mut sum[r.worker as usize];
+            e.0 += r.staleness;
+            e.1 += 1;
+            e.2 = e.2.max(r.staleness);
+        }
+        workers.push(Series {
+            label: format!("{} run {run}: mean", p.summary.setting()),
+            points: sum
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.1 > 0)
+                .map(|(w, e)| (w as f64, e.0 as f64 / e.1 as f64))
+                .collect(),
+            band: sum
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.1 > 0)
+                .map(|(w, e)| (w as f64, 0.0, e.2 as f64))
+                .collect(),
+            markers: true,
+            ..Default::default()
+        });
+    }
+    let name = &sweep.experiment.name;
+    (
+        Plot {
+            title: format!("{name}: measured staleness over time (pushes.csv)"),
+            x_label: "applied version".into(),
+            y_label: "staleness".into(),
+            series: time,
+            ..Default::default()
+        },
+        Plot {
+            title: format!("{name}: measured staleness per worker (band: 0 to max)"),
+            x_label: "worker".into(),
+            y_label: "staleness".into(),
+            series: workers,
+            ..Default::default()
+        },
+    )
+}
+
+/// Points drawn on the push plots.
+const COLORS_SHOWN: usize = 10;
 
 #[cfg(test)]
 mod tests {

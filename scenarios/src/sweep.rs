@@ -145,6 +145,9 @@ pub struct PointSummary {
     /// Consistency model (cluster engines).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consistency: Option<String>,
+    /// Each worker's own compute time, when workers differ (cluster engines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_compute: Option<String>,
     /// Runs at this point.
     pub runs: usize,
     /// Runs that diverged.
@@ -165,6 +168,73 @@ pub struct PointSummary {
     /// Mean simulated time per run (virtual-time engine).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mean_virtual_time: Option<f64>,
+    /// Who contributed what (cluster engines): one entry per worker.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_worker: Vec<WorkerSummary>,
+}
+
+/// One worker's contribution at a point, over its runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerSummary {
+    /// Worker index.
+    pub worker: usize,
+    /// Mean compute time of its model (seconds, its factors included),
+    /// averaged over runs; null when infinite.
+    pub mean_compute: Option<f64>,
+    /// Its applied gradients, mean per run.
+    pub applied_per_run: f64,
+    /// Its share of all applied gradients.
+    pub share: f64,
+    /// Mean staleness of its applied gradients.
+    pub mean_staleness: f64,
+    /// Staleness quantiles (null beyond 256 workers, where no per-worker
+    /// histogram is kept).
+    pub p50: Option<u64>,
+    /// 90th percentile.
+    pub p90: Option<u64>,
+    /// 99th percentile.
+    pub p99: Option<u64>,
+    /// Largest staleness.
+    pub max: u64,
+}
+
+/// Per-worker table of a point's runs (empty on the injected engine).
+pub fn per_worker(runs: &[RunResult]) -> Vec<WorkerSummary> {
+    let m = runs.iter().map(|r| r.workers.len()).max().unwrap_or(0);
+    let n = runs.len().max(1) as f64;
+    let total: u64 = runs
+        .iter()
+        .flat_map(|r| r.workers.iter().map(|w| w.applied))
+        .sum();
+    (0..m)
+        .map(|w| {
+            let mut st = psim_common::WorkerStats::default();
+            let mut compute = Some(0.0);
+            let mut hist: Option<StalenessHistogram> = None;
+            for r in runs {
+                if let Some(x) = r.workers.get(w) {
+                    st.applied += x.applied;
+                    st.staleness_sum = st.staleness_sum.saturating_add(x.staleness_sum);
+                    st.staleness_max = st.staleness_max.max(x.staleness_max);
+                    compute = compute.zip(x.mean_compute).map(|(a, b)| a + b / n);
+                }
+                if let Some(h) = r.histograms.get(&format!("staleness.worker{w}")) {
+                    hist.get_or_insert_with(StalenessHistogram::new).merge(h);
+                }
+            }
+            WorkerSummary {
+                worker: w,
+                mean_compute: compute,
+                applied_per_run: st.applied as f64 / n,
+                share: st.applied as f64 / total.max(1) as f64,
+                mean_staleness: st.mean_staleness(),
+                p50: hist.as_ref().map(|h| h.quantile(0.5)),
+                p90: hist.as_ref().map(|h| h.quantile(0.9)),
+                p99: hist.as_ref().map(|h| h.quantile(0.99)),
+                max: st.staleness_max,
+            }
+        })
+        .collect()
 }
 
 impl PointSummary {
@@ -174,8 +244,11 @@ impl PointSummary {
         match (&self.delay, self.workers) {
             (Some(d), _) => d.clone(),
             (None, Some(w)) => format!(
-                "M={w} {} {}",
+                "M={w} {}{} {}",
                 self.compute_time.as_deref().unwrap_or(""),
+                self.worker_compute
+                    .as_deref()
+                    .map_or(String::new(), |x| format!(" × {x}")),
                 self.consistency.as_deref().unwrap_or("")
             ),
             (None, None) => String::new(),
@@ -197,6 +270,8 @@ pub struct PointResult {
     pub trace: Vec<TraceRow>,
     /// Merged staleness histogram.
     pub staleness: StalenessHistogram,
+    /// Every recorded push of every run, in run order (`--record-pushes`).
+    pub pushes: Vec<(u64, Vec<psim_common::pushes::PushRecord>)>,
 }
 
 /// A finished sweep.
@@ -311,7 +386,7 @@ pub fn run_sweep(
 }
 
 /// Summarises the runs of one point.
-pub fn aggregate(index: usize, config: RunConfig, runs: Vec<RunResult>) -> PointResult {
+pub fn aggregate(index: usize, config: RunConfig, mut runs: Vec<RunResult>) -> PointResult {
     let ok: Vec<&RunResult> = runs.iter().filter(|r| !r.outcome.diverged()).collect();
     let tails: Vec<f64> = ok.iter().map(|r| r.tail_error).collect();
     let mut staleness = StalenessHistogram::new();
@@ -350,6 +425,9 @@ pub fn aggregate(index: usize, config: RunConfig, runs: Vec<RunResult>) -> Point
         workers: config.cluster().map(|c| c.workers),
         compute_time: config.cluster().map(|c| c.compute_time.to_string()),
         consistency: config.cluster().map(|c| c.consistency.to_string()),
+        worker_compute: config
+            .cluster()
+            .and_then(|c| c.worker_compute.as_ref().map(|w| w.to_string())),
         runs: runs.len(),
         diverged: runs.len() - ok.len(),
         error: ErrorStats::of(&tails),
@@ -367,13 +445,19 @@ pub fn aggregate(index: usize, config: RunConfig, runs: Vec<RunResult>) -> Point
             .map(|r| r.virtual_seconds)
             .sum::<Option<f64>>()
             .map(|t| t / runs.len().max(1) as f64),
+        per_worker: per_worker(&runs),
     };
+    let pushes = runs
+        .iter_mut()
+        .filter_map(|r| r.pushes.take().map(|p| (r.run, p)))
+        .collect();
     PointResult {
         config,
         summary,
         rows,
         trace,
         staleness,
+        pushes,
     }
 }
 

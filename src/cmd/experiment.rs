@@ -89,6 +89,19 @@ pub struct Overrides {
     /// delay model; repeat the flag for a grid.
     #[arg(long = "compute-time")]
     compute_time: Vec<String>,
+    /// Cluster engines: each worker's own compute time. `models:M0;M1;…` (one
+    /// delay model per worker), `linear:A,B` (worker i: compute time × (A + B·i)),
+    /// `draw:MODEL` (worker i: compute time × f_i, f_i drawn once per run from
+    /// MODEL), `replay:DIR/pushes.csv` (virtual-time: the recorded compute times
+    /// per worker). Example: `--engine virtual-time --workers 8 --compute-time 1
+    /// --worker-compute linear:1,1` makes worker i take i+1 time units.
+    #[arg(long = "worker-compute")]
+    worker_compute: Option<String>,
+    /// Cluster engines: write every applied push (worker, versions, staleness,
+    /// compute and wait seconds) to pushes.csv, at most 10^6 rows per run;
+    /// replay it with `--delay trace:DIR/pushes.csv` on the injected engine.
+    #[arg(long = "record-pushes", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    record_pushes: Option<bool>,
     /// Cluster engines: network delay per push in seconds, as a delay model.
     #[arg(long = "network-delay")]
     network_delay: Option<String>,
@@ -133,6 +146,8 @@ pub fn flags(setting: Setting) -> &'static [&'static str] {
         Setting::NetworkDelay => &["--network-delay"],
         Setting::Consistency => &["--consistency"],
         Setting::Stragglers => &[],
+        Setting::WorkerCompute => &["--worker-compute"],
+        Setting::RecordPushes => &["--record-pushes"],
         Setting::Backend => &["--backend"],
         Setting::OnWorkerFailure => &["--on-worker-failure"],
         Setting::Tolerance => &["--factor"],
@@ -431,6 +446,16 @@ impl Overrides {
             Setting::NetworkDelay,
         );
         add(
+            self.worker_compute.is_some(),
+            "--worker-compute",
+            Setting::WorkerCompute,
+        );
+        add(
+            self.record_pushes.is_some(),
+            "--record-pushes",
+            Setting::RecordPushes,
+        );
+        add(
             !self.consistency.is_empty(),
             "--consistency",
             Setting::Consistency,
@@ -549,6 +574,12 @@ impl Overrides {
             }
             if let Some(x) = &self.network_delay {
                 c.network_delay = parse::<Delay>(x)?;
+            }
+            if let Some(x) = &self.worker_compute {
+                c.worker_compute = Some(parse::<psim_common::WorkerCompute>(x)?);
+            }
+            if let Some(r) = self.record_pushes {
+                c.record_pushes = r;
             }
             if !self.consistency.is_empty() {
                 let v = self
@@ -795,6 +826,57 @@ pub fn points_report(s: &SweepResult) -> String {
                 q.p99,
                 q.p999,
                 q.max
+            );
+        }
+    }
+    let recorded: usize = s
+        .points
+        .iter()
+        .flat_map(|p| p.pushes.iter().map(|(_, rows)| rows.len()))
+        .sum();
+    if recorded > 0 {
+        let _ = writeln!(
+            t,
+            "\nrecorded {recorded} applied pushes in pushes.csv (staleness over time: pushes.svg, per worker: pushes-workers.svg); replay with --delay trace:DIR/pushes.csv"
+        );
+    }
+    // Who contributed what (cluster engines); long tables are cut to their
+    // first and last workers (all of them are in workers.csv).
+    for p in s.points.iter().filter(|p| !p.summary.per_worker.is_empty()) {
+        let x = &p.summary;
+        let _ = writeln!(
+            t,
+            "\nper worker, μ={} η={} {} (workers.csv):",
+            x.momentum,
+            x.step_size,
+            x.setting()
+        );
+        let _ = writeln!(
+            t,
+            "{:>7} {:>12} {:>12} {:>7} | {:>8} {:>5} {:>5} {:>5} {:>6}",
+            "worker", "mean compute", "applied/run", "share", "τ mean", "p50", "p90", "p99", "max"
+        );
+        let m = x.per_worker.len();
+        let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+        for w in &x.per_worker {
+            if m > 16 && w.worker == 8 {
+                let _ = writeln!(t, "{:>7}", "…");
+            }
+            if m > 16 && (8..m - 8).contains(&w.worker) {
+                continue;
+            }
+            let _ = writeln!(
+                t,
+                "{:>7} {:>12} {:>12.1} {:>6.2}% | {:>8.2} {:>5} {:>5} {:>5} {:>6}",
+                w.worker,
+                w.mean_compute.map_or("∞".into(), |c| format!("{c:.4}")),
+                w.applied_per_run,
+                100.0 * w.share,
+                w.mean_staleness,
+                opt(w.p50),
+                opt(w.p90),
+                opt(w.p99),
+                w.max
             );
         }
     }

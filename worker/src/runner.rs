@@ -11,6 +11,7 @@
 
 use crate::Worker;
 use parking_lot::Mutex;
+use psim_common::pushes::PushRecord;
 use psim_common::{Delay, DelayModel, Objective, PsimRng, StalenessHistogram};
 use psim_server::backend::{FetchReply, PushReply, ServerClient, TaskClient};
 use std::any::Any;
@@ -43,6 +44,9 @@ pub struct WorkerPlan {
     /// lockstep, a burst of M pushes lands before the burst of fetches and
     /// the measured staleness halves to (M−1)/2).
     pub stagger: bool,
+    /// Keep a [`PushRecord`] of every applied push, at most this many per
+    /// worker (0: none).
+    pub record_pushes: usize,
 }
 
 /// One worker's inputs: its step state, its delay stream and speed factor.
@@ -52,8 +56,10 @@ pub struct WorkerSetup {
     pub worker: Worker,
     /// Stream for the injected delays.
     pub delay_rng: PsimRng,
-    /// Compute-time multiplier (stragglers > 1).
+    /// Compute-time multiplier (stragglers, `worker_compute` factors).
     pub speed_factor: f64,
+    /// Its own compute-time model (`worker_compute = "models:…"`), else the plan's.
+    pub compute_time: Option<Delay>,
 }
 
 /// What one worker measured.
@@ -75,6 +81,11 @@ pub struct WorkerReport {
     pub capped_sleeps: u64,
     /// Set when the worker panicked: the panic message.
     pub failure: Option<String>,
+    /// Its applied pushes, when the plan records them (at most
+    /// `record_pushes`; `pushes_truncated` says whether more were applied).
+    pub records: Vec<PushRecord>,
+    /// Whether it applied more pushes than it recorded.
+    pub records_truncated: bool,
 }
 
 /// Called (once) by a worker that panics, with its index; the engine
@@ -90,6 +101,9 @@ struct Session<C> {
     sink: Arc<Mutex<Vec<WorkerReport>>>,
     on_failure: FailureHook,
     stop: Arc<AtomicBool>,
+    record: usize,
+    fetched: u64,
+    fetched_at: Instant,
 }
 
 impl<C> Drop for Session<C> {
@@ -110,6 +124,8 @@ impl<C> Session<C> {
         self.report
             .fetch_ns
             .record(started.elapsed().as_nanos() as u64);
+        self.fetched = reply.version;
+        self.fetched_at = Instant::now();
         if reply.waited_ns > 0 {
             self.report.wait_ns.record(reply.waited_ns);
         }
@@ -125,6 +141,22 @@ impl<C> Session<C> {
             return false;
         }
         self.report.staleness.record(push.staleness);
+        if self.record > 0 {
+            if self.report.records.len() < self.record {
+                self.report.records.push(PushRecord {
+                    worker: self.report.worker as u32,
+                    fetched_version: self.fetched,
+                    applied_version: self.fetched + push.staleness + 1,
+                    staleness: push.staleness,
+                    compute_seconds: started.duration_since(self.fetched_at).as_secs_f64(),
+                    wait_seconds: push.waited_ns as f64 * 1e-9,
+                });
+            } else {
+                self.report.records_truncated = true;
+            }
+        }
+        self.fetched = fetch.version;
+        self.fetched_at = Instant::now();
         let waited = push.waited_ns + fetch.waited_ns;
         if waited > 0 {
             self.report.wait_ns.record(waited);
@@ -135,8 +167,15 @@ impl<C> Session<C> {
 
 /// The injected delay of one step: compute time × speed, plus network
 /// delay, capped at `max_sleep`.
-fn draw_delay(plan: &WorkerPlan, rng: &mut PsimRng, speed: f64, capped: &mut u64) -> Duration {
-    let secs = plan.compute_time.sample(rng) * speed + plan.network_delay.sample(rng);
+fn draw_delay(
+    plan: &WorkerPlan,
+    own: Option<&Delay>,
+    rng: &mut PsimRng,
+    speed: f64,
+    capped: &mut u64,
+) -> Duration {
+    let compute = own.unwrap_or(&plan.compute_time);
+    let secs = compute.sample(rng) * speed + plan.network_delay.sample(rng);
     let max = plan.max_sleep.as_secs_f64();
     if secs > max {
         *capped += 1;
@@ -150,7 +189,13 @@ fn start_offset(plan: &WorkerPlan, setup: &mut WorkerSetup) -> Duration {
         return Duration::ZERO;
     }
     let mut capped = 0;
-    let first = draw_delay(plan, &mut setup.delay_rng, setup.speed_factor, &mut capped);
+    let first = draw_delay(
+        plan,
+        setup.compute_time.as_ref(),
+        &mut setup.delay_rng,
+        setup.speed_factor,
+        &mut capped,
+    );
     first.mul_f64(rand::Rng::random::<f64>(&mut setup.delay_rng))
 }
 
@@ -212,6 +257,9 @@ where
                     sink: sink.clone(),
                     on_failure: on_failure.clone(),
                     stop: plan.stop.clone(),
+                    record: plan.record_pushes,
+                    fetched: 0,
+                    fetched_at: Instant::now(),
                 };
                 let handle = std::thread::Builder::new()
                     .name(format!("psim-worker-{id}"))
@@ -227,6 +275,7 @@ where
                             let gradient = setup.worker.compute(objective, session.client.params());
                             let pause = draw_delay(
                                 plan,
+                                setup.compute_time.as_ref(),
                                 &mut setup.delay_rng,
                                 setup.speed_factor,
                                 &mut session.report.capped_sleeps,
@@ -294,6 +343,9 @@ where
                 sink: sink.clone(),
                 on_failure: on_failure.clone(),
                 stop: plan.stop.clone(),
+                record: plan.record_pushes,
+                fetched: 0,
+                fetched_at: Instant::now(),
             };
             let objective = objective.clone();
             let plan = plan.clone();
@@ -308,6 +360,7 @@ where
                     setup.worker.compute(&*objective, session.client.params());
                     let pause = draw_delay(
                         &plan,
+                        setup.compute_time.as_ref(),
                         &mut setup.delay_rng,
                         setup.speed_factor,
                         &mut session.report.capped_sleeps,

@@ -7,6 +7,7 @@ use crate::error::ConfigError;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// What the server does when a requested staleness reaches past the
 /// versions it keeps.
@@ -204,6 +205,13 @@ pub struct ClusterConfig {
     /// Slow workers, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stragglers: Option<Stragglers>,
+    /// Each worker's own compute time ([`WorkerCompute`]), if workers differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_compute: Option<WorkerCompute>,
+    /// Write every applied push to `pushes.csv` (at most
+    /// [`crate::pushes::MAX_RECORDED_PUSHES`] per run).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record_pushes: bool,
 }
 
 impl Default for ClusterConfig {
@@ -214,6 +222,8 @@ impl Default for ClusterConfig {
             network_delay: Delay::Constant(0.0),
             consistency: Consistency::Asp,
             stragglers: None,
+            worker_compute: None,
+            record_pushes: false,
         }
     }
 }
@@ -235,6 +245,9 @@ impl ClusterConfig {
             .validate_seconds("engine.cluster.compute_time")?;
         self.network_delay
             .validate_seconds("engine.cluster.network_delay")?;
+        if let Some(w) = &self.worker_compute {
+            w.validate(self.workers)?;
+        }
         if let Some(s) = self.stragglers {
             if !(0.0..=1.0).contains(&s.fraction) {
                 return Err(ConfigError::new(
@@ -252,6 +265,55 @@ impl ClusterConfig {
             }
         }
         Ok(())
+    }
+
+    /// Each worker's compute-time model and multiplier for run `run` of
+    /// master seed `seed`: `compute_time` (or the worker's own model under
+    /// `models:`) times the straggler factor and the `worker_compute` factor.
+    /// Under `replay:` the model is a placeholder: the engine replays the
+    /// recorded times ([`ClusterConfig::replay_times`]).
+    pub fn worker_times(&self, seed: u64, run: u64) -> Vec<(Delay, f64)> {
+        let factors = self
+            .worker_compute
+            .as_ref()
+            .map(|wc| wc.factors(self.workers, seed, run));
+        (0..self.workers)
+            .map(|w| {
+                let model = match &self.worker_compute {
+                    Some(WorkerCompute::Models(ms)) => ms[w].clone(),
+                    _ => self.compute_time.clone(),
+                };
+                let f = factors.as_ref().map_or(1.0, |f| f[w]);
+                (model, self.speed_factor(w) * f)
+            })
+            .collect()
+    }
+
+    /// The recorded compute times of worker `w` under `replay:`.
+    pub fn replay_times(&self, w: usize) -> Option<&Arc<[f64]>> {
+        match &self.worker_compute {
+            Some(WorkerCompute::Replay { times, .. }) => times.get(w),
+            _ => None,
+        }
+    }
+
+    /// The largest compute time a worker can draw (straggler slowdown and
+    /// per-worker factors included), `None` when unbounded.
+    pub fn compute_upper_bound(&self) -> Option<f64> {
+        let slowdown = self.stragglers.map_or(1.0, |s| s.slowdown.max(1.0));
+        let base = match &self.worker_compute {
+            Some(WorkerCompute::Models(ms)) => ms
+                .iter()
+                .map(|m| m.upper_bound())
+                .try_fold(0.0f64, |a, b| b.map(|b| a.max(b)))?,
+            Some(WorkerCompute::Replay { times, .. }) => times
+                .iter()
+                .flat_map(|t| t.iter().copied())
+                .fold(0.0, f64::max),
+            Some(wc) => self.compute_time.upper_bound()? * wc.max_factor(self.workers)?,
+            None => self.compute_time.upper_bound()?,
+        };
+        Some(base * slowdown)
     }
 
     /// Compute-time multiplier of worker `w`.
@@ -433,7 +495,19 @@ impl EngineConfig {
                 }
                 Ok(())
             }
-            other => other.cluster().map_or(Ok(()), ClusterConfig::validate),
+            other => {
+                if let (true, Some(wc @ WorkerCompute::Replay { .. })) = (
+                    other.is_wall_clock(),
+                    other.cluster().and_then(|c| c.worker_compute.as_ref()),
+                ) {
+                    return Err(ConfigError::new(
+                        "engine.cluster.worker_compute",
+                        wc,
+                        format!("`models:`, `linear:` or `draw:` on the {} engine (`replay:` replays recorded compute times in virtual time only)", other.kind()),
+                    ));
+                }
+                other.cluster().map_or(Ok(()), ClusterConfig::validate)
+            }
         }
     }
 }
@@ -473,3 +547,221 @@ impl FromStr for EngineKind {
 /// Largest history a run may keep (versions); a guard against a typo
 /// allocating gigabytes.
 pub const MAX_HISTORY: usize = 1 << 20;
+
+/// Each worker's own compute time (`engine.cluster.worker_compute`,
+/// `--worker-compute`): on top of `compute_time` and the stragglers, so
+/// workers may differ.
+///
+/// | syntax | worker i computes for |
+/// |---|---|
+/// | `models:M0;M1;…` | a draw of its own model Mi (one per worker, `;`-separated; in config.toml also an array of strings) |
+/// | `linear:A,B` | a draw of `compute_time` × (A + B·i): `--compute-time 1 --worker-compute linear:1,1` makes worker i take i+1 |
+/// | `draw:MODEL` | a draw of `compute_time` × f_i, f_i drawn once per run from MODEL (seeded from the run's seed tree) |
+/// | `replay:FILE` | virtual-time only: the compute times worker i recorded in a `pushes.csv`, in order, cycled |
+///
+/// The straggler factor multiplies all of them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerCompute {
+    /// One compute-time model per worker.
+    Models(Vec<Delay>),
+    /// `compute_time` × (a + b·i).
+    Linear {
+        /// Factor of worker 0.
+        a: f64,
+        /// Added per worker index.
+        b: f64,
+    },
+    /// `compute_time` × f_i, f_i drawn once per run from the model.
+    Draw(Delay),
+    /// Recorded compute times per worker, replayed in order.
+    Replay {
+        /// The `pushes.csv` read.
+        path: String,
+        /// Compute seconds per worker.
+        times: Arc<[Arc<[f64]>]>,
+    },
+}
+
+/// Largest per-worker factor (`linear:`): keeps a virtual clock finite.
+pub const MAX_WORKER_FACTOR: f64 = 1e9;
+
+impl fmt::Display for WorkerCompute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkerCompute::Models(ms) => {
+                f.write_str("models:")?;
+                for (i, m) in ms.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(";")?;
+                    }
+                    write!(f, "{m}")?;
+                }
+                Ok(())
+            }
+            WorkerCompute::Linear { a, b } => write!(f, "linear:{a},{b}"),
+            WorkerCompute::Draw(d) => write!(f, "draw:{d}"),
+            WorkerCompute::Replay { path, .. } => write!(f, "replay:{path}"),
+        }
+    }
+}
+
+impl FromStr for WorkerCompute {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const FIELD: &str = "engine.cluster.worker_compute";
+        let bad = |why: String| ConfigError::new(FIELD, s, why);
+        let s = s.trim();
+        let (kind, args) = s.split_once(':').ok_or_else(|| {
+            bad("`models:M0;M1;…`, `linear:A,B`, `draw:MODEL` or `replay:FILE`".into())
+        })?;
+        match kind {
+            "models" => {
+                let ms = args
+                    .split(';')
+                    .enumerate()
+                    .map(|(i, m)| {
+                        m.trim()
+                            .parse::<Delay>()
+                            .map_err(|e| bad(format!("model of worker {i}: {e}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(WorkerCompute::Models(ms))
+            }
+            "linear" => {
+                let (a, b) = args
+                    .split_once(',')
+                    .ok_or_else(|| bad("`linear:A,B` (worker i: A + B·i)".into()))?;
+                let num = |x: &str, name: &str| {
+                    x.trim()
+                        .parse::<f64>()
+                        .map_err(|_| bad(format!("{name} `{x}` is not a number")))
+                };
+                Ok(WorkerCompute::Linear {
+                    a: num(a, "A")?,
+                    b: num(b, "B")?,
+                })
+            }
+            "draw" => Ok(WorkerCompute::Draw(
+                args.parse::<Delay>()
+                    .map_err(|e| bad(format!("distribution: {e}")))?,
+            )),
+            "replay" => {
+                let body = std::fs::read_to_string(args)
+                    .map_err(|e| bad(format!("cannot read `{args}`: {e}")))?;
+                let log = crate::pushes::parse_push_log(&body)
+                    .map_err(|e| bad(format!("`{args}` is not a psim push log: {e}")))?;
+                Ok(WorkerCompute::Replay {
+                    path: args.to_string(),
+                    times: log.compute.into(),
+                })
+            }
+            _ => Err(bad(
+                "`models:M0;M1;…`, `linear:A,B`, `draw:MODEL` or `replay:FILE`".into(),
+            )),
+        }
+    }
+}
+
+impl Serialize for WorkerCompute {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for WorkerCompute {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            List(Vec<String>),
+        }
+        match Raw::deserialize(d)? {
+            Raw::One(s) => s.parse().map_err(serde::de::Error::custom),
+            Raw::List(ms) => format!("models:{}", ms.join(";"))
+                .parse()
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl WorkerCompute {
+    /// Checks the rule against `workers`, naming the field.
+    pub fn validate(&self, workers: usize) -> Result<(), ConfigError> {
+        const FIELD: &str = "engine.cluster.worker_compute";
+        match self {
+            WorkerCompute::Models(ms) => {
+                if ms.len() != workers {
+                    return Err(ConfigError::new(
+                        FIELD,
+                        self,
+                        format!(
+                            "one model per worker: {} models for {workers} workers",
+                            ms.len()
+                        ),
+                    ));
+                }
+                for (i, m) in ms.iter().enumerate() {
+                    m.validate_seconds(&format!("{FIELD} (worker {i})"))?;
+                }
+            }
+            WorkerCompute::Linear { a, b } => {
+                let last = a + b * (workers.saturating_sub(1)) as f64;
+                for (what, v) in [
+                    ("A (worker 0)", *a),
+                    ("A + B·(M−1) (the last worker)", last),
+                ] {
+                    if !(v.is_finite() && (0.0..=MAX_WORKER_FACTOR).contains(&v)) {
+                        return Err(ConfigError::new(
+                            FIELD,
+                            self,
+                            format!("factors in [0, {MAX_WORKER_FACTOR:e}]; {what} is {v}"),
+                        ));
+                    }
+                }
+            }
+            WorkerCompute::Draw(d) => {
+                d.validate_scale(&format!("{FIELD} (distribution)"), MAX_WORKER_FACTOR, "")?
+            }
+            WorkerCompute::Replay { times, .. } => {
+                if times.len() < workers || times[..workers].iter().any(|t| t.is_empty()) {
+                    return Err(ConfigError::new(
+                        FIELD,
+                        self,
+                        format!("a push log with compute times for each of the {workers} workers (it has {} workers with pushes)", times.iter().filter(|t| !t.is_empty()).count()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The factor each worker's `compute_time` draws are multiplied by
+    /// (1 for `models:` and `replay:`, which replace `compute_time`), for
+    /// run `run` of master seed `seed`.
+    pub fn factors(&self, workers: usize, seed: u64, run: u64) -> Vec<f64> {
+        match self {
+            WorkerCompute::Linear { a, b } => (0..workers).map(|i| a + b * i as f64).collect(),
+            WorkerCompute::Draw(d) => {
+                use crate::delay::DelayModel;
+                let tree = crate::SeedTree::new(seed);
+                (0..workers)
+                    .map(|w| {
+                        d.sample(&mut tree.rng(run, w as u64, crate::seed::Stream::Engine))
+                            .max(0.0)
+                    })
+                    .collect()
+            }
+            WorkerCompute::Models(_) | WorkerCompute::Replay { .. } => vec![1.0; workers],
+        }
+    }
+
+    /// The largest factor any worker can get, `None` when unbounded.
+    pub fn max_factor(&self, workers: usize) -> Option<f64> {
+        match self {
+            WorkerCompute::Linear { a, b } => Some(a.max(a + b * workers.saturating_sub(1) as f64)),
+            WorkerCompute::Draw(d) => d.upper_bound(),
+            WorkerCompute::Models(_) | WorkerCompute::Replay { .. } => Some(1.0),
+        }
+    }
+}

@@ -52,6 +52,10 @@ pub enum Setting {
     Consistency,
     /// Cluster engines: slow workers.
     Stragglers,
+    /// Cluster engines: each worker's own compute time.
+    WorkerCompute,
+    /// Cluster engines: write every applied push to `pushes.csv`.
+    RecordPushes,
     /// Threads engine: the server back-end.
     Backend,
     /// Threads and tasks engines: what a worker's panic does.
@@ -74,7 +78,7 @@ const ALL_ENGINES: &[EngineKind] = &[
 
 impl Setting {
     /// Every setting, in table order.
-    pub const ALL: [Setting; 24] = [
+    pub const ALL: [Setting; 26] = [
         Setting::Momentum,
         Setting::StepSize,
         Setting::Steps,
@@ -96,6 +100,8 @@ impl Setting {
         Setting::NetworkDelay,
         Setting::Consistency,
         Setting::Stragglers,
+        Setting::WorkerCompute,
+        Setting::RecordPushes,
         Setting::Backend,
         Setting::OnWorkerFailure,
         Setting::Tolerance,
@@ -125,6 +131,8 @@ impl Setting {
             Setting::NetworkDelay => "base.engine.cluster.network_delay",
             Setting::Consistency => "base.engine.cluster.consistency",
             Setting::Stragglers => "base.engine.cluster.stragglers",
+            Setting::WorkerCompute => "base.engine.cluster.worker_compute",
+            Setting::RecordPushes => "base.engine.cluster.record_pushes",
             Setting::Backend => "base.engine.backend",
             Setting::OnWorkerFailure => "base.engine.on_worker_failure",
             Setting::Tolerance => "tradeoff.factor",
@@ -139,7 +147,9 @@ impl Setting {
             | Setting::ComputeTime
             | Setting::NetworkDelay
             | Setting::Consistency
-            | Setting::Stragglers => CLUSTER,
+            | Setting::Stragglers
+            | Setting::WorkerCompute
+            | Setting::RecordPushes => CLUSTER,
             Setting::Backend => &[EngineKind::Threads],
             Setting::OnWorkerFailure => &[EngineKind::Threads, EngineKind::Tasks],
             _ => ALL_ENGINES,
@@ -183,6 +193,11 @@ impl Setting {
                 format!("{:?} {:?}", cl.map(|c| c.consistency), e.grid.consistency)
             }
             Setting::Stragglers => format!("{:?}", cl.map(|c| c.stragglers)),
+            Setting::WorkerCompute => format!(
+                "{:?}",
+                cl.map(|c| c.worker_compute.as_ref().map(|w| w.to_string()))
+            ),
+            Setting::RecordPushes => format!("{:?}", cl.map(|c| c.record_pushes)),
             Setting::Backend => format!(
                 "{:?}",
                 match &b.engine {

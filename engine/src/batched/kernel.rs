@@ -482,6 +482,8 @@ fn run<const D: usize, B: LaneBits>(plan: &Plan, runs: &[u64]) -> Vec<RunResult>
                 wall_seconds: wall,
                 virtual_seconds: None,
                 capped_sleeps: 0,
+                workers: Vec::new(),
+                pushes: None,
             }
         })
         .collect()

@@ -167,6 +167,11 @@ impl Plan {
         let ring = cap.next_power_of_two();
         let clamp = history.policy == HistoryPolicy::Clamp;
         let delay = match delay {
+            // A push log replays its staleness in order, run by run: the
+            // scalar engine's sequential draw, not a per-lane resample.
+            Delay::Trace { ordered: true, .. } => {
+                return Err("a recorded push log replayed in order");
+            }
             Delay::Constant(c) => DelayPlan::Constant(*c as u64),
             other => {
                 let within = other

@@ -147,6 +147,8 @@ impl E2Settings {
                     network_delay: Delay::Constant(0.0),
                     consistency: Consistency::Asp,
                     stragglers: None,
+                    worker_compute: None,
+                    record_pushes: false,
                 },
             }),
             objective: ObjectiveConfig::Mlp(self.mlp.clone()),
