@@ -285,6 +285,19 @@ pub fn run_sweep(
 /// at once to `WINDOW × 8` runs, whatever the number of runs.
 const WINDOW: usize = 256;
 
+/// The memory a durable sweep of `e` needs at its peak, in bytes: one
+/// point's running aggregate (per run: its `runs.csv` row and scalars,
+/// ≈ 256 B, plus 16 B per recorded trace point, `steps / record_every + 2`)
+/// and a window of [`WINDOW`] jobs of 8 runs in flight (per run ≈ 8 KiB of
+/// staleness histogram plus 16 B per trace point), over a 64 MiB base.
+/// It grows with the runs of one point, not with the number of points.
+pub fn memory_bytes(e: &Experiment) -> u64 {
+    let trace = e.base.steps / e.base.record_every.max(1) + 2;
+    let runs = e.base.runs as u64;
+    let in_flight = runs.min(WINDOW as u64 * 8);
+    (64 << 20) + runs * (256 + 16 * trace) + in_flight * ((8 << 10) + 16 * trace)
+}
+
 /// Runs the points `todo` (indices into [`Experiment::points`], ascending)
 /// of `experiment` and hands each finished point to `sink`, in the order of
 /// `todo`, as soon as its last run is done. Returns the wall-clock seconds

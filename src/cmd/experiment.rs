@@ -728,6 +728,7 @@ pub fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>)
         exec.refuse_durable(&why)?;
         return execute_in_memory(e, exec, scenario);
     }
+    check_memory(&e)?;
     let mut shard = exec.shard()?;
     let out = match (&exec.resume, &exec.out) {
         // run/sweep/reproduce checked that the recorded experiment is `e`.
@@ -810,6 +811,47 @@ pub fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>)
                 out.path().display()
             );
         }
+    }
+    Ok(())
+}
+
+/// Refuses a sweep whose peak memory ([`psim_scenarios::sweep::memory_bytes`])
+/// exceeds the memory available: `PSIM_MEMORY_LIMIT` (bytes, or with a
+/// K/M/G suffix) when set, otherwise MemAvailable of /proc/meminfo.
+fn check_memory(e: &Experiment) -> Result<()> {
+    let need = psim_scenarios::sweep::memory_bytes(e);
+    let (limit, source) = match std::env::var("PSIM_MEMORY_LIMIT") {
+        Ok(v) => {
+            let t = v.trim();
+            let (num, mul) = match t.char_indices().last() {
+                Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+                Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+                Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+                _ => (t, 1),
+            };
+            let n: f64 = num.trim().parse().map_err(|_| {
+                anyhow::anyhow!("PSIM_MEMORY_LIMIT={v}: expected bytes, e.g. 4G or 500M")
+            })?;
+            ((n * mul as f64) as u64, "PSIM_MEMORY_LIMIT")
+        }
+        Err(_) => match std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        }) {
+            Some(kb) => (kb << 10, "MemAvailable in /proc/meminfo"),
+            None => return Ok(()),
+        },
+    };
+    if need > limit {
+        let gb = |b: u64| b as f64 / (1u64 << 30) as f64;
+        bail!(
+            "this sweep needs about {:.2} GiB at its peak, more than the {:.2} GiB available ({source}): per point it keeps {} runs (`runs`, --runs) × (256 B + 16 B × {} trace points, `steps` / `record_every` + 2; --steps, --record-every); lower --runs (shards split points, not runs), or raise --record-every",
+            gb(need),
+            gb(limit),
+            e.base.runs,
+            e.base.steps / e.base.record_every.max(1) + 2
+        );
     }
     Ok(())
 }
