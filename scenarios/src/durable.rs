@@ -247,7 +247,7 @@ pub fn load_point(dir: &Path, e: &Experiment, index: usize) -> Result<PointResul
 /// Where a durable sweep stands after [`run_durable`].
 pub enum Progress {
     /// Every point is on disk: the sweep, read back from the point files.
-    Complete(SweepResult),
+    Complete(Box<SweepResult>),
     /// Some points are missing (another shard's, or an error's).
     Partial {
         /// Points on disk.
@@ -317,12 +317,12 @@ pub fn finish(
     let points = (0..total)
         .map(|p| load_point(dir, e, p))
         .collect::<Result<_, _>>()?;
-    Ok(Progress::Complete(SweepResult {
+    Ok(Progress::Complete(Box::new(SweepResult {
         experiment: e.clone(),
         points,
         wall_seconds,
         threads,
-    }))
+    })))
 }
 
 /// How complete a psim output directory is: `(done, total)` points when it
