@@ -53,15 +53,23 @@ MpiDefault=none
 NodeName=$HOST CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 CONF
-echo "CgroupPlugin=disabled" >"$CONF_DIR/cgroup.conf"
-pgrep -x slurmctld >/dev/null || slurmctld
-pgrep -x slurmd >/dev/null || slurmd
-for _ in $(seq 60); do
-    sinfo -h -o %T 2>/dev/null | grep -qE "idle|mixed|allocated" && break
+# An empty cgroup.conf: the defaults (CgroupPlugin=disabled is unknown to Slurm 22.05).
+: >"$CONF_DIR/cgroup.conf"
+# Daemons this script starts are stopped when it exits.
+STARTED=0
+stop() { [ "$STARTED" = 1 ] && timeout 10 scontrol shutdown >/dev/null 2>&1 || true; }
+trap stop EXIT
+if ! pgrep -x slurmctld >/dev/null; then slurmctld; STARTED=1; fi
+if ! pgrep -x slurmd >/dev/null; then slurmd; STARTED=1; fi
+for _ in $(seq 30); do
+    timeout 5 sinfo -h -o %T 2>/dev/null | grep -qE "idle|mixed|allocated" && break
     scontrol update nodename="$HOST" state=resume >/dev/null 2>&1 || true
     sleep 1
 done
-sinfo
+timeout 5 sinfo -h -o %T | grep -qE "idle|mixed|allocated" || {
+    echo "slurm e2e: the one-node cluster did not come up (see /var/log/slurm/)" >&2
+    exit 1
+}
 
 # The array: 3 shards of E1 (small), each its own directory.
 cd "$WORK"
@@ -75,8 +83,7 @@ for _ in $(seq 600); do
 done
 cat psim-e1-*.log || true
 
-"$PSIM" merge e1-shard-0 e1-shard-1 e1-shard-2 --out merged --quiet >/dev/null 2>&1 ||
-    "$PSIM" merge e1-shard-0 e1-shard-1 e1-shard-2 --out merged
+"$PSIM" merge e1-shard-0 e1-shard-1 e1-shard-2 --out merged | tail -1
 "$PSIM" reproduce tradeoff "${ARGS[@]}" --quiet --out whole >/dev/null
 python3 - "$WORK/whole" "$WORK/merged" <<'PY'
 import csv, json, sys
