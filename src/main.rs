@@ -14,6 +14,8 @@ const EXAMPLES: &str = "Examples:
   psim bench                                    # engine throughput and E1 wall time
   psim theory --momentum 0.9 --step-size 5e-4   # the papers' predictions
   psim report psim-out/tradeoff                 # one offline HTML page of an output directory
+  psim reproduce tradeoff --resume psim-out/tradeoff   # finish an interrupted run
+  psim reproduce tradeoff --shard 0/3 --out s0  # one share of the points; then psim merge s0 s1 s2 --out e1
   psim run --engine threads --workers 8 --compute-time 0.001 --steps 2000 --runs 1
   psim run --engine virtual-time --workers 8 --compute-time 1 --worker-compute linear:1,1
                                                 # worker i takes i+1 time units; per-worker table
@@ -72,6 +74,11 @@ enum Command {
         after_help = "Example:\n  psim theory --momentum 0.9 --step-size 5e-4 --delay uniform:0..40"
     )]
     Theory(cmd::theory::TheoryArgs),
+    /// Combine the directories of a sharded sweep (--shard I/N) into what one unsharded run writes.
+    #[command(
+        after_help = "Example:\n  for i in 0 1 2; do psim reproduce tradeoff --shard $i/3 --out s$i; done\n  psim merge s0 s1 s2 --out e1"
+    )]
+    Merge(cmd::merge::MergeArgs),
     /// Write DIR/report.html: every figure and table of an output directory, readable offline.
     #[command(after_help = "Example:\n  psim reproduce tradeoff --out e1 && psim report e1")]
     Report(cmd::report::ReportArgs),
@@ -99,6 +106,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(a) => cmd::bench::bench(a),
         Command::Theory(a) => cmd::theory::theory(a),
         Command::Report(a) => cmd::report::report(a),
+        Command::Merge(a) => cmd::merge::merge(a),
         Command::Speedup(a) => cmd::speedup::speedup(a),
     };
     match result {

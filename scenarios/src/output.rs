@@ -12,6 +12,7 @@ use crate::plot::{Plot, Series};
 use crate::sweep::SweepResult;
 use psim_common::Experiment;
 use serde::Serialize;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -44,6 +45,8 @@ pub const PSIM_FILES: &[&str] = &[
     "table.md",
     "accuracy.svg",
     "best-momentum.svg",
+    // run, sweep, tradeoff with --shard
+    "shard.json",
     // reproduce --check-seeds
     "seeds.txt",
     "seeds.json",
@@ -132,6 +135,7 @@ impl OutputDir {
                                 .map_err(|source| OutputError::Io { path: f, source })?;
                         }
                     }
+                    remove_point_files(&p.join("points"))?;
                 }
                 p.to_path_buf()
             }
@@ -153,19 +157,57 @@ impl OutputDir {
         Ok(Self { path })
     }
 
+    /// An existing psim output directory (it has `config.toml`), to
+    /// continue (`--resume`, a retried shard, `psim merge` into it).
+    pub fn existing(path: &Path) -> Result<Self, OutputError> {
+        if !path.join("config.toml").is_file() {
+            return Err(OutputError::NotPsimOutput(path.to_path_buf()));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+        })
+    }
+
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Writes `contents` to `name` inside the directory.
+    /// Writes `contents` to `name` inside the directory, atomically: a
+    /// reader (or a crash) sees the old file or the whole new one, never a
+    /// part ([`atomic_write`]).
     pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> Result<PathBuf, OutputError> {
         let path = self.checked(name)?;
-        std::fs::write(&path, contents).map_err(|source| OutputError::Io {
-            path: path.clone(),
+        atomic_write(&path, |f| f.write_all(contents.as_ref()))?;
+        Ok(path)
+    }
+
+    /// Writes the two files of finished point `index` (`points/P.runs.csv`,
+    /// then `points/P.json`, the marker that the point is done), each
+    /// atomically.
+    pub fn write_point(
+        &self,
+        index: usize,
+        json: &str,
+        rows: impl IntoIterator<Item = Vec<String>>,
+    ) -> Result<(), OutputError> {
+        let dir = self.path.join("points");
+        std::fs::create_dir_all(&dir).map_err(|source| OutputError::Io {
+            path: dir.clone(),
             source,
         })?;
-        Ok(path)
+        let csv_path = dir.join(format!("{index}.runs.csv"));
+        atomic_write(&csv_path, |f| {
+            let mut w = csv::Writer::from_writer(f);
+            for r in rows {
+                w.write_record(&r).map_err(std::io::Error::other)?;
+            }
+            w.flush()
+        })?;
+        atomic_write(&dir.join(format!("{index}.json")), |f| {
+            f.write_all(json.as_bytes())
+        })?;
+        Ok(())
     }
 
     /// The path of `name`, which must be one of [`PSIM_FILES`].
@@ -204,21 +246,67 @@ impl OutputDir {
         rows: impl IntoIterator<Item = Vec<String>>,
     ) -> Result<PathBuf, OutputError> {
         let path = self.checked(name)?;
-        let io = |e: csv::Error| OutputError::Io {
-            path: path.clone(),
-            source: std::io::Error::other(e.to_string()),
-        };
-        let mut w = csv::Writer::from_path(&path).map_err(io)?;
-        w.write_record(header).map_err(io)?;
-        for r in rows {
-            w.write_record(&r).map_err(io)?;
-        }
-        w.flush().map_err(|source| OutputError::Io {
-            path: path.clone(),
-            source,
+        atomic_write(&path, |f| {
+            let mut w = csv::Writer::from_writer(f);
+            w.write_record(header).map_err(std::io::Error::other)?;
+            for r in rows {
+                w.write_record(&r).map_err(std::io::Error::other)?;
+            }
+            w.flush()
         })?;
         Ok(path)
     }
+}
+
+/// Writes `path` atomically: `fill` writes a temporary file in the same
+/// directory, which is flushed to disk (fsync) and renamed over `path`. A
+/// crash or a full disk leaves the old file or none, never a truncated one;
+/// the temporary file is removed on error.
+pub fn atomic_write(
+    path: &Path,
+    fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), OutputError> {
+    let name = path
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let file = std::fs::File::create(&tmp)?;
+        let mut w = std::io::BufWriter::new(file);
+        fill(&mut w)?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        OutputError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+/// Removes psim's point files (`P.json`, `P.runs.csv`, and temporaries
+/// left by a kill) from `dir`, and `dir` if that empties it.
+fn remove_point_files(dir: &Path) -> Result<(), OutputError> {
+    let Ok(entries) = dir.read_dir() else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stem = name.trim_start_matches('.');
+        let digits = stem.split('.').next().unwrap_or("");
+        let ours = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (name.ends_with(".json") || name.ends_with(".runs.csv") || name.contains(".tmp-"));
+        if ours {
+            let f = entry.path();
+            std::fs::remove_file(&f).map_err(|source| OutputError::Io { path: f, source })?;
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+    Ok(())
 }
 
 /// `summary.json`: the sweep's points and, for tradeoff experiments, the analysis.
@@ -274,99 +362,36 @@ pub fn write_sweep(
         tradeoff,
     };
     files.push(out.write_json("summary.json", &summary)?);
-    // The point's coordinates: the engine axes are the delay model on the
-    // injected engine, workers/compute time/consistency on the others.
-    let cluster = e.base.cluster().is_some();
-    let simulated = e.base.engine_kind() == psim_common::EngineKind::VirtualTime;
-    // Capped sleeps exist only where workers really sleep.
-    let wall_clock = e.base.engine.is_wall_clock();
-    let axes: &[&str] = if cluster {
-        &["workers", "compute_time", "consistency"]
-    } else {
-        &["delay"]
-    };
-    let columns = |rest: &[&'static str]| -> Vec<&'static str> {
-        let mut c = vec!["point", "momentum", "step_size"];
-        c.extend(axes.iter().copied());
-        c.extend(rest.iter().copied());
-        c
-    };
-    let head = |p: &crate::sweep::PointResult| {
-        let s = &p.summary;
-        let mut row = vec![
-            s.index.to_string(),
-            s.momentum.to_string(),
-            s.step_size.to_string(),
-        ];
-        match s.workers {
-            Some(w) => row.extend([
-                w.to_string(),
-                s.compute_time.clone().unwrap_or_default(),
-                s.consistency.clone().unwrap_or_default(),
-            ]),
-            None => row.push(s.delay.clone().unwrap_or_default()),
+    let columns = |rest: &[&'static str]| columns(e, rest);
+    let head = |p: &crate::sweep::PointResult| point_head(&p.summary);
+    // runs.csv: each point's rows from memory, or, for points that ran
+    // durably (their rows were dropped once written), from their
+    // `points/P.runs.csv`, copied as they are (same formatting code).
+    let path = out.checked("runs.csv")?;
+    atomic_write(&path, |w| {
+        let mut c = csv::Writer::from_writer(&mut *w);
+        c.write_record(runs_header(e))
+            .map_err(std::io::Error::other)?;
+        c.flush()?;
+        drop(c);
+        for p in &sweep.points {
+            if p.rows.len() == p.summary.runs {
+                let mut c = csv::Writer::from_writer(&mut *w);
+                for r in runs_rows(e, p) {
+                    c.write_record(&r).map_err(std::io::Error::other)?;
+                }
+                c.flush()?;
+            } else {
+                let frag = out
+                    .path()
+                    .join("points")
+                    .join(format!("{}.runs.csv", p.summary.index));
+                std::io::copy(&mut std::fs::File::open(frag)?, w)?;
+            }
         }
-        row
-    };
-    files.push(
-        out.write_csv(
-            "runs.csv",
-            &columns(&[
-                "run",
-                "outcome",
-                "outcome_step",
-                "final_error",
-                "tail_error",
-                "mean_staleness",
-                "max_staleness",
-                "received",
-                "applied",
-                "dropped_too_stale",
-                "dropped_after_stop",
-                "clamped",
-            ])
-            .into_iter()
-            .chain(wall_clock.then_some("capped_sleeps"))
-            .chain(["wall_seconds"])
-            .chain(simulated.then_some("virtual_time"))
-            .collect::<Vec<_>>(),
-            sweep.points.iter().flat_map(|p| {
-                p.rows.iter().map(move |r| {
-                    let (outcome, step) = match r.outcome {
-                        psim_common::Outcome::StepsReached => ("steps_reached", String::new()),
-                        psim_common::Outcome::TargetErrorReached { step } => {
-                            ("target_error_reached", step.to_string())
-                        }
-                        psim_common::Outcome::Diverged { step } => ("diverged", step.to_string()),
-                    };
-                    let c = r.counters;
-                    let mut row = head(p);
-                    row.extend([
-                        r.run.to_string(),
-                        outcome.into(),
-                        step,
-                        f(r.final_error),
-                        f(r.tail_error),
-                        f(r.mean_staleness),
-                        r.max_staleness.to_string(),
-                        c.received.to_string(),
-                        c.applied.to_string(),
-                        c.dropped_too_stale.to_string(),
-                        c.dropped_after_stop.to_string(),
-                        c.clamped.to_string(),
-                    ]);
-                    if wall_clock {
-                        row.push(r.capped_sleeps.to_string());
-                    }
-                    row.push(format!("{:.6}", r.wall_seconds));
-                    if simulated {
-                        row.push(r.virtual_time.map_or(String::new(), |t| t.to_string()));
-                    }
-                    row
-                })
-            }),
-        )?,
-    );
+        Ok(())
+    })?;
+    files.push(path);
     files.push(out.write_csv(
         "traces.csv",
         &columns(&["step", "runs", "mean_error", "p10_error", "p90_error"]),
@@ -453,6 +478,110 @@ pub fn write_sweep(
         None => {}
     }
     Ok(files)
+}
+
+/// The point columns of every CSV: index, μ, η, then the engine axes (the
+/// delay model on the injected engine, workers/compute time/consistency on
+/// the others), then `rest`.
+fn columns(e: &Experiment, rest: &[&'static str]) -> Vec<&'static str> {
+    let axes: &[&str] = if e.base.cluster().is_some() {
+        &["workers", "compute_time", "consistency"]
+    } else {
+        &["delay"]
+    };
+    let mut c = vec!["point", "momentum", "step_size"];
+    c.extend(axes.iter().copied());
+    c.extend(rest.iter().copied());
+    c
+}
+
+/// A point's values of the [`columns`] before `rest`.
+fn point_head(s: &crate::sweep::PointSummary) -> Vec<String> {
+    let mut row = vec![
+        s.index.to_string(),
+        s.momentum.to_string(),
+        s.step_size.to_string(),
+    ];
+    match s.workers {
+        Some(w) => row.extend([
+            w.to_string(),
+            s.compute_time.clone().unwrap_or_default(),
+            s.consistency.clone().unwrap_or_default(),
+        ]),
+        None => row.push(s.delay.clone().unwrap_or_default()),
+    }
+    row
+}
+
+/// The header of `runs.csv`.
+pub fn runs_header(e: &Experiment) -> Vec<&'static str> {
+    let simulated = e.base.engine_kind() == psim_common::EngineKind::VirtualTime;
+    // Capped sleeps exist only where workers really sleep.
+    let wall_clock = e.base.engine.is_wall_clock();
+    columns(
+        e,
+        &[
+            "run",
+            "outcome",
+            "outcome_step",
+            "final_error",
+            "tail_error",
+            "mean_staleness",
+            "max_staleness",
+            "received",
+            "applied",
+            "dropped_too_stale",
+            "dropped_after_stop",
+            "clamped",
+        ],
+    )
+    .into_iter()
+    .chain(wall_clock.then_some("capped_sleeps"))
+    .chain(["wall_seconds"])
+    .chain(simulated.then_some("virtual_time"))
+    .collect()
+}
+
+/// The `runs.csv` rows of point `p` (also its `points/P.runs.csv`).
+pub fn runs_rows<'a>(
+    e: &Experiment,
+    p: &'a crate::sweep::PointResult,
+) -> impl Iterator<Item = Vec<String>> + 'a {
+    let simulated = e.base.engine_kind() == psim_common::EngineKind::VirtualTime;
+    let wall_clock = e.base.engine.is_wall_clock();
+    p.rows.iter().map(move |r| {
+        let (outcome, step) = match r.outcome {
+            psim_common::Outcome::StepsReached => ("steps_reached", String::new()),
+            psim_common::Outcome::TargetErrorReached { step } => {
+                ("target_error_reached", step.to_string())
+            }
+            psim_common::Outcome::Diverged { step } => ("diverged", step.to_string()),
+        };
+        let c = r.counters;
+        let mut row = point_head(&p.summary);
+        row.extend([
+            r.run.to_string(),
+            outcome.into(),
+            step,
+            f(r.final_error),
+            f(r.tail_error),
+            f(r.mean_staleness),
+            r.max_staleness.to_string(),
+            c.received.to_string(),
+            c.applied.to_string(),
+            c.dropped_too_stale.to_string(),
+            c.dropped_after_stop.to_string(),
+            c.clamped.to_string(),
+        ]);
+        if wall_clock {
+            row.push(r.capped_sleeps.to_string());
+        }
+        row.push(format!("{:.6}", r.wall_seconds));
+        if simulated {
+            row.push(r.virtual_time.map_or(String::new(), |t| t.to_string()));
+        }
+        row
+    })
 }
 
 /// Mean error versus step; for a tradeoff sweep only the τ = 0 curve per μ

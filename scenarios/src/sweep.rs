@@ -11,7 +11,7 @@ use psim_common::{
 };
 use psim_engine::{self as engine, batched, EngineError};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use std::time::Instant;
 use thiserror::Error;
 
@@ -24,9 +24,20 @@ pub enum SweepError {
     /// An engine failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// A finished point could not be written.
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
+    /// A durable sweep's directory is not what it should be.
+    #[error("{0}")]
+    Durable(String),
     /// The thread pool could not be built.
     #[error("cannot start {threads} worker threads: {message}")]
     Threads { threads: usize, message: String },
+}
+
+/// JSON writes a NaN (an error over no run) as `null`; this reads it back.
+fn nan_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// One run's scalars, as written to `runs.csv`.
@@ -56,19 +67,25 @@ pub struct RunRow {
 }
 
 /// Error statistics over the non-diverged runs of a point (NaN when all diverged).
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct ErrorStats {
     /// Mean of the runs' tail errors.
+    #[serde(deserialize_with = "nan_null")]
     pub mean: f64,
     /// Sample standard deviation across runs.
+    #[serde(deserialize_with = "nan_null")]
     pub std: f64,
     /// Standard error of the mean.
+    #[serde(deserialize_with = "nan_null")]
     pub sem: f64,
     /// 10th percentile across runs.
+    #[serde(deserialize_with = "nan_null")]
     pub p10: f64,
     /// Median across runs.
+    #[serde(deserialize_with = "nan_null")]
     pub p50: f64,
     /// 90th percentile across runs.
+    #[serde(deserialize_with = "nan_null")]
     pub p90: f64,
 }
 
@@ -108,22 +125,25 @@ impl ErrorStats {
 
 /// Mean error trace of a point: at each recorded step, statistics over the
 /// runs still going (non-diverged) at that step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TraceRow {
     /// Step.
     pub step: u64,
     /// Runs contributing.
     pub runs: usize,
     /// Mean error.
+    #[serde(deserialize_with = "nan_null")]
     pub mean: f64,
     /// 10th percentile.
+    #[serde(deserialize_with = "nan_null")]
     pub p10: f64,
     /// 90th percentile.
+    #[serde(deserialize_with = "nan_null")]
     pub p90: f64,
 }
 
 /// Aggregate of one grid point.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PointSummary {
     /// Index of the point in grid order.
     pub index: usize,
@@ -155,6 +175,7 @@ pub struct PointSummary {
     /// Tail-error statistics over non-diverged runs.
     pub error: ErrorStats,
     /// Mean final error over non-diverged runs.
+    #[serde(deserialize_with = "nan_null")]
     pub mean_final_error: f64,
     /// Staleness of every applied gradient of every run.
     pub staleness: StalenessSummary,
@@ -164,17 +185,18 @@ pub struct PointSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capped_sleeps: Option<u64>,
     /// Mean wall-clock seconds per run.
+    #[serde(deserialize_with = "nan_null")]
     pub mean_wall_seconds: f64,
     /// Mean simulated time per run (virtual-time engine).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mean_virtual_time: Option<f64>,
     /// Who contributed what (cluster engines): one entry per worker.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub per_worker: Vec<WorkerSummary>,
 }
 
 /// One worker's contribution at a point, over its runs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerSummary {
     /// Worker index.
     pub worker: usize,
@@ -196,45 +218,6 @@ pub struct WorkerSummary {
     pub p99: Option<u64>,
     /// Largest staleness.
     pub max: u64,
-}
-
-/// Per-worker table of a point's runs (empty on the injected engine).
-pub fn per_worker(runs: &[RunResult]) -> Vec<WorkerSummary> {
-    let m = runs.iter().map(|r| r.workers.len()).max().unwrap_or(0);
-    let n = runs.len().max(1) as f64;
-    let total: u64 = runs
-        .iter()
-        .flat_map(|r| r.workers.iter().map(|w| w.applied))
-        .sum();
-    (0..m)
-        .map(|w| {
-            let mut st = psim_common::WorkerStats::default();
-            let mut compute = Some(0.0);
-            let mut hist: Option<StalenessHistogram> = None;
-            for r in runs {
-                if let Some(x) = r.workers.get(w) {
-                    st.applied += x.applied;
-                    st.staleness_sum = st.staleness_sum.saturating_add(x.staleness_sum);
-                    st.staleness_max = st.staleness_max.max(x.staleness_max);
-                    compute = compute.zip(x.mean_compute).map(|(a, b)| a + b / n);
-                }
-                if let Some(h) = r.histograms.get(&format!("staleness.worker{w}")) {
-                    hist.get_or_insert_with(StalenessHistogram::new).merge(h);
-                }
-            }
-            WorkerSummary {
-                worker: w,
-                mean_compute: compute,
-                applied_per_run: st.applied as f64 / n,
-                share: st.applied as f64 / total.max(1) as f64,
-                mean_staleness: st.mean_staleness(),
-                p50: hist.as_ref().map(|h| h.quantile(0.5)),
-                p90: hist.as_ref().map(|h| h.quantile(0.9)),
-                p99: hist.as_ref().map(|h| h.quantile(0.99)),
-                max: st.staleness_max,
-            }
-        })
-        .collect()
 }
 
 impl PointSummary {
@@ -314,16 +297,67 @@ pub fn preflight(experiment: &Experiment) -> Result<(), SweepError> {
     Ok(())
 }
 
-/// Runs every point × run of `experiment`.
+/// Runs every point × run of `experiment`, keeping every point in memory.
 pub fn run_sweep(
     experiment: &Experiment,
     opts: &SweepOptions<'_>,
 ) -> Result<SweepResult, SweepError> {
+    let all: Vec<usize> = (0..experiment.points().len()).collect();
+    let mut points = Vec::with_capacity(all.len());
+    let (wall_seconds, threads) = run_points(experiment, opts, &all, |p| {
+        points.push(p);
+        Ok(())
+    })?;
+    Ok(SweepResult {
+        experiment: experiment.clone(),
+        points,
+        wall_seconds,
+        threads,
+    })
+}
+
+/// Jobs run between two hand-overs of finished points: bounds the
+/// [`RunResult`]s (trace and staleness histogram, ≈ 20 KB a run) in memory
+/// at once to `WINDOW × 8` runs, whatever the number of runs.
+const WINDOW: usize = 256;
+
+/// The memory a durable sweep of `e` needs at its peak, in bytes: one
+/// point's running aggregate (per run: its `runs.csv` row and scalars,
+/// ≈ 256 B, plus 16 B per recorded trace point, `steps / record_every + 2`)
+/// and a window of [`WINDOW`] jobs of 8 runs in flight (per run ≈ 8 KiB of
+/// staleness histogram plus 16 B per trace point), over a 64 MiB base.
+/// It grows with the runs of one point, not with the number of points.
+pub fn memory_bytes(e: &Experiment) -> u64 {
+    let trace = e.base.steps / e.base.record_every.max(1) + 2;
+    let runs = e.base.runs as u64;
+    let in_flight = runs.min(WINDOW as u64 * 8);
+    (64 << 20) + runs * (256 + 16 * trace) + in_flight * ((8 << 10) + 16 * trace)
+}
+
+/// Runs the points `todo` (indices into [`Experiment::points`], ascending)
+/// of `experiment` and hands each finished point to `sink`, in the order of
+/// `todo`, as soon as its last run is done. Returns the wall-clock seconds
+/// and the threads used.
+///
+/// Memory is bounded in the number of runs: runs are computed in windows
+/// of [`WINDOW`] jobs and folded into the point's running aggregate
+/// ([`PointAcc`]), which keeps per run only its row and its few scalars
+/// (about 200 bytes) plus its recorded trace errors (8 bytes each).
+/// Results are identical to aggregating every run at once: the same values
+/// are summed in the same (run) order.
+pub fn run_points(
+    experiment: &Experiment,
+    opts: &SweepOptions<'_>,
+    todo: &[usize],
+    mut sink: impl FnMut(PointResult) -> Result<(), SweepError>,
+) -> Result<(f64, usize), SweepError> {
     experiment.validate()?;
-    let points = experiment.points();
+    let all = experiment.points();
+    let points: Vec<(usize, RunConfig)> = todo.iter().map(|&i| (i, all[i].clone())).collect();
+    drop(all);
     let objectives: Vec<AnyObjective> = points
         .iter()
-        .map(|p| AnyObjective::build(&p.objective))
+        .map(|(_, p)| AnyObjective::build(&p.objective))
         .collect::<Result<_, _>>()?;
     let runs = experiment.base.runs as u64;
     // A job is a group of runs of one point: a batch of lanes where the
@@ -331,7 +365,7 @@ pub fn run_sweep(
     let jobs: Vec<(usize, std::ops::Range<u64>, bool)> = points
         .iter()
         .enumerate()
-        .flat_map(|(p, cfg)| {
+        .flat_map(|(p, (_, cfg))| {
             let batch = !opts.scalar && batched::unsupported(cfg).is_none();
             let width = if batch { batched::L as u64 } else { 1 };
             (0..runs)
@@ -342,21 +376,6 @@ pub fn run_sweep(
     let span = tracing::info_span!("sweep", name = %experiment.name, points = points.len(), runs);
     let _guard = span.enter();
     let started = Instant::now();
-    let work = || -> Result<Vec<Vec<RunResult>>, EngineError> {
-        jobs.par_iter()
-            .map(|(p, r, batch)| {
-                let results = if *batch {
-                    engine::run_runs(&points[*p], &objectives[*p], r.clone())
-                } else {
-                    engine::run(&points[*p], &objectives[*p], r.start).map(|x| vec![x])
-                };
-                if let Some(progress) = opts.progress {
-                    (r.start..r.end).for_each(|_| progress());
-                }
-                results
-            })
-            .collect()
-    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)
         .build()
@@ -365,45 +384,169 @@ pub fn run_sweep(
             message: e.to_string(),
         })?;
     let threads = pool.current_num_threads();
-    let results = pool.install(work)?;
+    let window = WINDOW.max(threads * 4);
+    let mut acc: Option<PointAcc> = None;
+    for chunk in jobs.chunks(window) {
+        let work = || -> Result<Vec<Vec<RunResult>>, EngineError> {
+            chunk
+                .par_iter()
+                .map(|(p, r, batch)| {
+                    let results = if *batch {
+                        engine::run_runs(&points[*p].1, &objectives[*p], r.clone())
+                    } else {
+                        engine::run(&points[*p].1, &objectives[*p], r.start).map(|x| vec![x])
+                    };
+                    if let Some(progress) = opts.progress {
+                        (r.start..r.end).for_each(|_| progress());
+                    }
+                    results
+                })
+                .collect()
+        };
+        let results = pool.install(work)?;
+        for ((p, _, _), group) in chunk.iter().zip(results) {
+            for mut run in group {
+                let a = acc.get_or_insert_with(|| {
+                    PointAcc::new(points[*p].0, points[*p].1.clone(), runs as usize)
+                });
+                a.add(&mut run);
+                if a.n == runs as usize {
+                    let done = acc.take().expect("just filled");
+                    sink(done.finish())?;
+                }
+            }
+        }
+    }
     let wall_seconds = started.elapsed().as_secs_f64();
-    let mut it = results.into_iter().flatten();
-    let points = points
-        .into_iter()
-        .enumerate()
-        .map(|(index, config)| {
-            let runs: Vec<RunResult> = it.by_ref().take(runs as usize).collect();
-            aggregate(index, config, runs)
-        })
-        .collect();
     tracing::info!(wall_seconds, threads, "sweep finished");
-    Ok(SweepResult {
-        experiment: experiment.clone(),
-        points,
-        wall_seconds,
-        threads,
-    })
+    Ok((wall_seconds, threads))
 }
 
 /// Summarises the runs of one point.
 pub fn aggregate(index: usize, config: RunConfig, mut runs: Vec<RunResult>) -> PointResult {
-    let ok: Vec<&RunResult> = runs.iter().filter(|r| !r.outcome.diverged()).collect();
-    let tails: Vec<f64> = ok.iter().map(|r| r.tail_error).collect();
-    let mut staleness = StalenessHistogram::new();
-    let mut counters = ServerCounters::default();
-    for r in &runs {
-        staleness.merge(&r.staleness);
-        counters.add(&r.counters);
+    let mut acc = PointAcc::new(index, config, runs.len());
+    for r in &mut runs {
+        acc.add(r);
     }
-    let mean_final_error = if ok.is_empty() {
-        f64::NAN
-    } else {
-        ok.iter().map(|r| r.final_error).sum::<f64>() / ok.len() as f64
-    };
-    let trace = mean_trace(&runs);
-    let rows = runs
-        .iter()
-        .map(|r| RunRow {
+    acc.finish()
+}
+
+/// The running aggregate of one point: what [`aggregate`] needs of each
+/// run, folded in run order as the runs finish.
+struct PointAcc {
+    index: usize,
+    config: RunConfig,
+    n: usize,
+    tails: Vec<f64>,
+    finals: Vec<f64>,
+    walls: Vec<f64>,
+    virtuals: Vec<Option<f64>>,
+    capped: u64,
+    staleness: StalenessHistogram,
+    counters: ServerCounters,
+    by_step: std::collections::BTreeMap<u64, Vec<f64>>,
+    rows: Vec<RunRow>,
+    workers: WorkerAcc,
+    pushes: Vec<(u64, Vec<psim_common::pushes::PushRecord>)>,
+}
+
+/// Per-worker totals of a point's runs (cluster engines), folded run by run.
+#[derive(Default)]
+struct WorkerAcc {
+    stats: Vec<psim_common::WorkerStats>,
+    compute: Vec<Option<f64>>,
+    hists: Vec<Option<StalenessHistogram>>,
+}
+
+impl WorkerAcc {
+    fn add(&mut self, r: &RunResult) {
+        for (w, x) in r.workers.iter().enumerate() {
+            if self.stats.len() <= w {
+                self.stats.resize(w + 1, Default::default());
+                // A worker absent from earlier runs has no mean compute time.
+                let first = self.compute.is_empty();
+                self.compute
+                    .resize(w + 1, if first { Some(0.0) } else { None });
+                self.hists.resize(w + 1, None);
+            }
+            let st = &mut self.stats[w];
+            st.applied += x.applied;
+            st.staleness_sum = st.staleness_sum.saturating_add(x.staleness_sum);
+            st.staleness_max = st.staleness_max.max(x.staleness_max);
+            self.compute[w] = self.compute[w].zip(x.mean_compute).map(|(a, b)| a + b);
+            if let Some(h) = r.histograms.get(&format!("staleness.worker{w}")) {
+                self.hists[w]
+                    .get_or_insert_with(StalenessHistogram::new)
+                    .merge(h);
+            }
+        }
+        for w in r.workers.len()..self.compute.len() {
+            self.compute[w] = None;
+        }
+    }
+
+    fn finish(self, runs: usize) -> Vec<WorkerSummary> {
+        let n = runs.max(1) as f64;
+        let total: u64 = self.stats.iter().map(|s| s.applied).sum();
+        self.stats
+            .iter()
+            .zip(self.compute)
+            .zip(self.hists)
+            .enumerate()
+            .map(|(w, ((st, compute), hist))| WorkerSummary {
+                worker: w,
+                mean_compute: compute.map(|c| c / n),
+                applied_per_run: st.applied as f64 / n,
+                share: st.applied as f64 / total.max(1) as f64,
+                mean_staleness: st.mean_staleness(),
+                p50: hist.as_ref().map(|h| h.quantile(0.5)),
+                p90: hist.as_ref().map(|h| h.quantile(0.9)),
+                p99: hist.as_ref().map(|h| h.quantile(0.99)),
+                max: st.staleness_max,
+            })
+            .collect()
+    }
+}
+
+impl PointAcc {
+    fn new(index: usize, config: RunConfig, runs: usize) -> Self {
+        Self {
+            index,
+            config,
+            n: 0,
+            tails: Vec::with_capacity(runs),
+            finals: Vec::with_capacity(runs),
+            walls: Vec::with_capacity(runs),
+            virtuals: Vec::with_capacity(runs),
+            capped: 0,
+            staleness: StalenessHistogram::new(),
+            counters: ServerCounters::default(),
+            by_step: Default::default(),
+            rows: Vec::with_capacity(runs),
+            workers: WorkerAcc::default(),
+            pushes: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, r: &mut RunResult) {
+        self.n += 1;
+        self.workers.add(r);
+        if let Some(p) = r.pushes.take() {
+            self.pushes.push((r.run, p));
+        }
+        if !r.outcome.diverged() {
+            self.tails.push(r.tail_error);
+            self.finals.push(r.final_error);
+        }
+        self.walls.push(r.wall_seconds);
+        self.virtuals.push(r.virtual_seconds);
+        self.capped += r.capped_sleeps;
+        self.staleness.merge(&r.staleness);
+        self.counters.add(&r.counters);
+        for t in r.trace.iter().filter(|t| t.error.is_finite()) {
+            self.by_step.entry(t.step).or_default().push(t.error);
+        }
+        self.rows.push(RunRow {
             run: r.run,
             outcome: r.outcome,
             final_error: r.final_error,
@@ -414,71 +557,78 @@ pub fn aggregate(index: usize, config: RunConfig, mut runs: Vec<RunResult>) -> P
             capped_sleeps: r.capped_sleeps,
             wall_seconds: r.wall_seconds,
             virtual_time: r.virtual_seconds,
-        })
-        .collect();
-    let summary = PointSummary {
-        index,
-        momentum: config.momentum,
-        step_size: config.step_size,
-        delay: config.injected().map(|i| i.delay.to_string()),
-        mean_delay: config.injected().and_then(|i| i.delay.mean()),
-        workers: config.cluster().map(|c| c.workers),
-        compute_time: config.cluster().map(|c| c.compute_time.to_string()),
-        consistency: config.cluster().map(|c| c.consistency.to_string()),
-        worker_compute: config
-            .cluster()
-            .and_then(|c| c.worker_compute.as_ref().map(|w| w.to_string())),
-        runs: runs.len(),
-        diverged: runs.len() - ok.len(),
-        error: ErrorStats::of(&tails),
-        mean_final_error,
-        staleness: staleness.summary(),
-        counters,
-        capped_sleeps: config
-            .engine
-            .is_wall_clock()
-            .then(|| runs.iter().map(|r| r.capped_sleeps).sum()),
-        mean_wall_seconds: runs.iter().map(|r| r.wall_seconds).sum::<f64>()
-            / runs.len().max(1) as f64,
-        mean_virtual_time: runs
-            .iter()
-            .map(|r| r.virtual_seconds)
-            .sum::<Option<f64>>()
-            .map(|t| t / runs.len().max(1) as f64),
-        per_worker: per_worker(&runs),
-    };
-    let pushes = runs
-        .iter_mut()
-        .filter_map(|r| r.pushes.take().map(|p| (r.run, p)))
-        .collect();
-    PointResult {
-        config,
-        summary,
-        rows,
-        trace,
-        staleness,
-        pushes,
+        });
     }
-}
 
-fn mean_trace(runs: &[RunResult]) -> Vec<TraceRow> {
-    let mut by_step: std::collections::BTreeMap<u64, Vec<f64>> = Default::default();
-    for r in runs {
-        for t in r.trace.iter().filter(|t| t.error.is_finite()) {
-            by_step.entry(t.step).or_default().push(t.error);
+    fn finish(self) -> PointResult {
+        let Self {
+            index,
+            config,
+            n,
+            tails,
+            finals,
+            walls,
+            virtuals,
+            capped,
+            staleness,
+            counters,
+            by_step,
+            rows,
+            workers,
+            pushes,
+        } = self;
+        let mean_final_error = if finals.is_empty() {
+            f64::NAN
+        } else {
+            finals.iter().sum::<f64>() / finals.len() as f64
+        };
+        let trace = by_step
+            .into_iter()
+            .map(|(step, vals)| {
+                let s = ErrorStats::of(&vals);
+                TraceRow {
+                    step,
+                    runs: vals.len(),
+                    mean: s.mean,
+                    p10: s.p10,
+                    p90: s.p90,
+                }
+            })
+            .collect();
+        let summary = PointSummary {
+            index,
+            momentum: config.momentum,
+            step_size: config.step_size,
+            delay: config.injected().map(|i| i.delay.to_string()),
+            mean_delay: config.injected().and_then(|i| i.delay.mean()),
+            workers: config.cluster().map(|c| c.workers),
+            compute_time: config.cluster().map(|c| c.compute_time.to_string()),
+            consistency: config.cluster().map(|c| c.consistency.to_string()),
+            worker_compute: config
+                .cluster()
+                .and_then(|c| c.worker_compute.as_ref().map(|w| w.to_string())),
+            runs: n,
+            diverged: n - tails.len(),
+            error: ErrorStats::of(&tails),
+            mean_final_error,
+            staleness: staleness.summary(),
+            counters,
+            capped_sleeps: config.engine.is_wall_clock().then_some(capped),
+            mean_wall_seconds: walls.iter().sum::<f64>() / n.max(1) as f64,
+            mean_virtual_time: virtuals
+                .iter()
+                .copied()
+                .sum::<Option<f64>>()
+                .map(|t| t / n.max(1) as f64),
+            per_worker: workers.finish(n),
+        };
+        PointResult {
+            config,
+            summary,
+            rows,
+            trace,
+            staleness,
+            pushes,
         }
     }
-    by_step
-        .into_iter()
-        .map(|(step, vals)| {
-            let s = ErrorStats::of(&vals);
-            TraceRow {
-                step,
-                runs: vals.len(),
-                mean: s.mean,
-                p10: s.p10,
-                p90: s.p90,
-            }
-        })
-        .collect()
 }

@@ -10,11 +10,12 @@ use psim_common::{
     Experiment, HistoryPolicy, InitialPoint, ObjectiveConfig, Setting, Tolerance,
 };
 use psim_scenarios::catalogue::{self, Scenario};
-use psim_scenarios::experiments::tradeoff::{run_tradeoff, Tradeoff};
+use psim_scenarios::durable::{self, Progress, Shard, ShardFile};
+use psim_scenarios::experiments::tradeoff::{run_tradeoff, write_delays, Tradeoff};
 use psim_scenarios::output::{write_sweep, OutputDir};
 use psim_scenarios::sweep::{run_sweep, SweepOptions, SweepResult};
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Flags that set a value of an experiment (the first stage: raw values,
 /// checked and applied by [`Overrides::apply`] against what the command,
@@ -218,6 +219,56 @@ pub struct Execution {
     /// `psim reproduce tradeoff --scalar-engine`.
     #[arg(long)]
     scalar_engine: bool,
+    /// Continue the interrupted output directory DIR: its config.toml is the
+    /// experiment (flags may only repeat its values), finished points are kept,
+    /// the missing ones run, then the outputs are written, e.g.
+    /// `psim reproduce tradeoff --resume psim-out/tradeoff`.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "force"])]
+    resume: Option<PathBuf>,
+    /// Run a share of the points, I/N (point P belongs to shard P mod N), or
+    /// `auto`: from SLURM_ARRAY_TASK_ID/COUNT, JOB_COMPLETION_INDEX or HQ_TASK_ID;
+    /// combine the shards' directories with `psim merge`, e.g. `--shard 0/3 --out s0`.
+    #[arg(long, value_name = "I/N|auto")]
+    shard: Option<String>,
+    /// Shards in all, for `--shard auto` under Kubernetes or HyperQueue (whose
+    /// environment has the index only); default $PSIM_SHARD_COUNT.
+    #[arg(long = "shard-count", value_name = "N")]
+    shard_count: Option<usize>,
+}
+
+impl Execution {
+    /// The shard asked for, if any.
+    fn shard(&self) -> Result<Option<Shard>> {
+        match self.shard.as_deref() {
+            None if self.shard_count.is_some() => {
+                bail!("`--shard-count` is the shard count of `--shard auto`; give --shard auto")
+            }
+            None => Ok(None),
+            Some("auto") => Shard::from_env(self.shard_count, |v| std::env::var(v).ok())
+                .map(Some)
+                .map_err(anyhow::Error::msg),
+            Some(text) => {
+                if self.shard_count.is_some() {
+                    bail!("`--shard-count` goes with `--shard auto`; `--shard {text}` names the count already");
+                }
+                Shard::parse(text).map(Some).map_err(anyhow::Error::msg)
+            }
+        }
+    }
+
+    /// Refuses `--resume` and `--shard` where there is no durable sweep.
+    fn refuse_durable(&self, why: &str) -> Result<()> {
+        for (given, flag) in [
+            (self.resume.is_some(), "--resume"),
+            (self.shard.is_some(), "--shard"),
+            (self.shard_count.is_some(), "--shard-count"),
+        ] {
+            if given {
+                bail!("`{flag}` applies to the sweeps of psim run, psim sweep and psim reproduce tradeoff (on the injected engine), whose points are written as they finish; {why}, so it is refused rather than ignored");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `psim run`.
@@ -689,12 +740,204 @@ fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// Whether `e` runs as a durable sweep (each point written as it finishes):
+/// plain sweeps on every engine, and the tradeoff analysis on the injected
+/// engine. Scenarios with run loops of their own (E2–E6) and the tradeoff on
+/// a cluster engine (two sweeps) are not.
+fn durable_sweep(e: &Experiment, scenario: Option<&dyn Scenario>) -> bool {
+    let tradeoff = scenario.is_some_and(|s| s.name() == "tradeoff") || e.tradeoff.is_some();
+    match scenario {
+        Some(s) if s.name() != "tradeoff" => false,
+        _ => !tradeoff || e.base.cluster().is_none(),
+    }
+}
+
 /// Runs an experiment: as its scenario when it names one, otherwise as a plain sweep.
 pub fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>) -> Result<()> {
     // Everything that can be refused is refused before the directory exists.
     check_threads(exec.threads)?;
     check_scalar_engine(&e, exec, scenario)?;
     psim_scenarios::sweep::preflight(&e)?;
+    if !durable_sweep(&e, scenario) {
+        let why = match scenario {
+            Some(s) if s.name() != "tradeoff" => {
+                format!("scenario `{}` runs its own loop, not one sweep of points", s.name())
+            }
+            _ => format!(
+                "the tradeoff on the {} engine runs two sweeps (the cluster one and the matching injected one)",
+                e.base.engine_kind()
+            ),
+        };
+        exec.refuse_durable(&why)?;
+        return execute_in_memory(e, exec, scenario);
+    }
+    check_memory(&e)?;
+    let mut shard = exec.shard()?;
+    let out = match (&exec.resume, &exec.out) {
+        // run/sweep/reproduce checked that the recorded experiment is `e`.
+        (Some(dir), _) => OutputDir::existing(dir)?,
+        // A retried shard continues its own directory.
+        (None, Some(dir)) if shard.is_some() && recorded(dir).is_some_and(|r| r == e) => {
+            OutputDir::existing(dir)?
+        }
+        _ => {
+            let name = match shard {
+                Some(s) => format!("{}-shard-{}-of-{}", e.name, s.index, s.count),
+                None => e.name.clone(),
+            };
+            let out = OutputDir::create(exec.out.as_deref(), &name, exec.force)?;
+            out.write_config(&e)?;
+            out
+        }
+    };
+    let total = e.points().len();
+    // The directory's own shard, if it is one: a resume keeps it.
+    let recorded_shard: Option<ShardFile> = std::fs::read_to_string(out.path().join("shard.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    match (&recorded_shard, shard) {
+        (Some(r), Some(s)) if r.shard != s => bail!(
+            "`{}` is shard {} of this experiment, not {s}; give its own --out to each shard",
+            out.path().display(),
+            r.shard
+        ),
+        (Some(r), None) => shard = Some(r.shard),
+        (None, Some(_)) if !durable::done_points(out.path()).is_empty() => bail!(
+            "`{}` holds points of an unsharded run; resume it without --shard, or give the shard a new --out",
+            out.path().display()
+        ),
+        _ => {}
+    }
+    let shard = shard.unwrap_or(Shard::ALL);
+    let share: Vec<usize> = (0..total).filter(|p| shard.owns(*p)).collect();
+    if share.is_empty() {
+        bail!(
+            "`--shard {shard}`: the experiment has {total} points, fewer than {} shards, so this shard has none; use at most {total} shards (splitting the runs of one point across shards is not supported)",
+            shard.count
+        );
+    }
+    let mut shard_file = recorded_shard.unwrap_or(ShardFile {
+        shard,
+        points: total,
+        share: share.clone(),
+        wall_seconds: 0.0,
+        threads: 0,
+    });
+    if shard.count > 1 {
+        out.write_json("shard.json", &shard_file)?;
+    }
+    let done = durable::done_points(out.path());
+    let todo = share.iter().filter(|p| !done.contains(p)).count();
+    let bar = progress_bar(todo as u64 * e.base.runs as u64, exec.quiet);
+    let tick = || bar.inc(1);
+    let opts = sweep_options(&e, exec, &tick);
+    let progress = durable::run_durable(&e, &out, &opts, shard)?;
+    bar.finish_and_clear();
+    match progress {
+        Progress::Complete(sweep) => {
+            let report = finalize(&out, &sweep)?;
+            print!("{report}");
+            println!("\nresults in {}", out.path().display());
+        }
+        Progress::Partial {
+            done,
+            total,
+            wall_seconds,
+            threads,
+        } => {
+            shard_file.wall_seconds += wall_seconds;
+            shard_file.threads = threads;
+            out.write_json("shard.json", &shard_file)?;
+            println!(
+                "shard {shard}: its {} points are done ({done} of the experiment's {total} in {}); once every shard is done, combine them with `psim merge DIR... --out OUT`",
+                share.len(),
+                out.path().display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a sweep whose peak memory ([`psim_scenarios::sweep::memory_bytes`])
+/// exceeds the memory available: `PSIM_MEMORY_LIMIT` (bytes, or with a
+/// K/M/G suffix) when set, otherwise MemAvailable of /proc/meminfo.
+fn check_memory(e: &Experiment) -> Result<()> {
+    let need = psim_scenarios::sweep::memory_bytes(e);
+    let (limit, source) = match std::env::var("PSIM_MEMORY_LIMIT") {
+        Ok(v) => {
+            let t = v.trim();
+            let (num, mul) = match t.char_indices().last() {
+                Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+                Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+                Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+                _ => (t, 1),
+            };
+            let n: f64 = num.trim().parse().map_err(|_| {
+                anyhow::anyhow!("PSIM_MEMORY_LIMIT={v}: expected bytes, e.g. 4G or 500M")
+            })?;
+            ((n * mul as f64) as u64, "PSIM_MEMORY_LIMIT")
+        }
+        Err(_) => match std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        }) {
+            Some(kb) => (kb << 10, "MemAvailable in /proc/meminfo"),
+            None => return Ok(()),
+        },
+    };
+    if need > limit {
+        let gb = |b: u64| b as f64 / (1u64 << 30) as f64;
+        bail!(
+            "this sweep needs about {:.2} GiB at its peak, more than the {:.2} GiB available ({source}): per point it keeps {} runs (`runs`, --runs) × (256 B + 16 B × {} trace points, `steps` / `record_every` + 2; --steps, --record-every); lower --runs (shards split points, not runs), or raise --record-every",
+            gb(need),
+            gb(limit),
+            e.base.runs,
+            e.base.steps / e.base.record_every.max(1) + 2
+        );
+    }
+    Ok(())
+}
+
+/// The experiment recorded in `dir/config.toml`, if it reads.
+fn recorded(dir: &Path) -> Option<Experiment> {
+    load(&dir.join("config.toml")).ok()
+}
+
+fn sweep_options<'a>(
+    e: &Experiment,
+    exec: &Execution,
+    tick: &'a (dyn Fn() + Sync),
+) -> SweepOptions<'a> {
+    // Wall-clock engines measure time: their runs must not share the cores.
+    SweepOptions {
+        threads: if e.base.engine.is_wall_clock() && exec.threads == 0 {
+            1
+        } else {
+            exec.threads
+        },
+        progress: Some(tick),
+        scalar: exec.scalar_engine,
+    }
+}
+
+/// Writes a finished durable sweep's outputs and `report.txt`; returns the report.
+pub fn finalize(out: &OutputDir, sweep: &SweepResult) -> Result<String> {
+    let report = if sweep.experiment.tradeoff.is_some() {
+        write_delays(out, sweep)?
+    } else {
+        write_sweep(out, sweep, None)?;
+        points_report(sweep)
+    };
+    out.write("report.txt", &report)?;
+    Ok(report)
+}
+
+fn execute_in_memory(
+    e: Experiment,
+    exec: &Execution,
+    scenario: Option<&dyn Scenario>,
+) -> Result<()> {
     let out = OutputDir::create(exec.out.as_deref(), &e.name, exec.force)?;
     out.write_config(&e)?;
     let total = match scenario {
@@ -704,16 +947,7 @@ pub fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>)
     };
     let bar = progress_bar(total, exec.quiet);
     let tick = || bar.inc(1);
-    // Wall-clock engines measure time: their runs must not share the cores.
-    let opts = SweepOptions {
-        threads: if e.base.engine.is_wall_clock() && exec.threads == 0 {
-            1
-        } else {
-            exec.threads
-        },
-        progress: Some(&tick),
-        scalar: exec.scalar_engine,
-    };
+    let opts = sweep_options(&e, exec, &tick);
     let report = match scenario {
         Some(s) => s.run(&e, &out, &opts)?,
         None if e.tradeoff.is_some() => run_tradeoff(&e, &out, &opts)?,
@@ -728,6 +962,33 @@ pub fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>)
     print!("{report}");
     println!("\nresults in {}", out.path().display());
     Ok(())
+}
+
+/// The experiment of `--resume DIR`: the one recorded there, with `apply`
+/// allowed only to repeat its values.
+fn resume_experiment(
+    dir: &Path,
+    command: &str,
+    apply: impl FnOnce(&mut Experiment, Option<&'static dyn Scenario>) -> Result<()>,
+) -> Result<(Experiment, Option<&'static dyn Scenario>)> {
+    let path = dir.join("config.toml");
+    if !path.is_file() {
+        bail!(
+            "`--resume {}`: no config.toml there, so it is not a psim output directory to continue",
+            dir.display()
+        );
+    }
+    let recorded = load(&path)?;
+    let scenario = catalogue::find(&recorded.name);
+    let mut e = recorded.clone();
+    apply(&mut e, scenario)?;
+    if e != recorded {
+        bail!(
+            "`{command} --resume {}` continues the experiment recorded in its config.toml; the other flags given change it, so they are refused: drop them, or start afresh with --out",
+            dir.display()
+        );
+    }
+    Ok((e, scenario))
 }
 
 /// Refuses `--scalar-engine` where it would change nothing: only sweeps of
@@ -908,6 +1169,16 @@ fn start(
 
 /// `psim run`.
 pub fn run(a: RunArgs) -> Result<()> {
+    if let Some(dir) = &a.exec.resume {
+        if a.config.is_some() {
+            bail!("`--resume DIR` continues DIR/config.toml; `--config` is refused with it");
+        }
+        let (e, scenario) = resume_experiment(dir, "psim run", |e, s| {
+            a.overrides
+                .apply(e, s.map_or(Scope::Run, Scope::Scenario), true)
+        })?;
+        return execute(e, &a.exec, scenario);
+    }
     let (mut e, scenario) = start(a.config.as_ref(), "run")?;
     let scope = scenario.map_or(Scope::Run, Scope::Scenario);
     a.overrides.apply(&mut e, scope, a.config.is_some())?;
@@ -916,6 +1187,19 @@ pub fn run(a: RunArgs) -> Result<()> {
 
 /// `psim sweep`.
 pub fn sweep(a: SweepArgs) -> Result<()> {
+    if let Some(dir) = &a.exec.resume {
+        if a.config.is_some() {
+            bail!("`--resume DIR` continues DIR/config.toml; `--config` is refused with it");
+        }
+        let (e, scenario) = resume_experiment(dir, "psim sweep", |e, s| {
+            if a.optimal_delay && e.tradeoff.is_none() {
+                e.tradeoff = Some(Tolerance::default());
+            }
+            a.overrides
+                .apply(e, s.map_or(Scope::Sweep, Scope::Scenario), true)
+        })?;
+        return execute(e, &a.exec, scenario);
+    }
     let (mut e, scenario) = start(a.config.as_ref(), "sweep")?;
     if a.optimal_delay {
         if let Some(s) = scenario {
@@ -968,6 +1252,20 @@ pub fn reproduce_scenario(
     overrides: &Overrides,
     exec: &Execution,
 ) -> Result<()> {
+    if let Some(dir) = &exec.resume {
+        let (e, _) = resume_experiment(dir, "psim reproduce", |e, recorded| {
+            if recorded.map(|s| s.name()) != Some(scenario.name()) {
+                bail!(
+                    "`--resume {}` holds experiment `{}`, not scenario `{}`; resume it with `psim run --resume {0}`",
+                    dir.display(),
+                    e.name,
+                    scenario.name()
+                );
+            }
+            overrides.apply(e, Scope::Scenario(scenario), false)
+        })?;
+        return execute(e, exec, Some(scenario));
+    }
     let mut e = scenario.experiment();
     overrides.apply(&mut e, Scope::Scenario(scenario), false)?;
     execute(e, exec, Some(scenario))
@@ -981,6 +1279,7 @@ fn check_seeds(
     exec: &Execution,
 ) -> Result<()> {
     use psim_scenarios::verdict;
+    exec.refuse_durable("`--check-seeds` reruns the scenario once per seed into OUT/seed-S")?;
     let seeds = verdict::parse_seeds(seeds).map_err(anyhow::Error::msg)?;
     e.validate()?;
     let root = OutputDir::create(

@@ -1,6 +1,6 @@
 //! `psim report DIR`: write DIR/report.html, one self-contained page.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -11,8 +11,28 @@ pub struct ReportArgs {
     dir: PathBuf,
 }
 
-/// Writes the page and prints its path.
+/// Writes the page and prints its path. An incomplete directory (an
+/// interrupted sweep, or one shard) is refused with a non-zero exit: the
+/// page would show a part of the experiment as if it were the whole.
 pub fn report(a: ReportArgs) -> Result<()> {
+    if let Some((done, total)) = psim_scenarios::durable::completeness(&a.dir) {
+        let dir = a.dir.display();
+        if done < total {
+            let shard = a.dir.join("shard.json").is_file();
+            bail!(
+                "`{dir}` is INCOMPLETE: {} of its {total} points are missing ({done} done); {}",
+                total - done,
+                if shard {
+                    "it is one shard: run the other shards, then `psim merge DIR... --out OUT` and report OUT".to_string()
+                } else {
+                    format!("finish it with `psim run --resume {dir}` (or the sweep/reproduce command that started it, with --resume {dir})")
+                }
+            );
+        }
+        if !a.dir.join("summary.json").is_file() {
+            bail!("`{dir}` has all {total} points but not its outputs (interrupted while writing them); `psim run --resume {dir}` writes them");
+        }
+    }
     let path = psim_scenarios::report::write(&a.dir)
         .with_context(|| format!("building the report of `{}`", a.dir.display()))?;
     println!("{}", path.display());

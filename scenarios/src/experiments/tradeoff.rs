@@ -326,15 +326,7 @@ pub fn run_tradeoff(
     let rule = experiment.tradeoff.unwrap_or_default();
     if experiment.base.cluster().is_none() {
         let sweep = run_sweep(experiment, opts)?;
-        let rows = analyse(&sweep, &rule);
-        write_sweep(out, &sweep, Some(&TradeoffTable::Delays(rows.clone())))?;
-        return Ok(tradeoff_report(
-            experiment,
-            &rows,
-            &rule,
-            sweep.wall_seconds,
-            sweep.threads,
-        ));
+        return write_delays(out, &sweep);
     }
     let injected = run_sweep(&matching_injected(experiment), opts)?;
     let injected_rows = analyse(&injected, &rule);
@@ -346,6 +338,22 @@ pub fn run_tradeoff(
         &rows,
         &rule,
         sweep.wall_seconds + injected.wall_seconds,
+        sweep.threads,
+    ))
+}
+
+/// Analyses a finished delay sweep (the injected engine), writes its
+/// outputs and returns the report.
+pub fn write_delays(out: &OutputDir, sweep: &SweepResult) -> Result<String, ScenarioError> {
+    let experiment = &sweep.experiment;
+    let rule = experiment.tradeoff.unwrap_or_default();
+    let rows = analyse(sweep, &rule);
+    write_sweep(out, sweep, Some(&TradeoffTable::Delays(rows.clone())))?;
+    Ok(tradeoff_report(
+        experiment,
+        &rows,
+        &rule,
+        sweep.wall_seconds,
         sweep.threads,
     ))
 }

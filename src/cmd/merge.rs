@@ -1,0 +1,156 @@
+//! `psim merge DIR... --out OUT`: combine the directories of a sharded
+//! sweep (`--shard I/N`) into what one unsharded run writes.
+
+use crate::cmd::experiment::finalize;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use psim_common::Experiment;
+use psim_scenarios::durable::{self, Progress, ShardFile};
+use psim_scenarios::output::{atomic_write, OutputDir};
+use std::path::{Path, PathBuf};
+
+/// `psim merge`.
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The shards' output directories (each written with --shard I/N).
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
+    /// Where the merged outputs go: a new or empty directory, or an earlier
+    /// merge of the same experiment (a rerun copies only what is missing).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn read_config(dir: &Path) -> Result<Experiment> {
+    let path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "`{}` is not a psim output directory (cannot read its config.toml)",
+            dir.display()
+        )
+    })?;
+    toml::from_str(&text).with_context(|| format!("invalid config `{}`", path.display()))
+}
+
+/// Checks the shards, copies their point files into OUT and writes the outputs.
+pub fn merge(a: MergeArgs) -> Result<()> {
+    let first = &a.dirs[0];
+    let e = read_config(first)?;
+    let mut shards: Vec<(PathBuf, ShardFile)> = Vec::new();
+    for dir in &a.dirs {
+        let other = read_config(dir)?;
+        if other != e {
+            bail!(
+                "`{}` and `{}` are not shards of one experiment (their config.toml differ); merge the shards of one experiment only",
+                first.display(),
+                dir.display()
+            );
+        }
+        let path = dir.join("shard.json");
+        let shard: ShardFile = match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .with_context(|| format!("invalid `{}`", path.display()))?,
+            Err(_) => bail!(
+                "`{}` has no shard.json: it was not written with --shard I/N",
+                dir.display()
+            ),
+        };
+        shards.push((dir.clone(), shard));
+    }
+    let count = shards[0].1.shard.count;
+    if let Some((dir, s)) = shards.iter().find(|(_, s)| s.shard.count != count) {
+        bail!(
+            "`{}` is shard {} but `{}` is shard {}: the shards of one merge must split the sweep the same way (same N)",
+            dir.display(),
+            s.shard,
+            shards[0].0.display(),
+            shards[0].1.shard
+        );
+    }
+    let mut seen: Vec<Option<&Path>> = vec![None; count];
+    for (dir, s) in &shards {
+        if let Some(prev) = seen[s.shard.index] {
+            bail!(
+                "`{}` and `{}` are both shard {}: overlapping shares; give each shard once",
+                prev.display(),
+                dir.display(),
+                s.shard
+            );
+        }
+        seen[s.shard.index] = Some(dir);
+    }
+    let missing: Vec<String> = (0..count)
+        .filter(|i| seen[*i].is_none())
+        .map(|i| format!("{i}/{count}"))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "shard{} {} {} missing: give every shard's directory (run the missing ones with --shard I/{count})",
+            if missing.len() > 1 { "s" } else { "" },
+            missing.join(", "),
+            if missing.len() > 1 { "are" } else { "is" }
+        );
+    }
+    let total = e.points().len();
+    for (dir, s) in &shards {
+        let done = durable::done_points(dir);
+        let todo: Vec<&usize> = s.share.iter().filter(|p| !done.contains(p)).collect();
+        if !todo.is_empty() {
+            bail!(
+                "`{}` (shard {}) is unfinished: {} of its {} points are missing; rerun it with the same --shard and --out (it continues), then merge",
+                dir.display(),
+                s.shard,
+                todo.len(),
+                s.share.len()
+            );
+        }
+    }
+    // OUT: new, or an earlier merge of this experiment (idempotent).
+    let out = if a.out.join("config.toml").is_file() {
+        if read_config(&a.out)? != e {
+            bail!(
+                "`{}` holds another experiment; choose another --out",
+                a.out.display()
+            );
+        }
+        OutputDir::existing(&a.out)?
+    } else {
+        let out = OutputDir::create(Some(&a.out), &e.name, false)?;
+        out.write_config(&e)?;
+        out
+    };
+    let points = out.path().join("points");
+    std::fs::create_dir_all(&points)
+        .with_context(|| format!("cannot create `{}`", points.display()))?;
+    let have = durable::done_points(out.path());
+    for (dir, s) in &shards {
+        for p in s.share.iter().filter(|p| !have.contains(p)) {
+            // The rows first, then the marker, each atomically.
+            for name in [format!("{p}.runs.csv"), format!("{p}.json")] {
+                let from = dir.join("points").join(&name);
+                let mut src = std::fs::File::open(&from)
+                    .with_context(|| format!("cannot read `{}`", from.display()))?;
+                atomic_write(&points.join(&name), |w| {
+                    std::io::copy(&mut src, w).map(|_| ())
+                })?;
+            }
+        }
+    }
+    let wall_seconds = shards.iter().map(|(_, s)| s.wall_seconds).sum();
+    let threads = shards.iter().map(|(_, s)| s.threads).max().unwrap_or(0);
+    match durable::finish(&e, out.path(), wall_seconds, threads)? {
+        Progress::Complete(sweep) => {
+            let report = finalize(&out, &sweep)?;
+            print!("{report}");
+            println!(
+                "\nmerged {count} shards ({total} points) into {}",
+                out.path().display()
+            );
+            Ok(())
+        }
+        Progress::Partial { done, total, .. } => bail!(
+            "after merging, {} of {total} points are still missing",
+            total - done
+        ),
+    }
+}
