@@ -62,6 +62,7 @@ fn sweeps_are_bit_identical_whatever_the_thread_count() {
         &SweepOptions {
             threads: 1,
             progress: None,
+            cancel: None,
         },
     )
     .unwrap();
@@ -70,6 +71,7 @@ fn sweeps_are_bit_identical_whatever_the_thread_count() {
         &SweepOptions {
             threads: 2,
             progress: None,
+            cancel: None,
         },
     )
     .unwrap();
@@ -78,6 +80,7 @@ fn sweeps_are_bit_identical_whatever_the_thread_count() {
         &SweepOptions {
             threads: 3,
             progress: None,
+            cancel: None,
         },
     )
     .unwrap();

@@ -24,6 +24,9 @@ pub enum SweepError {
     /// An engine failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The sweep was stopped through [`SweepOptions::cancel`] (Ctrl-C from Python).
+    #[error("interrupted: the sweep was cancelled before it finished")]
+    Cancelled,
     /// The thread pool could not be built.
     #[error("cannot start {threads} worker threads: {message}")]
     Threads { threads: usize, message: String },
@@ -219,6 +222,9 @@ pub struct SweepOptions<'a> {
     pub threads: usize,
     /// Called after every finished run, from any thread.
     pub progress: Option<&'a (dyn Fn() + Sync)>,
+    /// When set to true, runs not yet started are skipped and the sweep
+    /// returns [`SweepError::Cancelled`] (runs under way finish first).
+    pub cancel: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 /// Checks everything about `experiment` that can be checked without
@@ -240,12 +246,24 @@ pub fn run_sweep(
     experiment: &Experiment,
     opts: &SweepOptions<'_>,
 ) -> Result<SweepResult, SweepError> {
+    run_sweep_with(experiment, opts, |p| AnyObjective::build(&p.objective))
+}
+
+/// [`run_sweep`] with the objective of each point built by `objective`
+/// (the built-in objectives use [`AnyObjective::build`]; the Python
+/// package passes a user's objective).
+pub fn run_sweep_with<O, F>(
+    experiment: &Experiment,
+    opts: &SweepOptions<'_>,
+    objective: F,
+) -> Result<SweepResult, SweepError>
+where
+    O: psim_common::Objective + Clone + 'static,
+    F: Fn(&RunConfig) -> Result<O, ConfigError>,
+{
     experiment.validate()?;
     let points = experiment.points();
-    let objectives: Vec<AnyObjective> = points
-        .iter()
-        .map(|p| AnyObjective::build(&p.objective))
-        .collect::<Result<_, _>>()?;
+    let objectives: Vec<O> = points.iter().map(&objective).collect::<Result<_, _>>()?;
     let runs = experiment.base.runs as u64;
     let jobs: Vec<(usize, u64)> = (0..points.len())
         .flat_map(|p| (0..runs).map(move |r| (p, r)))
@@ -253,14 +271,21 @@ pub fn run_sweep(
     let span = tracing::info_span!("sweep", name = %experiment.name, points = points.len(), runs);
     let _guard = span.enter();
     let started = Instant::now();
-    let work = || -> Result<Vec<RunResult>, EngineError> {
+    let cancelled = || {
+        opts.cancel
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+    };
+    let work = || -> Result<Vec<RunResult>, SweepError> {
         jobs.par_iter()
             .map(|&(p, r)| {
-                let result = engine::run(&points[p], &objectives[p], r);
+                if cancelled() {
+                    return Err(SweepError::Cancelled);
+                }
+                let result = engine::run(&points[p], &objectives[p], r)?;
                 if let Some(progress) = opts.progress {
                     progress();
                 }
-                result
+                Ok(result)
             })
             .collect()
     };
@@ -273,6 +298,9 @@ pub fn run_sweep(
         })?;
     let threads = pool.current_num_threads();
     let results = pool.install(work)?;
+    if cancelled() {
+        return Err(SweepError::Cancelled);
+    }
     let wall_seconds = started.elapsed().as_secs_f64();
     let mut it = results.into_iter();
     let points = points

@@ -187,17 +187,17 @@ fn engine_refusal(flag: &str, setting: Setting, engine: EngineKind) -> anyhow::E
 pub struct Execution {
     /// Output directory (default psim-out/NAME, suffixed when taken); must be new or empty.
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub out: Option<PathBuf>,
     /// Allow writing into a non-empty --out directory.
     #[arg(long)]
-    force: bool,
+    pub force: bool,
     /// Worker threads for the runs (default: one per core; at most 4 × the
     /// cores, and never more than 1024).
     #[arg(long, default_value_t = 0)]
-    threads: usize,
+    pub threads: usize,
     /// No progress bar.
     #[arg(long, short)]
-    quiet: bool,
+    pub quiet: bool,
 }
 
 /// `psim run`.
@@ -641,20 +641,42 @@ fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// The runs an experiment makes (the progress bar's length).
+pub fn total_runs(e: &Experiment, scenario: Option<&dyn Scenario>) -> u64 {
+    match scenario {
+        Some(s) => s.total_runs(e),
+        None if e.tradeoff.is_some() => Tradeoff.total_runs(e),
+        None => e.points().len() as u64 * e.base.runs as u64,
+    }
+}
+
 /// Runs an experiment: as its scenario when it names one, otherwise as a plain sweep.
 pub fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>) -> Result<()> {
+    let bar = progress_bar(total_runs(&e, scenario), exec.quiet);
+    let tick = || bar.inc(1);
+    let (report, out) = execute_with(e, exec, scenario, &tick, None)?;
+    bar.finish_and_clear();
+    print!("{report}");
+    println!("\nresults in {}", out.path().display());
+    Ok(())
+}
+
+/// [`execute`] without a terminal: refuses what can be refused before
+/// creating the output directory, runs with `progress` called after every
+/// run (stopping early once `cancel` is set), writes every output file and
+/// returns the report with the directory.
+pub fn execute_with(
+    e: Experiment,
+    exec: &Execution,
+    scenario: Option<&dyn Scenario>,
+    progress: &(dyn Fn() + Sync),
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+) -> Result<(String, OutputDir)> {
     // Everything that can be refused is refused before the directory exists.
     check_threads(exec.threads)?;
     psim_scenarios::sweep::preflight(&e)?;
     let out = OutputDir::create(exec.out.as_deref(), &e.name, exec.force)?;
     out.write_config(&e)?;
-    let total = match scenario {
-        Some(s) => s.total_runs(&e),
-        None if e.tradeoff.is_some() => Tradeoff.total_runs(&e),
-        None => e.points().len() as u64 * e.base.runs as u64,
-    };
-    let bar = progress_bar(total, exec.quiet);
-    let tick = || bar.inc(1);
     // Wall-clock engines measure time: their runs must not share the cores.
     let opts = SweepOptions {
         threads: if e.base.engine.is_wall_clock() && exec.threads == 0 {
@@ -662,7 +684,8 @@ pub fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>)
         } else {
             exec.threads
         },
-        progress: Some(&tick),
+        progress: Some(progress),
+        cancel,
     };
     let report = match scenario {
         Some(s) => s.run(&e, &out, &opts)?,
@@ -673,11 +696,8 @@ pub fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>)
             points_report(&sweep)
         }
     };
-    bar.finish_and_clear();
     out.write("report.txt", &report)?;
-    print!("{report}");
-    println!("\nresults in {}", out.path().display());
-    Ok(())
+    Ok((report, out))
 }
 
 /// The table printed by `psim run` and `psim sweep`.
@@ -775,16 +795,30 @@ fn start(
     Ok((e, scenario))
 }
 
-/// `psim run`.
-pub fn run(a: RunArgs) -> Result<()> {
+/// An experiment built from a command's flags, ready to run.
+pub struct Prepared {
+    /// The experiment, every flag applied and checked.
+    pub experiment: Experiment,
+    /// The scenario it runs as, if any.
+    pub scenario: Option<&'static dyn Scenario>,
+    /// Where and how to run.
+    pub exec: Execution,
+}
+
+/// `psim run` up to running: the experiment of `--config` or the defaults, the flags applied.
+pub fn prepare_run(a: RunArgs) -> Result<Prepared> {
     let (mut e, scenario) = start(a.config.as_ref(), "run")?;
     let scope = scenario.map_or(Scope::Run, Scope::Scenario);
     a.overrides.apply(&mut e, scope, a.config.is_some())?;
-    execute(e, &a.exec, scenario)
+    Ok(Prepared {
+        experiment: e,
+        scenario,
+        exec: a.exec,
+    })
 }
 
-/// `psim sweep`.
-pub fn sweep(a: SweepArgs) -> Result<()> {
+/// `psim sweep` up to running.
+pub fn prepare_sweep(a: SweepArgs) -> Result<Prepared> {
     let (mut e, scenario) = start(a.config.as_ref(), "sweep")?;
     if a.optimal_delay {
         if let Some(s) = scenario {
@@ -799,7 +833,82 @@ pub fn sweep(a: SweepArgs) -> Result<()> {
     }
     let scope = scenario.map_or(Scope::Sweep, Scope::Scenario);
     a.overrides.apply(&mut e, scope, a.config.is_some())?;
-    execute(e, &a.exec, scenario)
+    Ok(Prepared {
+        experiment: e,
+        scenario,
+        exec: a.exec,
+    })
+}
+
+/// `psim reproduce NAME` (without `--list` and `--check-seeds`) up to running.
+pub fn prepare_reproduce(a: ReproduceArgs) -> Result<Prepared> {
+    let scenario = find_scenario(a.name.as_deref().unwrap_or_default())?;
+    if a.list || a.check_seeds.is_some() {
+        bail!("`--list` and `--check-seeds` print instead of running an experiment");
+    }
+    let mut e = scenario.experiment();
+    a.overrides
+        .apply(&mut e, Scope::Scenario(scenario), false)?;
+    Ok(Prepared {
+        experiment: e,
+        scenario: Some(scenario),
+        exec: a.exec,
+    })
+}
+
+fn find_scenario(name: &str) -> Result<&'static dyn Scenario> {
+    catalogue::find(name).ok_or_else(|| {
+        let names: Vec<&str> = catalogue::catalogue().iter().map(|s| s.name()).collect();
+        anyhow::anyhow!("unknown scenario `{name}`; known: {}", names.join(", "))
+    })
+}
+
+/// The commands a library caller (the Python package) can prepare.
+#[derive(clap::Parser, Debug)]
+#[command(name = "psim")]
+pub enum LibraryCommand {
+    /// `psim run`.
+    #[command(allow_negative_numbers = true)]
+    Run(RunArgs),
+    /// `psim sweep`.
+    #[command(allow_negative_numbers = true)]
+    Sweep(SweepArgs),
+    /// `psim reproduce`.
+    #[command(allow_negative_numbers = true)]
+    Reproduce(ReproduceArgs),
+}
+
+/// Parses `argv` (`["psim", "run", "--momentum", "0.9", …]`) exactly as the
+/// CLI does and prepares the experiment: the same checks, the same messages.
+pub fn prepare(argv: &[String]) -> Result<Prepared> {
+    use clap::Parser;
+    let command = LibraryCommand::try_parse_from(argv).map_err(|e| {
+        // clap's message without its `error: ` prefix and `--help` hint.
+        let text = e.render().to_string();
+        let text = text.trim_start_matches("error: ");
+        let text = text
+            .split("\n\nFor more information")
+            .next()
+            .unwrap_or(text);
+        anyhow::anyhow!("{}", text.trim_end())
+    })?;
+    match command {
+        LibraryCommand::Run(a) => prepare_run(a),
+        LibraryCommand::Sweep(a) => prepare_sweep(a),
+        LibraryCommand::Reproduce(a) => prepare_reproduce(a),
+    }
+}
+
+/// `psim run`.
+pub fn run(a: RunArgs) -> Result<()> {
+    let p = prepare_run(a)?;
+    execute(p.experiment, &p.exec, p.scenario)
+}
+
+/// `psim sweep`.
+pub fn sweep(a: SweepArgs) -> Result<()> {
+    let p = prepare_sweep(a)?;
+    execute(p.experiment, &p.exec, p.scenario)
 }
 
 /// `psim reproduce`.
@@ -814,11 +923,7 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let name = a.name.as_deref().unwrap_or_default();
-    let Some(scenario) = catalogue::find(name) else {
-        let names: Vec<&str> = catalogue::catalogue().iter().map(|s| s.name()).collect();
-        bail!("unknown scenario `{name}`; known: {}", names.join(", "));
-    };
+    let scenario = find_scenario(a.name.as_deref().unwrap_or_default())?;
     if let Some(text) = &a.check_seeds {
         if a.overrides.seed.is_some() {
             bail!("`--seed` and `--check-seeds` both choose the seed; give one");
@@ -862,6 +967,7 @@ fn check_seeds(
     let opts = SweepOptions {
         threads: exec.threads,
         progress: Some(&tick),
+        cancel: None,
     };
     let check = verdict::check_seeds(scenario, &e, &seeds, root.path(), &opts)?;
     bar.finish_and_clear();
