@@ -8,7 +8,7 @@ import psim
 e1 = psim.reproduce("tradeoff", runs=20, steps=10000)
 for row in e1.summary["tradeoff"]:
     print(f"mu={row['momentum']}: optimal delay {row['optimal_delay']}")
-runs = e1.runs
+runs = e1.runs.assign(delay=lambda d: d["delay"].astype(str).str.replace("const:", "").astype(float))
 mean = runs[runs["outcome"] != "diverged"].groupby(["momentum", "delay"])["tail_error"].mean().unstack(0)
 
 s = psim.sweep(momentum=[0.7, 0.9], delay=["const:40", "uniform:0..80", "exp:40", "pareto:20,2"], runs=20, steps=10000)
