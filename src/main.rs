@@ -1,7 +1,7 @@
 //! `psim`: the command-line front end. Thin by design: parsing, progress,
 //! printing; the work lives in the library crates.
 
-mod cmd;
+use psim::cmd;
 
 use clap::{Parser, Subcommand};
 

@@ -30,6 +30,9 @@ pub enum SweepError {
     /// A durable sweep's directory is not what it should be.
     #[error("{0}")]
     Durable(String),
+    /// The sweep was stopped through [`SweepOptions::cancel`] (Ctrl-C from Python).
+    #[error("interrupted: the sweep was cancelled before it finished")]
+    Cancelled,
     /// The thread pool could not be built.
     #[error("cannot start {threads} worker threads: {message}")]
     Threads { threads: usize, message: String },
@@ -281,6 +284,9 @@ pub struct SweepOptions<'a> {
     /// the injected engine applies (the reference; results then differ in
     /// their random numbers, not in their law).
     pub scalar: bool,
+    /// When set to true, runs not yet started are skipped and the sweep
+    /// returns [`SweepError::Cancelled`] (runs under way finish first).
+    pub cancel: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 /// Checks everything about `experiment` that can be checked without
@@ -308,6 +314,78 @@ pub fn run_sweep(
         points.push(p);
         Ok(())
     })?;
+    Ok(SweepResult {
+        experiment: experiment.clone(),
+        points,
+        wall_seconds,
+        threads,
+    })
+}
+
+/// A sweep whose objective of each point is built by `objective` (the
+/// Python package passes a user's objective; built-in objectives go through
+/// [`run_sweep`], which adds the batched engine and the bounded-memory
+/// windows). All runs are kept in memory until the end.
+pub fn run_sweep_with<O, F>(
+    experiment: &Experiment,
+    opts: &SweepOptions<'_>,
+    objective: F,
+) -> Result<SweepResult, SweepError>
+where
+    O: psim_common::Objective + Clone + 'static,
+    F: Fn(&RunConfig) -> Result<O, ConfigError>,
+{
+    experiment.validate()?;
+    let points = experiment.points();
+    let objectives: Vec<O> = points.iter().map(&objective).collect::<Result<_, _>>()?;
+    let runs = experiment.base.runs as u64;
+    let jobs: Vec<(usize, u64)> = (0..points.len())
+        .flat_map(|p| (0..runs).map(move |r| (p, r)))
+        .collect();
+    let span = tracing::info_span!("sweep", name = %experiment.name, points = points.len(), runs);
+    let _guard = span.enter();
+    let started = Instant::now();
+    let cancelled = || {
+        opts.cancel
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+    };
+    let work = || -> Result<Vec<RunResult>, SweepError> {
+        jobs.par_iter()
+            .map(|&(p, r)| {
+                if cancelled() {
+                    return Err(SweepError::Cancelled);
+                }
+                let result = engine::run(&points[p], &objectives[p], r)?;
+                if let Some(progress) = opts.progress {
+                    progress();
+                }
+                Ok(result)
+            })
+            .collect()
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build()
+        .map_err(|e| SweepError::Threads {
+            threads: opts.threads,
+            message: e.to_string(),
+        })?;
+    let threads = pool.current_num_threads();
+    let results = pool.install(work)?;
+    if cancelled() {
+        return Err(SweepError::Cancelled);
+    }
+    let wall_seconds = started.elapsed().as_secs_f64();
+    let mut it = results.into_iter();
+    let points = points
+        .into_iter()
+        .enumerate()
+        .map(|(index, config)| {
+            let runs: Vec<RunResult> = it.by_ref().take(runs as usize).collect();
+            aggregate(index, config, runs)
+        })
+        .collect();
+    tracing::info!(wall_seconds, threads, "sweep finished");
     Ok(SweepResult {
         experiment: experiment.clone(),
         points,
@@ -387,6 +465,14 @@ pub fn run_points(
     let window = WINDOW.max(threads * 4);
     let mut acc: Option<PointAcc> = None;
     for chunk in jobs.chunks(window) {
+        // Cancelled (Ctrl-C from Python): finished points are kept, the
+        // window under way was the last.
+        if opts
+            .cancel
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(SweepError::Cancelled);
+        }
         let work = || -> Result<Vec<Vec<RunResult>>, EngineError> {
             chunk
                 .par_iter()

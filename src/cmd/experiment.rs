@@ -203,37 +203,37 @@ fn engine_refusal(flag: &str, setting: Setting, engine: EngineKind) -> anyhow::E
 pub struct Execution {
     /// Output directory (default psim-out/NAME, suffixed when taken); must be new or empty.
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub out: Option<PathBuf>,
     /// Allow writing into a non-empty --out directory.
     #[arg(long)]
-    force: bool,
+    pub force: bool,
     /// Worker threads for the runs (default: one per core; at most 4 × the
     /// cores, and never more than 1024).
     #[arg(long, default_value_t = 0)]
-    threads: usize,
+    pub threads: usize,
     /// No progress bar.
     #[arg(long, short)]
-    quiet: bool,
+    pub quiet: bool,
     /// Run the injected engine run by run on the scalar reference instead of
     /// in SIMD batches of 8 runs (other random numbers, same law), e.g.
     /// `psim reproduce tradeoff --scalar-engine`.
     #[arg(long)]
-    scalar_engine: bool,
+    pub scalar_engine: bool,
     /// Continue the interrupted output directory DIR: its config.toml is the
     /// experiment (flags may only repeat its values), finished points are kept,
     /// the missing ones run, then the outputs are written, e.g.
     /// `psim reproduce tradeoff --resume psim-out/tradeoff`.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "force"])]
-    resume: Option<PathBuf>,
+    pub resume: Option<PathBuf>,
     /// Run a share of the points, I/N (point P belongs to shard P mod N), or
     /// `auto`: from SLURM_ARRAY_TASK_ID/COUNT, JOB_COMPLETION_INDEX or HQ_TASK_ID;
     /// combine the shards' directories with `psim merge`, e.g. `--shard 0/3 --out s0`.
     #[arg(long, value_name = "I/N|auto")]
-    shard: Option<String>,
+    pub shard: Option<String>,
     /// Shards in all, for `--shard auto` under Kubernetes or HyperQueue (whose
     /// environment has the index only); default $PSIM_SHARD_COUNT.
     #[arg(long = "shard-count", value_name = "N")]
-    shard_count: Option<usize>,
+    pub shard_count: Option<usize>,
 }
 
 impl Execution {
@@ -918,6 +918,7 @@ fn sweep_options<'a>(
         },
         progress: Some(tick),
         scalar: exec.scalar_engine,
+        cancel: None,
     }
 }
 
@@ -1293,6 +1294,7 @@ fn check_seeds(
         threads: exec.threads,
         progress: Some(&tick),
         scalar: exec.scalar_engine,
+        cancel: None,
     };
     let check = verdict::check_seeds(scenario, &e, &seeds, root.path(), &opts)?;
     bar.finish_and_clear();
@@ -1310,4 +1312,151 @@ fn check_seeds(
         );
     }
     Ok(())
+}
+
+/// Runs a prepared experiment without printing, for library callers (the
+/// Python package): `progress` is called after every run and `cancel` stops
+/// the sweep between windows of runs. Returns the report and the output
+/// directory. Resumes and shards stay the command line's ([`prepare`]
+/// refuses them).
+pub fn execute_with(
+    e: Experiment,
+    exec: &Execution,
+    scenario: Option<&dyn Scenario>,
+    progress: &(dyn Fn() + Sync),
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+) -> Result<(String, OutputDir)> {
+    // Everything that can be refused is refused before the directory exists.
+    check_threads(exec.threads)?;
+    check_scalar_engine(&e, exec, scenario)?;
+    psim_scenarios::sweep::preflight(&e)?;
+    let out = OutputDir::create(exec.out.as_deref(), &e.name, exec.force)?;
+    out.write_config(&e)?;
+    let mut opts = sweep_options(&e, exec, progress);
+    opts.cancel = cancel;
+    let report = match scenario {
+        Some(s) => s.run(&e, &out, &opts)?,
+        None if e.tradeoff.is_some() => run_tradeoff(&e, &out, &opts)?,
+        None => {
+            let sweep = run_sweep(&e, &opts)?;
+            write_sweep(&out, &sweep, None)?;
+            points_report(&sweep)
+        }
+    };
+    out.write("report.txt", &report)?;
+    Ok((report, out))
+}
+
+/// The runs an experiment makes (the progress bar's length).
+pub fn total_runs(e: &Experiment, scenario: Option<&dyn Scenario>) -> u64 {
+    match scenario {
+        Some(s) => s.total_runs(e),
+        None if e.tradeoff.is_some() => Tradeoff.total_runs(e),
+        None => e.points().len() as u64 * e.base.runs as u64,
+    }
+}
+
+/// An experiment built from a command's flags, ready to run.
+pub struct Prepared {
+    /// The experiment, every flag applied and checked.
+    pub experiment: Experiment,
+    /// The scenario it runs as, if any.
+    pub scenario: Option<&'static dyn Scenario>,
+    /// Where and how to run.
+    pub exec: Execution,
+}
+
+/// `psim run` up to running: the experiment of `--config` or the defaults, the flags applied.
+pub fn prepare_run(a: RunArgs) -> Result<Prepared> {
+    let (mut e, scenario) = start(a.config.as_ref(), "run")?;
+    let scope = scenario.map_or(Scope::Run, Scope::Scenario);
+    a.overrides.apply(&mut e, scope, a.config.is_some())?;
+    Ok(Prepared {
+        experiment: e,
+        scenario,
+        exec: a.exec,
+    })
+}
+
+/// `psim sweep` up to running.
+pub fn prepare_sweep(a: SweepArgs) -> Result<Prepared> {
+    let (mut e, scenario) = start(a.config.as_ref(), "sweep")?;
+    if a.optimal_delay {
+        if let Some(s) = scenario {
+            bail!(
+                "`--optimal-delay` adds the tradeoff analysis to a plain sweep; the config is scenario `{}`, whose analysis is its own, so it is refused rather than ignored",
+                s.name()
+            );
+        }
+        if e.tradeoff.is_none() {
+            e.tradeoff = Some(Tolerance::default());
+        }
+    }
+    let scope = scenario.map_or(Scope::Sweep, Scope::Scenario);
+    a.overrides.apply(&mut e, scope, a.config.is_some())?;
+    Ok(Prepared {
+        experiment: e,
+        scenario,
+        exec: a.exec,
+    })
+}
+
+/// `psim reproduce NAME` (without `--list` and `--check-seeds`) up to running.
+pub fn prepare_reproduce(a: ReproduceArgs) -> Result<Prepared> {
+    let name = a.name.as_deref().unwrap_or_default();
+    let scenario = catalogue::find(name).ok_or_else(|| {
+        let names: Vec<&str> = catalogue::catalogue().iter().map(|s| s.name()).collect();
+        anyhow::anyhow!("unknown scenario `{name}`; known: {}", names.join(", "))
+    })?;
+    if a.list || a.check_seeds.is_some() {
+        bail!("`--list` and `--check-seeds` print instead of running an experiment");
+    }
+    let mut e = scenario.experiment();
+    a.overrides
+        .apply(&mut e, Scope::Scenario(scenario), false)?;
+    Ok(Prepared {
+        experiment: e,
+        scenario: Some(scenario),
+        exec: a.exec,
+    })
+}
+
+/// The commands a library caller (the Python package) can prepare.
+#[derive(clap::Parser, Debug)]
+#[command(name = "psim")]
+pub enum LibraryCommand {
+    /// `psim run`.
+    #[command(allow_negative_numbers = true)]
+    Run(RunArgs),
+    /// `psim sweep`.
+    #[command(allow_negative_numbers = true)]
+    Sweep(SweepArgs),
+    /// `psim reproduce`.
+    #[command(allow_negative_numbers = true)]
+    Reproduce(ReproduceArgs),
+}
+
+/// Parses `argv` (`["psim", "run", "--momentum", "0.9", …]`) exactly as the
+/// CLI does and prepares the experiment: the same checks, the same messages.
+pub fn prepare(argv: &[String]) -> Result<Prepared> {
+    use clap::Parser;
+    let command = LibraryCommand::try_parse_from(argv).map_err(|e| {
+        // clap's message without its `error: ` prefix and `--help` hint.
+        let text = e.render().to_string();
+        let text = text.trim_start_matches("error: ");
+        let text = text
+            .split("\n\nFor more information")
+            .next()
+            .unwrap_or(text);
+        anyhow::anyhow!("{}", text.trim_end())
+    })?;
+    let prepared = match command {
+        LibraryCommand::Run(a) => prepare_run(a)?,
+        LibraryCommand::Sweep(a) => prepare_sweep(a)?,
+        LibraryCommand::Reproduce(a) => prepare_reproduce(a)?,
+    };
+    if prepared.exec.resume.is_some() || prepared.exec.shard.is_some() {
+        bail!("`resume` and `shard` belong to the command line (`psim … --resume DIR`, `--shard I/N`); from Python, run the experiment whole");
+    }
+    Ok(prepared)
 }

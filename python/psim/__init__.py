@@ -1,0 +1,387 @@
+"""psim from Python: the parameter-server simulator for asynchronous momentum SGD.
+
+``psim.run``, ``psim.sweep`` and ``psim.reproduce`` take the CLI's settings as
+keyword arguments (``step_size=5e-4`` for ``--step-size 5e-4``; a list for a
+grid) or a config (``config=`` a path to a ``config.toml`` or a dict). They go
+through the CLI's own code, so they are validated with the same checks and
+refused with the same messages, raised as :class:`PsimError` (a ``ValueError``)
+naming the keyword in ``.field``. An unknown keyword is refused, never ignored.
+
+Each returns a :class:`Result`: ``.summary`` (dict), ``.runs`` and ``.traces``
+(pandas DataFrames), ``.staleness`` (numpy arrays) and ``.save(dir)``, which
+writes the CLI's output directory (``psim report DIR`` works on it).
+
+Your own objective: pass ``objective=`` an object with ``dim``,
+``initial_point`` (an array, or a method returning one), ``gradient(params,
+rng) -> ndarray`` and ``error(params) -> float`` (or ``loss``). ``rng`` is a
+``numpy.random.Generator`` seeded from psim's seed tree per run and worker, so
+runs are deterministic.
+
+The GIL is released while Rust runs; Ctrl-C stops the sweep (runs under way
+finish first) and raises ``KeyboardInterrupt``; ``progress=False`` turns the
+progress bar off.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from typing import Any, Dict, List, NamedTuple, Optional, Union
+
+import numpy as np
+
+from . import _psim
+
+__all__ = [
+    "run",
+    "sweep",
+    "reproduce",
+    "scenarios",
+    "Result",
+    "Staleness",
+    "PsimError",
+    "SETTINGS",
+]
+
+
+class PsimError(ValueError):
+    """A setting psim refuses. ``.field`` names the keyword (or config key)."""
+
+    def __init__(self, message: str, field: Optional[str] = None):
+        super().__init__(message)
+        self.field = field
+
+
+# keyword -> (CLI flag, how a value is written: "one", "comma" (a list is a
+# comma list: a grid), "repeat" (a list repeats the flag: a grid), "flag" (bool))
+SETTINGS: Dict[str, tuple] = {
+    "momentum": ("--momentum", "comma"),
+    "step_size": ("--step-size", "comma"),
+    "delay": ("--delay", "repeat"),
+    "taus": ("--taus", "one"),
+    "steps": ("--steps", "one"),
+    "runs": ("--runs", "one"),
+    "seed": ("--seed", "one"),
+    "spectrum": ("--spectrum", "comma"),
+    "covariance": ("--covariance", "one"),
+    "data": ("--data", "one"),
+    "init": ("--init", "one"),
+    "history": ("--history", "one"),
+    "history_policy": ("--history-policy", "one"),
+    "record_every": ("--record-every", "one"),
+    "tail_fraction": ("--tail-fraction", "one"),
+    "divergence_norm": ("--divergence-norm", "one"),
+    "target_error": ("--target-error", "one"),
+    "engine": ("--engine", "one"),
+    "rule": ("--rule", "one"),
+    "schedule": ("--schedule", "one"),
+    "workers": ("--workers", "comma"),
+    "compute_time": ("--compute-time", "repeat"),
+    "network_delay": ("--network-delay", "one"),
+    "consistency": ("--consistency", "comma"),
+    "backend": ("--backend", "one"),
+    "on_worker_failure": ("--on-worker-failure", "one"),
+    "factor": ("--factor", "one"),
+    "threads": ("--threads", "one"),
+}
+_SWEEP_ONLY = {"optimal_delay": ("--optimal-delay", "flag")}
+_FLAG_TO_KEY = {flag: key for key, (flag, _) in {**SETTINGS, **_SWEEP_ONLY}.items()}
+_FLAG_TO_KEY.update({"--config": "config", "--out": "out", "--force": "force"})
+
+
+def _field_of(message: str, field: Optional[str]) -> Optional[str]:
+    m = re.search(r"invalid `([^`]+)` =", message)
+    if m and not field:
+        field = m.group(1)
+    if message.startswith(("invalid config", "cannot read config")):
+        return "config"
+    m = re.search(r"--[a-z][a-z-]*", message)
+    if m and m.group(0) in _FLAG_TO_KEY:
+        return _FLAG_TO_KEY[m.group(0)]
+    if field:
+        last = re.sub(r"\[.*$", "", field.split(".")[-1])
+        for key in SETTINGS:
+            if key == last or key == field:
+                return key
+        return field
+    return None
+
+
+def _text(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        raise PsimError(f"{key}: expected a number or text, got {value!r}", key)
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, str):
+        return value
+    raise PsimError(f"{key}: expected a number or text, got {type(value).__name__} {value!r}", key)
+
+
+def _argv(command: str, allowed: Dict[str, tuple], settings: Dict[str, Any]) -> List[str]:
+    argv = ["psim", command]
+    for key, value in settings.items():
+        if key not in allowed:
+            close = difflib.get_close_matches(key, list(allowed), n=1)
+            hint = f" (did you mean `{close[0]}`?)" if close else ""
+            raise PsimError(
+                f"unknown setting `{key}`{hint}; psim.{command} accepts: "
+                + ", ".join(sorted(allowed)) + ", config, out, progress"
+                + (", objective" if command != "reproduce" else ""),
+                key,
+            )
+        if value is None:
+            continue
+        flag, kind = allowed[key]
+        if kind == "flag":
+            if not isinstance(value, bool):
+                raise PsimError(f"{key}: expected True or False, got {value!r}", key)
+            if value:
+                argv.append(flag)
+            continue
+        if key == "covariance" and isinstance(value, (list, tuple, np.ndarray)):
+            value = ";".join(",".join(_text(key, x) for x in row) for row in np.asarray(value).tolist())
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        if isinstance(value, (list, tuple)):
+            if not value:
+                raise PsimError(f"{key}: an empty list", key)
+            if kind == "one":
+                raise PsimError(f"{key} takes one value, got the list {list(value)!r}", key)
+            texts = [_text(key, v) for v in value]
+            if kind == "comma":
+                argv.append(f"{flag}=" + ",".join(texts))
+            else:
+                argv.extend(f"{flag}={t}" for t in texts)
+        else:
+            argv.append(f"{flag}={_text(key, value)}")
+    return argv
+
+
+class _Bar:
+    """A tqdm bar when tqdm is installed, else one stderr line."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+        self.last = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            try:
+                from tqdm.auto import tqdm  # type: ignore
+
+                self.bar = tqdm(total=total, unit="run", leave=False)
+            except ImportError:
+                self.bar = False
+        if self.bar:
+            self.bar.update(done - self.bar.n)
+        elif done != self.last and done > 0:
+            self.last = done
+            sys.stderr.write(f"\rpsim: {done}/{total} runs")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.close()
+        elif self.bar is False and self.last >= 0:
+            sys.stderr.write("\r" + " " * 40 + "\r")
+            sys.stderr.flush()
+
+
+class Staleness(NamedTuple):
+    """The staleness histogram: ``counts[i]`` gradients had staleness ``values[i]``."""
+
+    values: np.ndarray
+    counts: np.ndarray
+
+
+class Result:
+    """The outcome of ``psim.run``/``sweep``/``reproduce``: the CLI's output directory, read.
+
+    Attributes: ``report`` (the text the CLI prints), ``path`` (the output
+    directory: a temporary one unless ``out=`` was given).
+    """
+
+    def __init__(self, path: str, report: str, tmp: Optional[tempfile.TemporaryDirectory]):
+        self.path = path
+        self.report = report
+        self._tmp = tmp
+        self._cache: Dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<psim.Result {os.path.basename(self.path)!r}: {', '.join(self.files)}>"
+
+    @property
+    def files(self) -> List[str]:
+        """The files of the output directory."""
+        return sorted(os.listdir(self.path))
+
+    def _csv(self, name: str):
+        import pandas as pd
+
+        if name not in self._cache:
+            p = os.path.join(self.path, name)
+            self._cache[name] = pd.read_csv(p) if os.path.exists(p) else None
+        return self._cache[name]
+
+    @property
+    def summary(self) -> Dict[str, Any]:
+        """``summary.json`` as a dict (for ``tradeoff``: ``rows`` with each μ's optimal delay)."""
+        if "summary" not in self._cache:
+            with open(os.path.join(self.path, "summary.json")) as f:
+                self._cache["summary"] = json.load(f)
+        return self._cache["summary"]
+
+    @property
+    def runs(self):
+        """Per-run rows (``runs.csv``) as a DataFrame, without the wall-clock column.
+
+        The wall-clock seconds, which differ from call to call, are in
+        :attr:`timings`; everything here is a function of the settings and
+        the seed (on the injected and virtual-time engines).
+        """
+        df = self._csv("runs.csv")
+        if df is None:
+            return None
+        return df.drop(columns=[c for c in ("wall_seconds",) if c in df.columns])
+
+    @property
+    def timings(self):
+        """Wall-clock seconds per run (``runs.csv``'s ``wall_seconds``), as a DataFrame."""
+        df = self._csv("runs.csv")
+        if df is None or "wall_seconds" not in df.columns:
+            return None
+        keys = [c for c in df.columns if c in ("point", "run", "momentum", "step_size", "setting")]
+        return df[keys + ["wall_seconds"]]
+
+    @property
+    def traces(self):
+        """Mean error traces per point (``traces.csv``) as a DataFrame."""
+        return self._csv("traces.csv")
+
+    @property
+    def staleness(self) -> Optional[Staleness]:
+        """The staleness histogram over every run (``staleness.csv``, summed over points)."""
+        df = self._csv("staleness.csv")
+        if df is None:
+            return None
+        value = "staleness" if "staleness" in df.columns else df.columns[-2]
+        grouped = df.groupby(value)["count"].sum().sort_index()
+        return Staleness(grouped.index.to_numpy(dtype=np.int64), grouped.to_numpy(dtype=np.int64))
+
+    def csv(self, name: str):
+        """Any CSV file of the output directory (e.g. ``"curves.csv"``) as a DataFrame."""
+        return self._csv(name)
+
+    def save(self, directory: Union[str, "os.PathLike[str]"]) -> str:
+        """Writes the output directory (the CLI's files) to ``directory``, which must be new or empty."""
+        directory = os.fspath(directory)
+        if os.path.exists(directory) and os.listdir(directory):
+            raise PsimError(f"`{directory}` is not empty; save into a new or empty directory", "directory")
+        os.makedirs(directory, exist_ok=True)
+        for name in self.files:
+            shutil.copy2(os.path.join(self.path, name), os.path.join(directory, name))
+        return directory
+
+
+def _execute(command: str, allowed: Dict[str, tuple], settings: Dict[str, Any], extra: List[str] = (), expect_name=None) -> Result:
+    config = settings.pop("config", None)
+    out = settings.pop("out", None)
+    force = settings.pop("force", False)
+    progress = settings.pop("progress", True)
+    objective = settings.pop("objective", None)
+    if objective is not None:
+        given = [k for k in ("spectrum", "covariance", "data", "init") if settings.get(k) is not None]
+        if given:
+            raise PsimError(
+                f"`{given[0]}` sets the built-in streaming-PCA objective; with objective= it would be ignored, so it is refused",
+                given[0],
+            )
+    argv = _argv(command, allowed, settings) + list(extra)
+    tmp_config = None
+    try:
+        if config is not None:
+            if isinstance(config, dict):
+                tmp_config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+                tmp_config.write(_psim.json_to_toml(json.dumps(config)))
+                tmp_config.close()
+                path = tmp_config.name
+            else:
+                path = os.fspath(config)
+            argv.append(f"--config={path}")
+        tmp = None
+        if out is None:
+            tmp = tempfile.TemporaryDirectory(prefix="psim-")
+            out = tmp.name
+            force = True
+        argv.append(f"--out={os.fspath(out)}")
+        if force:
+            argv.append("--force")
+        argv.append("--quiet")
+        bar = _Bar(bool(progress))
+        try:
+            report, path = _psim.execute(argv, objective, bar, expect_name)
+        except _psim.NativeError as e:
+            message, field = e.args
+            key = _field_of(message, field)
+            raise PsimError(f"{key}: {message}" if key else message, key) from None
+        finally:
+            bar.close()
+        return Result(path, report, tmp)
+    finally:
+        if tmp_config is not None:
+            os.unlink(tmp_config.name)
+
+
+def run(*, config=None, objective=None, out=None, progress: bool = True, **settings) -> Result:
+    """One configuration × ``runs`` independent runs (``psim run``).
+
+    Keywords are the CLI's flags with ``_`` for ``-`` (``psim.SETTINGS``), e.g.
+    ``psim.run(momentum=0.9, delay="exp:20", runs=20, steps=10000)``.
+    ``config``: a ``config.toml`` path or a dict (flags still override);
+    ``objective``: your own objective (see the module docstring);
+    ``out``: write the output directory there (default: a temporary one);
+    ``progress``: show a progress bar.
+    """
+    return _execute("run", SETTINGS, dict(settings, config=config, objective=objective, out=out, progress=progress))
+
+
+def sweep(*, config=None, objective=None, out=None, progress: bool = True, optimal_delay: bool = False, **settings) -> Result:
+    """A grid over momentum, step size, delays, workers, compute times, consistency (``psim sweep``).
+
+    A list value makes a grid axis: ``psim.sweep(momentum=[0.7, 0.9], taus="0:100:20")``.
+    ``optimal_delay=True`` adds E1's tradeoff analysis (built-in objectives).
+    """
+    allowed = {**SETTINGS, **_SWEEP_ONLY}
+    return _execute(
+        "sweep",
+        allowed,
+        dict(settings, config=config, objective=objective, out=out, progress=progress, optimal_delay=optimal_delay),
+    )
+
+
+def reproduce(name: str, *, config=None, out=None, progress: bool = True, **settings) -> Result:
+    """A named experiment of the papers (``psim reproduce NAME``), e.g. ``psim.reproduce("tradeoff", runs=20)``.
+
+    ``psim.scenarios()`` lists the names. ``config`` replays a ``config.toml``
+    written by an earlier ``reproduce(name)``.
+    """
+    if not isinstance(name, str):
+        raise PsimError(f"name: expected a scenario name, got {name!r}", "name")
+    if config is not None:
+        return _execute("run", SETTINGS, dict(settings, config=config, out=out, progress=progress), expect_name=name)
+    return _execute("reproduce", SETTINGS, dict(settings, out=out, progress=progress), extra=[name])
+
+
+def scenarios() -> Dict[str, str]:
+    """The named scenarios of ``psim.reproduce``: name → title."""
+    return dict(_psim.scenarios())
