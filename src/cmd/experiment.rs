@@ -1180,10 +1180,8 @@ pub fn run(a: RunArgs) -> Result<()> {
         })?;
         return execute(e, &a.exec, scenario);
     }
-    let (mut e, scenario) = start(a.config.as_ref(), "run")?;
-    let scope = scenario.map_or(Scope::Run, Scope::Scenario);
-    a.overrides.apply(&mut e, scope, a.config.is_some())?;
-    execute(e, &a.exec, scenario)
+    let p = prepare_run(a)?;
+    execute(p.experiment, &p.exec, p.scenario)
 }
 
 /// `psim sweep`.
@@ -1201,21 +1199,8 @@ pub fn sweep(a: SweepArgs) -> Result<()> {
         })?;
         return execute(e, &a.exec, scenario);
     }
-    let (mut e, scenario) = start(a.config.as_ref(), "sweep")?;
-    if a.optimal_delay {
-        if let Some(s) = scenario {
-            bail!(
-                "`--optimal-delay` adds the tradeoff analysis to a plain sweep; the config is scenario `{}`, whose analysis is its own, so it is refused rather than ignored",
-                s.name()
-            );
-        }
-        if e.tradeoff.is_none() {
-            e.tradeoff = Some(Tolerance::default());
-        }
-    }
-    let scope = scenario.map_or(Scope::Sweep, Scope::Scenario);
-    a.overrides.apply(&mut e, scope, a.config.is_some())?;
-    execute(e, &a.exec, scenario)
+    let p = prepare_sweep(a)?;
+    execute(p.experiment, &p.exec, p.scenario)
 }
 
 /// `psim reproduce`.
