@@ -54,16 +54,23 @@ pub fn normal_cdf(x: f64) -> f64 {
 fn erfc(x: f64) -> f64 {
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t
-        * (-z * z - 1.26551223
-            + t * (1.00002368
-                + t * (0.37409196
-                    + t * (0.09678418
-                        + t * (-0.18628806
-                            + t * (0.27886807
-                                + t * (-1.13520398
-                                    + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
-            .exp();
+    // Horner's scheme, innermost coefficient first (a fold rather than
+    // nested brackets, which rustfmt takes seconds to lay out); the same
+    // operations in the same order as the textbook form.
+    const C: [f64; 9] = [
+        1.00002368,
+        0.37409196,
+        0.09678418,
+        -0.18628806,
+        0.27886807,
+        -1.13520398,
+        1.48851587,
+        -0.82215223,
+        0.17087277,
+    ];
+    let (last, rest) = C.split_last().expect("coefficients");
+    let p = rest.iter().rev().fold(*last, |acc, c| c + t * acc);
+    let r = t * (-z * z - 1.26551223 + t * p).exp();
     if x >= 0.0 {
         r
     } else {

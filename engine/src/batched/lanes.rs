@@ -358,7 +358,7 @@ mod tests {
             "fourth moment {}",
             m(4)
         );
-        let cdf = |x: f64| 0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2));
+        let cdf = psim_common::theory::normal_cdf;
         let d = ks_against(&all, cdf);
         assert!(d < 1.95 / n.sqrt(), "KS distance {d}");
         for l in 0..L {
@@ -385,28 +385,6 @@ mod tests {
                 (f - i as f64 / n).abs().max(((i + 1) as f64 / n - f).abs())
             })
             .fold(0.0, f64::max)
-    }
-
-    /// erf from the Chebyshev fit of erfc in Numerical Recipes (`erfcc`):
-    /// fractional error < 1.2·10⁻⁷, far below the 1·10⁻³ KS tolerance.
-    fn erf(x: f64) -> f64 {
-        let t = 1.0 / (1.0 + 0.5 * x.abs());
-        let y = 1.0
-            - t * (-x * x - 1.265_512_23
-                + t * (1.000_023_68
-                    + t * (0.374_091_96
-                        + t * (0.096_784_18
-                            + t * (-0.186_288_06
-                                + t * (0.278_868_07
-                                    + t * (-1.135_203_98
-                                        + t * (1.488_515_87
-                                            + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
-                .exp();
-        if x >= 0.0 {
-            y
-        } else {
-            -y
-        }
     }
 
     #[test]
