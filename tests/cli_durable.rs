@@ -288,8 +288,20 @@ fn three_shards_merge_into_the_unsharded_run() {
 fn resume_and_shard_are_refused_where_they_cannot_apply() {
     for (args, needle) in [
         (
-            vec!["reproduce", "three-phases", "--shard", "0/2"],
-            "`--shard`",
+            // Three points (SGD, MSGD, MSGD + annealing): a fourth shard would be empty.
+            vec!["reproduce", "three-phases", "--shard", "0/4"],
+            "fewer than 4 shards",
+        ),
+        (
+            vec![
+                "reproduce",
+                "three-phases",
+                "--check-seeds",
+                "1..2",
+                "--shard",
+                "0/2",
+            ],
+            "`--shard` is refused here",
         ),
         (
             vec!["reproduce", "spiky", "--resume", "/nonexistent-psim-dir"],

@@ -197,6 +197,7 @@ fn bookkeeping_matches_the_scalar_engine() {
                     capacity: cap,
                     policy,
                 },
+                scalar: false,
             }),
             ..RunConfig::default()
         };
@@ -351,6 +352,7 @@ fn coverage_and_fallback() {
                     capacity: 8,
                     policy: HistoryPolicy::Drop,
                 },
+                scalar: false,
             }),
             ..base.clone()
         },

@@ -3,6 +3,7 @@
 //! [`RunResult`]; [`run`] picks the engine the configuration names.
 
 pub mod batched;
+pub mod cancel;
 pub mod injected;
 pub mod record;
 pub mod tasks;

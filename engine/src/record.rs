@@ -31,6 +31,7 @@ pub struct RunRecorder<P> {
     tail_sum: f64,
     tail_n: u64,
     trace: Vec<TracePoint>,
+    cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl<P> RunRecorder<P>
@@ -56,6 +57,7 @@ where
             // Bounded: `steps` may be huge (validation caps the points, not
             // the steps), and the trace grows as it is recorded.
             trace: Vec::with_capacity((steps / cfg.record_every).min(4096) as usize + 2),
+            cancel: crate::cancel::current(),
         }
     }
 
@@ -70,6 +72,10 @@ where
         seconds: impl FnOnce() -> Option<f64>,
     ) -> Option<Outcome> {
         if version >= self.steps {
+            return Some(Outcome::StepsReached);
+        }
+        // Cancelled (Ctrl-C): the run stops here and its caller discards it.
+        if version.is_multiple_of(crate::cancel::POLL_EVERY) && crate::cancel::raised(&self.cancel) {
             return Some(Outcome::StepsReached);
         }
         if version >= self.next_record {
@@ -121,35 +127,60 @@ where
     /// Ends the run at `version` with `params`: the trace (with a final
     /// point), the final error and the tail error, both NaN when diverged.
     pub fn finish(
-        mut self,
+        self,
         outcome: Outcome,
         version: u64,
         params: &[f64],
         seconds: Option<f64>,
     ) -> (Vec<TracePoint>, f64, f64) {
-        if outcome.diverged() {
-            return (self.trace, f64::NAN, f64::NAN);
-        }
-        let error = self.objective.error(params);
-        if self.trace.last().map(|p| p.step) != Some(version) {
-            self.trace.push(TracePoint {
-                step: version,
-                error,
-                seconds,
-            });
-        }
-        let tail = if self.tail_n > 0 {
-            self.tail_sum / self.tail_n as f64
-        } else {
-            error
-        };
-        (self.trace, error, tail)
+        let objective = &self.objective;
+        close(
+            outcome,
+            version,
+            self.trace,
+            || objective.error(params),
+            (self.tail_sum, self.tail_n),
+            seconds,
+        )
     }
 
     /// The objective the recorder evaluates.
     pub fn objective(&self) -> &P::Target {
         &self.objective
     }
+}
+
+/// The end of a run, the one implementation every engine uses (the
+/// scalar engines through [`RunRecorder::finish`], the batched kernel per
+/// lane): the trace closed with a point at `version` unless it has one,
+/// the final error and the tail error (the mean of the `(sum, count)`
+/// tail samples, or the final error when none was taken); both NaN when
+/// the run diverged. `error` evaluates the error of the final parameters.
+pub fn close(
+    outcome: Outcome,
+    version: u64,
+    mut trace: Vec<TracePoint>,
+    error: impl FnOnce() -> f64,
+    (tail_sum, tail_n): (f64, u64),
+    seconds: Option<f64>,
+) -> (Vec<TracePoint>, f64, f64) {
+    if outcome.diverged() {
+        return (trace, f64::NAN, f64::NAN);
+    }
+    let error = error();
+    if trace.last().map(|p| p.step) != Some(version) {
+        trace.push(TracePoint {
+            step: version,
+            error,
+            seconds,
+        });
+    }
+    let tail = if tail_n > 0 {
+        tail_sum / tail_n as f64
+    } else {
+        error
+    };
+    (trace, error, tail)
 }
 
 #[cfg(test)]

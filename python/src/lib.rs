@@ -9,9 +9,8 @@
 
 use numpy::{PyArray1, PyArrayMethods, PyUntypedArrayMethods};
 use psim::cmd::experiment::{self as cli, Prepared};
-use psim_common::{ConfigError, Experiment, Objective, PsimRng};
-use psim_scenarios::output::{write_sweep, OutputDir};
-use psim_scenarios::sweep::{run_sweep_with, SweepError, SweepOptions};
+use psim_common::{ConfigError, Objective, PsimRng};
+use psim_scenarios::executor::{BuiltIn, ObjectiveSource};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use rand::RngCore;
@@ -271,42 +270,19 @@ impl Objective for PyObjective {
     }
 }
 
-/// Runs a plain run or sweep with a Python objective: the checks of
-/// [`cli::execute_with`] with the objective's dimension, one run at a time.
-fn run_objective(
-    e: Experiment,
-    exec: &cli::Execution,
-    o: &PyObjective,
-    progress: &(dyn Fn() + Sync),
-    cancel: &AtomicBool,
-) -> anyhow::Result<(String, OutputDir)> {
-    if exec.threads > 1 {
-        anyhow::bail!(
-            "`--threads` = {}: a Python objective runs one run at a time (every gradient holds the GIL), so only 0 or 1 is accepted",
-            exec.threads
-        );
+/// A Python objective as the executor's objective source: every point
+/// runs the user's objective (never the batched engine, which implements
+/// the built-in objectives only).
+struct PySource(PyObjective);
+
+impl ObjectiveSource for PySource {
+    type Objective = PyObjective;
+    fn build(&self, _cfg: &psim_common::RunConfig) -> Result<PyObjective, ConfigError> {
+        Ok(self.0.clone())
     }
-    cli::check_threads(exec.threads)?;
-    e.validate()?;
-    psim_engine::check(&e.base, o.dim())?;
-    let out = OutputDir::create(exec.out.as_deref(), &e.name, exec.force)?;
-    out.write_config(&e)?;
-    let opts = SweepOptions {
-        threads: 1,
-        progress: Some(progress),
-        cancel: Some(cancel),
-        scalar: false,
-    };
-    let sweep = run_sweep_with(&e, &opts, |_| Ok(o.clone()))?;
-    write_sweep(&out, &sweep, None)?;
-    let report = format!(
-        "objective: Python `{}` (dim {}); config.toml records the experiment's other settings, not the Python objective\n{}",
-        o.0.name,
-        o.0.dim,
-        cli::points_report(&sweep)
-    );
-    out.write("report.txt", &report)?;
-    Ok((report, out))
+    fn batchable(&self) -> bool {
+        false
+    }
 }
 
 /// Prepares and runs `argv` (`["psim", "run", "--momentum=0.9", …]`).
@@ -359,18 +335,35 @@ fn execute(
             Some(PyObjective::new(&o, cancel.clone())?)
         }
     };
-    let total = match &objective {
-        Some(_) => experiment.points().len() as u64 * experiment.base.runs as u64,
-        None => cli::total_runs(&experiment, scenario),
-    };
+    if objective.is_some() && exec.threads > 1 {
+        return Err(NativeError::new_err((
+            format!("threads: {} — a Python objective runs one run at a time (every gradient holds the GIL), so only 0 or 1 is accepted", exec.threads),
+            Some("threads".to_string()),
+        )));
+    }
+    let _ = scenario;
+    let total = AtomicU64::new(0);
     let done = AtomicU64::new(0);
-    let tick = || {
-        done.fetch_add(1, Ordering::Relaxed);
+    let tick = |t: cli::Tick| match t {
+        cli::Tick::Total(n) => total.store(n, Ordering::Relaxed),
+        cli::Tick::Run => {
+            done.fetch_add(1, Ordering::Relaxed);
+        }
     };
     let outcome = std::thread::scope(|s| -> PyResult<_> {
         let handle = s.spawn(|| match &objective {
-            None => cli::execute_with(experiment, &exec, scenario, &tick, Some(&cancel)),
-            Some(o) => run_objective(experiment, &exec, o, &tick, &cancel),
+            None => cli::execute_with(experiment, &exec, &BuiltIn, &tick, Some(&cancel)),
+            Some(o) => {
+                let mut exec = exec.clone();
+                exec.threads = 1;
+                cli::execute_with(
+                    experiment,
+                    &exec,
+                    &PySource(o.clone()),
+                    &tick,
+                    Some(&cancel),
+                )
+            }
         });
         let mut wait = Duration::from_micros(200);
         let mut shown = u64::MAX;
@@ -385,7 +378,7 @@ fn execute(
             let n = done.load(Ordering::Relaxed);
             if let (Some(cb), true) = (&progress, n != shown) {
                 shown = n;
-                if let Err(e) = cb.call1((n, total)) {
+                if let Err(e) = cb.call1((n, total.load(Ordering::Relaxed))) {
                     interrupt = Some(e);
                     break;
                 }
@@ -399,7 +392,7 @@ fn execute(
             return Err(e);
         }
         if let Some(cb) = &progress {
-            cb.call1((done.load(Ordering::Relaxed), total))?;
+            cb.call1((done.load(Ordering::Relaxed), total.load(Ordering::Relaxed)))?;
         }
         joined.map_err(|_| PyRuntimeError::new_err("psim: the run panicked (a bug of psim)"))
     })?;
@@ -407,14 +400,35 @@ fn execute(
         return Err(e);
     }
     match outcome {
-        Ok((report, out)) => Ok((report, out.path().display().to_string())),
+        Ok(cli::Executed::Complete { report, out }) => {
+            let report = match &objective {
+                Some(o) => format!(
+                    "objective: Python `{}` (dim {}); config.toml records the experiment's other settings, not the Python objective\n{report}",
+                    o.0.name, o.0.dim
+                ),
+                None => report,
+            };
+            Ok((report, out.path().display().to_string()))
+        }
+        Ok(cli::Executed::Partial {
+            shard,
+            share,
+            done,
+            total,
+            out,
+        }) => Ok((
+            format!(
+                "shard {shard}: its {share} points are done ({done} of the experiment's {total} in {}); once every shard is done, combine them with `psim merge DIR... --out OUT`\n",
+                out.path().display()
+            ),
+            out.path().display().to_string(),
+        )),
         Err(e) => {
-            if e.chain()
-                .any(|c| matches!(c.downcast_ref::<SweepError>(), Some(SweepError::Cancelled)))
-            {
-                return Err(pyo3::exceptions::PyKeyboardInterrupt::new_err(
-                    "psim: interrupted",
-                ));
+            let text = format!("{e:#}");
+            if text.starts_with("interrupted:") {
+                return Err(pyo3::exceptions::PyKeyboardInterrupt::new_err(format!(
+                    "psim: {text}"
+                )));
             }
             Err(native_error(&e))
         }

@@ -5,10 +5,11 @@
 //! parameters, and stated choices where the paper is silent) plus the
 //! analysis and terminal report that show its headline.
 
+use crate::executor::Plan;
 use crate::output::{OutputDir, OutputError};
-use crate::sweep::{SweepError, SweepOptions};
+use crate::sweep::{SweepError, SweepResult};
 use psim_common::config::setting::list;
-use psim_common::{EngineKind, Experiment, Setting};
+use psim_common::{EngineKind, Experiment, RunConfig, RunResult, Setting};
 use thiserror::Error;
 
 /// Why a scenario failed.
@@ -85,15 +86,35 @@ pub trait Scenario: Sync {
     }
     /// How many runs `experiment` will execute (for the progress bar).
     fn total_runs(&self, experiment: &Experiment) -> u64 {
-        experiment.points().len() as u64 * experiment.base.runs as u64
+        self.plan(experiment).map_or(0, |p| p.total_runs())
     }
-    /// Runs `experiment` (the defaults, possibly overridden), writes its
-    /// results to `out` and returns the report to print.
-    fn run(
+    /// The points to run for `experiment` (the defaults, possibly
+    /// overridden) and what the analysis needs of each run. The executor
+    /// runs them, durably, resumably and by shards; the scenario has no
+    /// run loop of its own.
+    fn plan(&self, experiment: &Experiment) -> Result<Plan, ScenarioError> {
+        Ok(Plan::sweep(experiment))
+    }
+    /// The values of [`Plan::columns`] for a finished run of plan point
+    /// `point` (computed as the run finishes, stored in the point's runs
+    /// file, read back by the analysis).
+    fn measure(
+        &self,
+        _experiment: &Experiment,
+        _point: usize,
+        _config: &RunConfig,
+        _run: &RunResult,
+    ) -> Vec<f64> {
+        Vec::new()
+    }
+    /// The analysis over the finished points (in plan order, read back
+    /// from the store): writes the scenario's outputs to `out` and returns
+    /// the report to print.
+    fn analyse(
         &self,
         experiment: &Experiment,
+        done: &SweepResult,
         out: &OutputDir,
-        opts: &SweepOptions<'_>,
     ) -> Result<String, ScenarioError>;
 }
 
@@ -133,6 +154,22 @@ pub fn catalogue() -> Vec<&'static dyn Scenario> {
 /// The scenario called `name`.
 pub fn find(name: &str) -> Option<&'static dyn Scenario> {
     catalogue().into_iter().find(|s| s.name() == name)
+}
+
+/// What runs `e` and analyses it: the named scenario its name refers to,
+/// the tradeoff analysis when it has one (`psim sweep --optimal-delay`),
+/// otherwise a plain sweep.
+pub fn study_of(e: &Experiment) -> &'static dyn Scenario {
+    match find(&e.name) {
+        Some(s) => s,
+        None if e.tradeoff.is_some() => &crate::experiments::tradeoff::Tradeoff,
+        None => &crate::experiments::plain::PlainSweep,
+    }
+}
+
+/// The plan of `e` (see [`study_of`]).
+pub fn plan_of(e: &Experiment) -> Result<Plan, ScenarioError> {
+    study_of(e).plan(e)
 }
 
 #[cfg(test)]

@@ -16,17 +16,16 @@
 //! A point depends only on (seed, configuration, run index), so which
 //! process ran it, and when, changes nothing in the outputs but timings.
 
+use crate::executor::{fnv1a, Plan, PlannedPoint, PointStore};
 use crate::output::{OutputDir, OutputError};
-use crate::sweep::{
-    run_points, PointResult, PointSummary, SweepError, SweepOptions, SweepResult, TraceRow,
-};
+use crate::sweep::{PointResult, PointSummary, RunRow, SweepError, TraceRow};
 use psim_common::{Experiment, StalenessHistogram};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-/// Version of the point-file layout.
-pub const FORMAT: u32 = 1;
+/// Version of the point-file layout (2: fingerprint and rows checksum).
+pub const FORMAT: u32 = 2;
 
 /// `points/P.json`: one finished point.
 #[derive(Debug, Serialize, Deserialize)]
@@ -35,8 +34,12 @@ pub struct PointFile {
     pub format: u32,
     /// The experiment's name.
     pub experiment: String,
-    /// Points of the experiment in all.
+    /// Points of the experiment's plan in all.
     pub points: usize,
+    /// [`Plan::fingerprint`] of the point as it was run.
+    pub fingerprint: String,
+    /// FNV-1a of `P.runs.csv` as written.
+    pub runs_checksum: String,
     /// The point's aggregates (as in `summary.json`).
     pub summary: PointSummary,
     /// Mean error trace (as in `traces.csv`).
@@ -173,87 +176,279 @@ pub fn done_points(dir: &Path) -> BTreeSet<usize> {
         .collect()
 }
 
-/// Writes finished point `p` of `e` to `out` (rows, then the marker).
-pub fn write_point(out: &OutputDir, e: &Experiment, p: &PointResult) -> Result<(), OutputError> {
-    let file = PointFile {
-        format: FORMAT,
-        experiment: e.name.clone(),
-        points: e.points().len(),
-        summary: p.summary.clone(),
-        trace: p.trace.clone(),
-        staleness: p.staleness.iter().collect(),
-    };
-    let json = serde_json::to_string_pretty(&file).map_err(|err| OutputError::Encode {
-        path: out.path().join("points"),
-        message: err.to_string(),
-    })? + "\n";
-    out.write_point(p.summary.index, &json, crate::output::runs_rows(e, p))
+/// Finished points kept in an output directory: `points/P.runs.csv` and
+/// `points/P.json` per point, each written atomically, the JSON last (it
+/// is the marker that the point is done). Every point file carries the
+/// fingerprint of its planned point ([`Plan::fingerprint`]) and a checksum
+/// of its rows file; reading a point back checks both, so an edited
+/// config.toml, a rewritten trace file or a tampered rows file is refused
+/// by name instead of being mixed into the results.
+pub struct DiskStore<'a> {
+    out: &'a OutputDir,
+    name: String,
+    done: BTreeSet<usize>,
+    logs: PushLogs,
 }
 
-/// Reads point `index` of `e` back from `dir` (without its rows, which
-/// stay in `points/P.runs.csv`).
-pub fn load_point(dir: &Path, e: &Experiment, index: usize) -> Result<PointResult, SweepError> {
+/// Push logs of this attempt's points, by point (`--record-pushes`).
+pub type PushLogs =
+    std::collections::BTreeMap<usize, Vec<(u64, Vec<psim_common::pushes::PushRecord>)>>;
+
+impl<'a> DiskStore<'a> {
+    /// The store of `out`, for experiment `name`.
+    pub fn new(out: &'a OutputDir, name: &str) -> Self {
+        Self {
+            out,
+            name: name.to_string(),
+            done: done_points(out.path()),
+            logs: PushLogs::new(),
+        }
+    }
+
+    /// The push logs of the points this store was handed.
+    pub fn take_logs(&mut self) -> PushLogs {
+        std::mem::take(&mut self.logs)
+    }
+}
+
+impl PointStore for DiskStore<'_> {
+    fn done(&self) -> BTreeSet<usize> {
+        self.done.clone()
+    }
+
+    fn put(&mut self, plan: &Plan, mut p: PointResult) -> Result<(), SweepError> {
+        let index = p.summary.index;
+        if !p.pushes.is_empty() {
+            self.logs.insert(index, std::mem::take(&mut p.pushes));
+        }
+        let mut rows = Vec::new();
+        {
+            let mut w = csv::Writer::from_writer(&mut rows);
+            for r in crate::output::runs_rows_of(&p) {
+                w.write_record(&r).map_err(|e| bad(e.to_string()))?;
+            }
+            w.flush().map_err(|e| bad(e.to_string()))?;
+        }
+        let file = PointFile {
+            format: FORMAT,
+            experiment: self.name.clone(),
+            points: plan.points.len(),
+            fingerprint: plan.fingerprint(index),
+            runs_checksum: format!("{:016x}", fnv1a(&rows)),
+            summary: p.summary,
+            trace: p.trace,
+            staleness: p.staleness.iter().collect(),
+        };
+        let json = serde_json::to_string_pretty(&file).map_err(|err| OutputError::Encode {
+            path: self.out.path().join("points"),
+            message: err.to_string(),
+        })? + "\n";
+        self.out.write_point_bytes(index, &json, &rows)?;
+        self.done.insert(index);
+        Ok(())
+    }
+
+    fn load(&self, plan: &Plan, index: usize, rows: bool) -> Result<PointResult, SweepError> {
+        load_point(self.out.path(), &self.name, plan, index, rows)
+    }
+}
+
+/// Reads point `index` of `plan` back from `dir` (its rows too when
+/// `rows`), checking that it was written for this experiment, this planned
+/// point and these rows.
+pub fn load_point(
+    dir: &Path,
+    name: &str,
+    plan: &Plan,
+    index: usize,
+    rows: bool,
+) -> Result<PointResult, SweepError> {
     let path = dir.join("points").join(format!("{index}.json"));
-    let text = std::fs::read_to_string(&path)
+    let hint = format!(
+        "delete `{}` and its `{index}.runs.csv` and resume to recompute that point",
+        path.display()
+    );
+    let text = crate::output::read_regular(&path)
         .map_err(|err| bad(format!("cannot read `{}`: {err}", path.display())))?;
     let f: PointFile = serde_json::from_str(&text).map_err(|err| {
         bad(format!(
-            "`{}` is not a psim point file: {err}",
+            "`{}` is not a psim point file of this version (format {FORMAT}): {err}; {hint}",
             path.display()
         ))
     })?;
-    let points = e.points();
+    let config = &plan.points[index].config;
     if f.format != FORMAT
-        || f.experiment != e.name
-        || f.points != points.len()
+        || f.experiment != name
+        || f.points != plan.points.len()
         || f.summary.index != index
-        || f.summary.runs != e.base.runs as usize
+        || f.summary.runs != config.runs as usize
     {
         return Err(bad(format!(
-            "`{}` does not belong to this experiment ({} point {index} of {}, {} runs); it was written for {} point {} of {}, {} runs",
+            "`{}` does not belong to this experiment ({name} point {index} of {}, {} runs); it was written for {} point {} of {}, {} runs",
             path.display(),
-            e.name,
-            points.len(),
-            e.base.runs,
+            plan.points.len(),
+            config.runs,
             f.experiment,
             f.summary.index,
             f.points,
             f.summary.runs
         )));
     }
-    if !dir
-        .join("points")
-        .join(format!("{index}.runs.csv"))
-        .is_file()
-    {
+    let expected = plan.fingerprint(index);
+    if f.fingerprint != expected {
         return Err(bad(format!(
-            "`{}` has no rows file `{index}.runs.csv` beside it",
-            path.display()
+            "`{}` was computed for another configuration of point {index} than the one config.toml now describes (fingerprint {} ≠ {expected}): config.toml or an input file it reads (a trace) changed since; {hint}, or start afresh with --out",
+            path.display(),
+            f.fingerprint
+        )));
+    }
+    let rows_path = dir.join("points").join(format!("{index}.runs.csv"));
+    let bytes = crate::output::read_regular(&rows_path)
+        .map_err(|err| bad(format!("cannot read `{}`: {err}", rows_path.display())))?;
+    let sum = format!("{:016x}", fnv1a(bytes.as_bytes()));
+    if sum != f.runs_checksum {
+        return Err(bad(format!(
+            "`{}` does not match the checksum recorded in `{}` ({sum} ≠ {}): it was changed or truncated after it was written; {hint}",
+            rows_path.display(),
+            path.display(),
+            f.runs_checksum
         )));
     }
     let mut staleness = StalenessHistogram::new();
     for (v, c) in f.staleness {
         staleness.record_n(v, c);
     }
+    let rows = if rows {
+        parse_rows(&bytes, &plan.points[index], plan.columns.len())
+            .map_err(|err| bad(format!("`{}`: {err}; {hint}", rows_path.display())))?
+    } else {
+        Vec::new()
+    };
+    if rows.len() != f.summary.runs && !rows.is_empty() {
+        return Err(bad(format!(
+            "`{}` has {} rows for {} runs; {hint}",
+            rows_path.display(),
+            rows.len(),
+            f.summary.runs
+        )));
+    }
     Ok(PointResult {
-        config: points[index].clone(),
+        config: config.clone(),
         summary: f.summary,
-        rows: Vec::new(),
+        rows,
         trace: f.trace,
         staleness,
         pushes: Vec::new(),
     })
 }
 
-/// Where a durable sweep stands after [`run_durable`].
+/// Parses the rows of a point's runs file (the layout of
+/// [`crate::output::runs_rows`]): the point's columns, the run's, then the
+/// measured columns and the kept parameters.
+fn parse_rows(text: &str, point: &PlannedPoint, extras: usize) -> Result<Vec<RunRow>, String> {
+    use psim_common::result::ServerCounters;
+    use psim_common::Outcome;
+    let cfg = &point.config;
+    let head = if cfg.cluster().is_some() { 6 } else { 4 };
+    let wall_clock = cfg.engine.is_wall_clock();
+    let simulated = cfg.engine_kind() == psim_common::EngineKind::VirtualTime;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text.as_bytes());
+    let mut out = Vec::new();
+    for (line, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| format!("row {}: {e}", line + 1))?;
+        let mut it = record.iter().skip(head);
+        let mut next = |what: &str| -> Result<&str, String> {
+            it.next()
+                .ok_or_else(|| format!("row {}: no `{what}` column", line + 1))
+        };
+        let float = |s: &str| -> Result<f64, String> {
+            if s.is_empty() {
+                Ok(f64::NAN)
+            } else {
+                s.parse().map_err(|_| format!("`{s}` is not a number"))
+            }
+        };
+        let int = |s: &str| -> Result<u64, String> {
+            s.parse().map_err(|_| format!("`{s}` is not a count"))
+        };
+        let run = int(next("run")?)?;
+        let outcome = next("outcome")?.to_string();
+        let step = next("outcome_step")?.to_string();
+        let outcome = match outcome.as_str() {
+            "steps_reached" => Outcome::StepsReached,
+            "target_error_reached" => Outcome::TargetErrorReached { step: int(&step)? },
+            "diverged" => Outcome::Diverged { step: int(&step)? },
+            other => return Err(format!("row {}: unknown outcome `{other}`", line + 1)),
+        };
+        let final_error = float(next("final_error")?)?;
+        let tail_error = float(next("tail_error")?)?;
+        let mean_staleness = float(next("mean_staleness")?)?;
+        let max_staleness = int(next("max_staleness")?)?;
+        let counters = ServerCounters {
+            received: int(next("received")?)?,
+            applied: int(next("applied")?)?,
+            dropped_too_stale: int(next("dropped_too_stale")?)?,
+            dropped_after_stop: int(next("dropped_after_stop")?)?,
+            clamped: int(next("clamped")?)?,
+        };
+        let capped_sleeps = if wall_clock {
+            int(next("capped_sleeps")?)?
+        } else {
+            0
+        };
+        let wall_seconds = float(next("wall_seconds")?)?;
+        let virtual_time = if simulated {
+            let v = next("virtual_time")?;
+            if v.is_empty() {
+                None
+            } else {
+                Some(float(v)?)
+            }
+        } else {
+            None
+        };
+        let rest: Vec<f64> = it.map(float).collect::<Result<_, _>>()?;
+        if rest.len() < extras || (!point.keep_params && rest.len() != extras) {
+            return Err(format!(
+                "row {}: {} measured and parameter columns, expected {extras}{}",
+                line + 1,
+                rest.len(),
+                if point.keep_params {
+                    " and the parameters"
+                } else {
+                    ""
+                }
+            ));
+        }
+        out.push(RunRow {
+            run,
+            outcome,
+            final_error,
+            tail_error,
+            mean_staleness,
+            max_staleness,
+            counters,
+            capped_sleeps,
+            wall_seconds,
+            virtual_time,
+            extras: rest[..extras].to_vec(),
+            params: rest[extras..].to_vec(),
+        });
+    }
+    Ok(out)
+}
+
+/// Where a run into a directory stands.
 pub enum Progress {
-    /// Every point is on disk: the sweep, read back from the point files.
-    Complete(Box<SweepResult>),
-    /// Some points are missing (another shard's, or an error's).
+    /// Every point is on disk, and the analysis ran: its report.
+    Complete(String),
+    /// Some points are missing (another shard's).
     Partial {
         /// Points on disk.
         done: usize,
-        /// Points of the experiment.
+        /// Points of the plan.
         total: usize,
         /// Wall-clock seconds of this call's runs.
         wall_seconds: f64,
@@ -262,26 +457,10 @@ pub enum Progress {
     },
 }
 
-/// Runs the points of `shard` that `out` does not hold yet, writing each
-/// the moment it finishes; then, if every point of the experiment is on
-/// disk, reads them all back.
-pub fn run_durable(
-    e: &Experiment,
-    out: &OutputDir,
-    opts: &SweepOptions<'_>,
-    shard: Shard,
-) -> Result<Progress, SweepError> {
-    let total = e.points().len();
-    let done = done_points(out.path());
-    // A point file of another experiment (or from a longer grid) is an error.
-    if let Some(p) = done.iter().find(|&&p| p >= total) {
-        return Err(bad(format!(
-            "`{}` holds point {p}, but the experiment has {total} points",
-            out.path().display()
-        )));
-    }
-    // Temporaries of a killed attempt: never a finished point, remove them.
-    if let Ok(entries) = out.path().join("points").read_dir() {
+/// Removes temporaries a killed attempt left in `dir/points`: never a
+/// finished point.
+pub fn remove_temporaries(dir: &Path) {
+    if let Ok(entries) = dir.join("points").read_dir() {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') && name.contains(".tmp-") {
@@ -289,78 +468,18 @@ pub fn run_durable(
             }
         }
     }
-    let todo: Vec<usize> = (0..total)
-        .filter(|p| shard.owns(*p) && !done.contains(p))
-        .collect();
-    // Push logs (`--record-pushes`) are not part of the point files: they
-    // are kept from this attempt's points and written with the outputs, so
-    // a resume, which would lose the finished points' logs, is refused.
-    let records = e
-        .points()
-        .iter()
-        .any(|p| p.cluster().is_some_and(|c| c.record_pushes));
-    if records && !done.is_empty() {
-        return Err(bad(format!(
-            "`{}` was run with --record-pushes (engine.cluster.record_pushes); its finished points' push logs are not kept on disk, so it cannot be resumed: rerun it whole",
-            out.path().display()
-        )));
-    }
-    let mut logs = std::collections::BTreeMap::new();
-    let (wall_seconds, threads) = run_points(e, opts, &todo, |mut p| {
-        if !p.pushes.is_empty() {
-            logs.insert(p.summary.index, std::mem::take(&mut p.pushes));
-        }
-        write_point(out, e, &p).map_err(SweepError::from)
-    })?;
-    let mut progress = finish(e, out.path(), wall_seconds, threads)?;
-    if let Progress::Complete(sweep) = &mut progress {
-        for point in &mut sweep.points {
-            if let Some(log) = logs.remove(&point.summary.index) {
-                point.pushes = log;
-            }
-        }
-    }
-    Ok(progress)
-}
-
-/// Reads every point of `e` from `dir` when all are there.
-pub fn finish(
-    e: &Experiment,
-    dir: &Path,
-    wall_seconds: f64,
-    threads: usize,
-) -> Result<Progress, SweepError> {
-    let total = e.points().len();
-    let done = done_points(dir);
-    if (0..total).any(|p| !done.contains(&p)) {
-        return Ok(Progress::Partial {
-            done: done.len(),
-            total,
-            wall_seconds,
-            threads,
-        });
-    }
-    let points = (0..total)
-        .map(|p| load_point(dir, e, p))
-        .collect::<Result<_, _>>()?;
-    Ok(Progress::Complete(Box::new(SweepResult {
-        experiment: e.clone(),
-        points,
-        wall_seconds,
-        threads,
-    })))
 }
 
 /// How complete a psim output directory is: `(done, total)` points when it
-/// is a durable sweep's directory (it has `config.toml` and a `points/`
-/// folder or a `shard.json`), `None` otherwise.
+/// is a durable directory (it has `config.toml` and a `points/` folder or a
+/// `shard.json`), `None` otherwise.
 pub fn completeness(dir: &Path) -> Option<(usize, usize)> {
-    let text = std::fs::read_to_string(dir.join("config.toml")).ok()?;
+    let text = crate::output::read_regular(&dir.join("config.toml")).ok()?;
     let e: Experiment = toml::from_str(&text).ok()?;
     if !dir.join("points").is_dir() && !dir.join("shard.json").is_file() {
         return None;
     }
-    let total = e.points().len();
+    let total = crate::catalogue::plan_of(&e).ok()?.points.len();
     let done = done_points(dir).into_iter().filter(|p| *p < total).count();
     Some((done, total))
 }

@@ -6,6 +6,7 @@
 pub mod common;
 pub mod escape;
 pub mod momentum_vs_workers;
+pub mod plain;
 pub mod speedup;
 pub mod spiky;
 pub mod three_phases;

@@ -2,13 +2,16 @@
 //! EXPERIMENTS.md, and the writers of their results (CSV/JSON, SVG, HTML).
 //! The engines that drive single runs live in `psim-engine`.
 //!
-//! The CLI is a thin layer over this crate: `psim run` and `psim sweep` call
-//! [`durable::run_durable`] (each point written as it finishes) and
-//! [`output::write_sweep`]; `psim reproduce NAME` looks the scenario up in
-//! [`catalogue`].
+//! Every face (the CLI's commands, the Python package) runs an experiment
+//! the same way: [`catalogue::study_of`] names what runs and analyses it (a
+//! named scenario, the tradeoff, or a plain sweep), its
+//! [`catalogue::Scenario::plan`] lists the points, and
+//! [`executor::run_in_dir`] runs them (each point written as it finishes)
+//! and hands the finished points to the scenario's analysis.
 
 pub mod catalogue;
 pub mod durable;
+pub mod executor;
 pub mod experiments;
 pub mod output;
 pub mod plot;

@@ -210,6 +210,29 @@ impl OutputDir {
         Ok(())
     }
 
+    /// Writes the two files of finished point `index` from their bytes
+    /// (`points/P.runs.csv`, then `points/P.json`, the marker that the
+    /// point is done), each atomically.
+    pub fn write_point_bytes(
+        &self,
+        index: usize,
+        json: &str,
+        rows: &[u8],
+    ) -> Result<(), OutputError> {
+        let dir = self.path.join("points");
+        std::fs::create_dir_all(&dir).map_err(|source| OutputError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        atomic_write(&dir.join(format!("{index}.runs.csv")), |f| {
+            f.write_all(rows)
+        })?;
+        atomic_write(&dir.join(format!("{index}.json")), |f| {
+            f.write_all(json.as_bytes())
+        })?;
+        Ok(())
+    }
+
     /// The path of `name`, which must be one of [`PSIM_FILES`].
     fn checked(&self, name: &str) -> Result<PathBuf, OutputError> {
         if !PSIM_FILES.contains(&name) {
@@ -544,11 +567,31 @@ pub fn runs_header(e: &Experiment) -> Vec<&'static str> {
 
 /// The `runs.csv` rows of point `p` (also its `points/P.runs.csv`).
 pub fn runs_rows<'a>(
-    e: &Experiment,
+    _e: &Experiment,
     p: &'a crate::sweep::PointResult,
 ) -> impl Iterator<Item = Vec<String>> + 'a {
-    let simulated = e.base.engine_kind() == psim_common::EngineKind::VirtualTime;
-    let wall_clock = e.base.engine.is_wall_clock();
+    runs_rows_of(p)
+}
+
+/// Reads `path` as text if it is a regular file (not a link, a FIFO or a
+/// device, which could point outside the directory or block forever).
+pub fn read_regular(path: &Path) -> std::io::Result<String> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.file_type().is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (psim reads only regular files it wrote)",
+        ));
+    }
+    std::fs::read_to_string(path)
+}
+
+/// The `runs.csv` rows of point `p` (also its `points/P.runs.csv`).
+pub fn runs_rows_of(p: &crate::sweep::PointResult) -> impl Iterator<Item = Vec<String>> + '_ {
+    // The point's own engine: a plan may mix engines (the cluster tradeoff
+    // runs the matching injected points beside its own).
+    let simulated = p.config.engine_kind() == psim_common::EngineKind::VirtualTime;
+    let wall_clock = p.config.engine.is_wall_clock();
     p.rows.iter().map(move |r| {
         let (outcome, step) = match r.outcome {
             psim_common::Outcome::StepsReached => ("steps_reached", String::new()),
@@ -580,6 +623,11 @@ pub fn runs_rows<'a>(
         if simulated {
             row.push(r.virtual_time.map_or(String::new(), |t| t.to_string()));
         }
+        // A scenario's measured columns, then the kept parameters: every
+        // value in Rust's shortest round-trip form, so reading it back
+        // gives the same bits.
+        row.extend(r.extras.iter().map(|&v| f(v)));
+        row.extend(r.params.iter().map(|&v| f(v)));
         row
     })
 }

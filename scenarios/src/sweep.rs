@@ -9,10 +9,8 @@ use psim_common::result::{ServerCounters, StalenessSummary};
 use psim_common::{
     AnyObjective, ConfigError, Experiment, Outcome, RunConfig, RunResult, StalenessHistogram,
 };
-use psim_engine::{self as engine, batched, EngineError};
-use rayon::prelude::*;
+use psim_engine::{self as engine, EngineError};
 use serde::{Deserialize, Deserializer, Serialize};
-use std::time::Instant;
 use thiserror::Error;
 
 /// Why a sweep could not run.
@@ -67,6 +65,12 @@ pub struct RunRow {
     pub wall_seconds: f64,
     /// Simulated time of the run (virtual-time engine), in the compute-time model's units.
     pub virtual_time: Option<f64>,
+    /// The scenario's measured columns ([`crate::executor::Plan::columns`]).
+    #[serde(skip)]
+    pub extras: Vec<f64>,
+    /// The run's final parameters, when its point keeps them.
+    #[serde(skip)]
+    pub params: Vec<f64>,
 }
 
 /// Error statistics over the non-diverged runs of a point (NaN when all diverged).
@@ -284,9 +288,10 @@ pub struct SweepOptions<'a> {
     /// the injected engine applies (the reference; results then differ in
     /// their random numbers, not in their law).
     pub scalar: bool,
-    /// When set to true, runs not yet started are skipped and the sweep
-    /// returns [`SweepError::Cancelled`] (runs under way finish first).
-    pub cancel: Option<&'a std::sync::atomic::AtomicBool>,
+    /// When raised, runs under way stop within a few thousand steps, runs
+    /// not yet started are skipped, finished points are kept, and the
+    /// executor returns [`SweepError::Cancelled`].
+    pub cancel: Option<&'a std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Checks everything about `experiment` that can be checked without
@@ -303,89 +308,40 @@ pub fn preflight(experiment: &Experiment) -> Result<(), SweepError> {
     Ok(())
 }
 
-/// Runs every point × run of `experiment`, keeping every point in memory.
+/// Runs every point × run of `experiment` through the executor, keeping
+/// every point in memory (tests, benchmarks, analyses of a few points).
 pub fn run_sweep(
     experiment: &Experiment,
     opts: &SweepOptions<'_>,
 ) -> Result<SweepResult, SweepError> {
-    let all: Vec<usize> = (0..experiment.points().len()).collect();
-    let mut points = Vec::with_capacity(all.len());
-    let (wall_seconds, threads) = run_points(experiment, opts, &all, |p| {
-        points.push(p);
-        Ok(())
-    })?;
-    Ok(SweepResult {
-        experiment: experiment.clone(),
-        points,
-        wall_seconds,
-        threads,
-    })
-}
-
-/// A sweep whose objective of each point is built by `objective` (the
-/// Python package passes a user's objective; built-in objectives go through
-/// [`run_sweep`], which adds the batched engine and the bounded-memory
-/// windows). All runs are kept in memory until the end.
-pub fn run_sweep_with<O, F>(
-    experiment: &Experiment,
-    opts: &SweepOptions<'_>,
-    objective: F,
-) -> Result<SweepResult, SweepError>
-where
-    O: psim_common::Objective + Clone + 'static,
-    F: Fn(&RunConfig) -> Result<O, ConfigError>,
-{
     experiment.validate()?;
-    let points = experiment.points();
-    let objectives: Vec<O> = points.iter().map(&objective).collect::<Result<_, _>>()?;
-    let runs = experiment.base.runs as u64;
-    let jobs: Vec<(usize, u64)> = (0..points.len())
-        .flat_map(|p| (0..runs).map(move |r| (p, r)))
-        .collect();
-    let span = tracing::info_span!("sweep", name = %experiment.name, points = points.len(), runs);
-    let _guard = span.enter();
-    let started = Instant::now();
-    let cancelled = || {
-        opts.cancel
-            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
-    };
-    let work = || -> Result<Vec<RunResult>, SweepError> {
-        jobs.par_iter()
-            .map(|&(p, r)| {
-                if cancelled() {
-                    return Err(SweepError::Cancelled);
-                }
-                let result = engine::run(&points[p], &objectives[p], r)?;
-                if let Some(progress) = opts.progress {
-                    progress();
-                }
-                Ok(result)
-            })
-            .collect()
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads)
-        .build()
-        .map_err(|e| SweepError::Threads {
-            threads: opts.threads,
-            message: e.to_string(),
-        })?;
-    let threads = pool.current_num_threads();
-    let results = pool.install(work)?;
-    if cancelled() {
-        return Err(SweepError::Cancelled);
-    }
-    let wall_seconds = started.elapsed().as_secs_f64();
-    let mut it = results.into_iter();
-    let points = points
-        .into_iter()
-        .enumerate()
-        .map(|(index, config)| {
-            let runs: Vec<RunResult> = it.by_ref().take(runs as usize).collect();
-            aggregate(index, config, runs)
-        })
-        .collect();
-    tracing::info!(wall_seconds, threads, "sweep finished");
+    let plan = crate::executor::Plan::sweep(experiment);
+    run_plan(experiment, &plan, None, opts)
+}
+
+/// Runs `plan` (of `experiment`) through the executor into memory and
+/// returns its points in plan order, with their rows.
+pub fn run_plan(
+    experiment: &Experiment,
+    plan: &crate::executor::Plan,
+    measure: Option<crate::executor::Measure<'_>>,
+    opts: &SweepOptions<'_>,
+) -> Result<SweepResult, SweepError> {
+    use crate::executor::PointStore as _;
+    let mut store = crate::executor::MemoryStore::default();
+    let all: Vec<usize> = (0..plan.points.len()).collect();
+    let (wall_seconds, threads) = crate::executor::execute(
+        plan,
+        &all,
+        &crate::executor::BuiltIn,
+        measure,
+        &mut store,
+        opts,
+    )?;
+    let points = all
+        .iter()
+        .map(|&p| store.load(plan, p, true))
+        .collect::<Result<_, _>>()?;
     Ok(SweepResult {
         experiment: experiment.clone(),
         points,
@@ -393,136 +349,36 @@ where
         threads,
     })
 }
-
-/// Jobs run between two hand-overs of finished points: bounds the
-/// [`RunResult`]s (trace and staleness histogram, ≈ 20 KB a run) in memory
-/// at once to `WINDOW × 8` runs, whatever the number of runs.
-const WINDOW: usize = 256;
 
 /// The memory a durable sweep of `e` needs at its peak, in bytes: one
 /// point's running aggregate (per run: its `runs.csv` row and scalars,
 /// ≈ 256 B, plus 16 B per recorded trace point, `steps / record_every + 2`)
-/// and a window of [`WINDOW`] jobs of 8 runs in flight (per run ≈ 8 KiB of
-/// staleness histogram plus 16 B per trace point), over a 64 MiB base.
-/// It grows with the runs of one point, not with the number of points.
+/// and a window of [`crate::executor::WINDOW`] jobs of 8 runs in flight
+/// (per run ≈ 8 KiB of staleness histogram plus 16 B per trace point), over
+/// a 64 MiB base. It grows with the runs of one point, not with the number
+/// of points.
 pub fn memory_bytes(e: &Experiment) -> u64 {
     let trace = e.base.steps / e.base.record_every.max(1) + 2;
     let runs = e.base.runs as u64;
-    let in_flight = runs.min(WINDOW as u64 * 8);
+    let in_flight = runs.min(crate::executor::WINDOW as u64 * 8);
     (64 << 20) + runs * (256 + 16 * trace) + in_flight * ((8 << 10) + 16 * trace)
-}
-
-/// Runs the points `todo` (indices into [`Experiment::points`], ascending)
-/// of `experiment` and hands each finished point to `sink`, in the order of
-/// `todo`, as soon as its last run is done. Returns the wall-clock seconds
-/// and the threads used.
-///
-/// Memory is bounded in the number of runs: runs are computed in windows
-/// of [`WINDOW`] jobs and folded into the point's running aggregate
-/// ([`PointAcc`]), which keeps per run only its row and its few scalars
-/// (about 200 bytes) plus its recorded trace errors (8 bytes each).
-/// Results are identical to aggregating every run at once: the same values
-/// are summed in the same (run) order.
-pub fn run_points(
-    experiment: &Experiment,
-    opts: &SweepOptions<'_>,
-    todo: &[usize],
-    mut sink: impl FnMut(PointResult) -> Result<(), SweepError>,
-) -> Result<(f64, usize), SweepError> {
-    experiment.validate()?;
-    let all = experiment.points();
-    let points: Vec<(usize, RunConfig)> = todo.iter().map(|&i| (i, all[i].clone())).collect();
-    drop(all);
-    let objectives: Vec<AnyObjective> = points
-        .iter()
-        .map(|(_, p)| AnyObjective::build(&p.objective))
-        .collect::<Result<_, _>>()?;
-    let runs = experiment.base.runs as u64;
-    // A job is a group of runs of one point: a batch of lanes where the
-    // batched path applies, one run elsewhere. Grid order throughout.
-    let jobs: Vec<(usize, std::ops::Range<u64>, bool)> = points
-        .iter()
-        .enumerate()
-        .flat_map(|(p, (_, cfg))| {
-            let batch = !opts.scalar && batched::unsupported(cfg).is_none();
-            let width = if batch { batched::L as u64 } else { 1 };
-            (0..runs)
-                .step_by(width as usize)
-                .map(move |r| (p, r..(r + width).min(runs), batch))
-        })
-        .collect();
-    let span = tracing::info_span!("sweep", name = %experiment.name, points = points.len(), runs);
-    let _guard = span.enter();
-    let started = Instant::now();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads)
-        .build()
-        .map_err(|e| SweepError::Threads {
-            threads: opts.threads,
-            message: e.to_string(),
-        })?;
-    let threads = pool.current_num_threads();
-    let window = WINDOW.max(threads * 4);
-    let mut acc: Option<PointAcc> = None;
-    for chunk in jobs.chunks(window) {
-        // Cancelled (Ctrl-C from Python): finished points are kept, the
-        // window under way was the last.
-        if opts
-            .cancel
-            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
-        {
-            return Err(SweepError::Cancelled);
-        }
-        let work = || -> Result<Vec<Vec<RunResult>>, EngineError> {
-            chunk
-                .par_iter()
-                .map(|(p, r, batch)| {
-                    let results = if *batch {
-                        engine::run_runs(&points[*p].1, &objectives[*p], r.clone())
-                    } else {
-                        engine::run(&points[*p].1, &objectives[*p], r.start).map(|x| vec![x])
-                    };
-                    if let Some(progress) = opts.progress {
-                        (r.start..r.end).for_each(|_| progress());
-                    }
-                    results
-                })
-                .collect()
-        };
-        let results = pool.install(work)?;
-        for ((p, _, _), group) in chunk.iter().zip(results) {
-            for mut run in group {
-                let a = acc.get_or_insert_with(|| {
-                    PointAcc::new(points[*p].0, points[*p].1.clone(), runs as usize)
-                });
-                a.add(&mut run);
-                if a.n == runs as usize {
-                    let done = acc.take().expect("just filled");
-                    sink(done.finish())?;
-                }
-            }
-        }
-    }
-    let wall_seconds = started.elapsed().as_secs_f64();
-    tracing::info!(wall_seconds, threads, "sweep finished");
-    Ok((wall_seconds, threads))
 }
 
 /// Summarises the runs of one point.
 pub fn aggregate(index: usize, config: RunConfig, mut runs: Vec<RunResult>) -> PointResult {
     let mut acc = PointAcc::new(index, config, runs.len());
     for r in &mut runs {
-        acc.add(r);
+        acc.add(r, Vec::new(), Vec::new());
     }
     acc.finish()
 }
 
 /// The running aggregate of one point: what [`aggregate`] needs of each
 /// run, folded in run order as the runs finish.
-struct PointAcc {
+pub(crate) struct PointAcc {
     index: usize,
     config: RunConfig,
-    n: usize,
+    pub(crate) n: usize,
     tails: Vec<f64>,
     finals: Vec<f64>,
     walls: Vec<f64>,
@@ -595,7 +451,7 @@ impl WorkerAcc {
 }
 
 impl PointAcc {
-    fn new(index: usize, config: RunConfig, runs: usize) -> Self {
+    pub(crate) fn new(index: usize, config: RunConfig, runs: usize) -> Self {
         Self {
             index,
             config,
@@ -614,7 +470,7 @@ impl PointAcc {
         }
     }
 
-    fn add(&mut self, r: &mut RunResult) {
+    pub(crate) fn add(&mut self, r: &mut RunResult, extras: Vec<f64>, params: Vec<f64>) {
         self.n += 1;
         self.workers.add(r);
         if let Some(p) = r.pushes.take() {
@@ -643,10 +499,12 @@ impl PointAcc {
             capped_sleeps: r.capped_sleeps,
             wall_seconds: r.wall_seconds,
             virtual_time: r.virtual_seconds,
+            extras,
+            params,
         });
     }
 
-    fn finish(self) -> PointResult {
+    pub(crate) fn finish(self) -> PointResult {
         let Self {
             index,
             config,

@@ -141,8 +141,17 @@ pub fn check_seeds(
         e.base.seed = seed;
         let dir = OutputDir::create(Some(&root.join(format!("seed-{seed}"))), &e.name, true)?;
         dir.write_config(&e)?;
-        let report = scenario.run(&e, &dir, opts)?;
-        dir.write("report.txt", &report)?;
+        let report = match crate::executor::run_in_dir(
+            scenario,
+            &e,
+            &crate::executor::BuiltIn,
+            &dir,
+            crate::durable::Shard::ALL,
+            opts,
+        )? {
+            crate::durable::Progress::Complete(report) => report,
+            crate::durable::Progress::Partial { .. } => unreachable!("an unsharded run finishes"),
+        };
         out.push(SeedVerdict {
             seed,
             holds: verdict(&report),

@@ -9,13 +9,16 @@ use psim_common::{
     ClusterConfig, ConfigError, Consistency, DataDistribution, Delay, EngineConfig, EngineKind,
     Experiment, HistoryPolicy, InitialPoint, ObjectiveConfig, Setting, Tolerance,
 };
-use psim_scenarios::catalogue::{self, Scenario};
+use psim_scenarios::catalogue::{self, Scenario, ScenarioError};
 use psim_scenarios::durable::{self, Progress, Shard, ShardFile};
-use psim_scenarios::experiments::tradeoff::{run_tradeoff, write_delays, Tradeoff};
-use psim_scenarios::output::{write_sweep, OutputDir};
-use psim_scenarios::sweep::{run_sweep, SweepOptions, SweepResult};
-use std::fmt::Write as _;
+use psim_scenarios::executor::{self, BuiltIn, ObjectiveSource};
+use psim_scenarios::output::OutputDir;
+use psim_scenarios::sweep::{SweepError, SweepOptions};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+pub use psim_scenarios::experiments::plain::points_report;
 
 /// Flags that set a value of an experiment (the first stage: raw values,
 /// checked and applied by [`Overrides::apply`] against what the command,
@@ -264,7 +267,7 @@ impl Execution {
             (self.shard_count.is_some(), "--shard-count"),
         ] {
             if given {
-                bail!("`{flag}` applies to the sweeps of psim run, psim sweep and psim reproduce tradeoff (on the injected engine), whose points are written as they finish; {why}, so it is refused rather than ignored");
+                bail!("`{flag}` is refused here: {why}");
             }
         }
         Ok(())
@@ -740,37 +743,148 @@ fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// Whether `e` runs as a durable sweep (each point written as it finishes):
-/// plain sweeps on every engine, and the tradeoff analysis on the injected
-/// engine. Scenarios with run loops of their own (E2–E6) and the tradeoff on
-/// a cluster engine (two sweeps) are not.
-fn durable_sweep(e: &Experiment, scenario: Option<&dyn Scenario>) -> bool {
-    let tradeoff = scenario.is_some_and(|s| s.name() == "tradeoff") || e.tradeoff.is_some();
-    match scenario {
-        Some(s) if s.name() != "tradeoff" => false,
-        _ => !tradeoff || e.base.cluster().is_none(),
+/// A progress event of [`execute_with`]: the runs this call will make
+/// (once, before the first run), then one per finished run.
+#[derive(Debug, Clone, Copy)]
+pub enum Tick {
+    /// Runs to make in this call (finished points excluded).
+    Total(u64),
+    /// One run finished.
+    Run,
+}
+
+/// What running an experiment into its directory came to.
+pub enum Executed {
+    /// Every point is on disk and the analysis ran.
+    Complete {
+        /// The report (also `report.txt`).
+        report: String,
+        /// The output directory.
+        out: OutputDir,
+    },
+    /// This shard's points are on disk; other shards' are missing.
+    Partial {
+        /// The shard that ran.
+        shard: Shard,
+        /// Its points.
+        share: usize,
+        /// Points of the experiment on disk here.
+        done: usize,
+        /// Points of the experiment.
+        total: usize,
+        /// The output directory.
+        out: OutputDir,
+    },
+}
+
+/// Runs an experiment and prints its report: the command line's face of
+/// [`execute_with`]. Ctrl-C stops it within a second, keeping every
+/// finished point, and says how to resume.
+pub fn execute(e: Experiment, exec: &Execution, _scenario: Option<&dyn Scenario>) -> Result<()> {
+    let bar = std::sync::Mutex::new(None::<ProgressBar>);
+    let quiet = exec.quiet;
+    let tick = |t: Tick| match t {
+        Tick::Total(n) => {
+            *bar.lock().unwrap_or_else(|p| p.into_inner()) = Some(progress_bar(n, quiet));
+        }
+        Tick::Run => {
+            if let Some(b) = bar.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                b.inc(1);
+            }
+        }
+    };
+    let cancel = interrupt::flag();
+    let result = execute_with(e, exec, &BuiltIn, &tick, Some(&cancel));
+    if let Some(b) = bar.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        b.finish_and_clear();
+    }
+    match result? {
+        Executed::Complete { report, out } => {
+            print!("{report}");
+            println!("\nresults in {}", out.path().display());
+        }
+        Executed::Partial {
+            shard,
+            share,
+            done,
+            total,
+            out,
+        } => println!(
+            "shard {shard}: its {share} points are done ({done} of the experiment's {total} in {}); once every shard is done, combine them with `psim merge DIR... --out OUT`",
+            out.path().display()
+        ),
+    }
+    Ok(())
+}
+
+/// Ctrl-C on the command line: the first SIGINT raises the cancel flag of
+/// the runs under way (they stop within one poll, finished points stay on
+/// disk); a second one ends the process at once.
+mod interrupt {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+    #[cfg(unix)]
+    extern "C" fn on_sigint(_: libc::c_int) {
+        INTERRUPTED.store(true, Ordering::SeqCst);
+        // Async-signal-safe: the next Ctrl-C takes the default action.
+        unsafe {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+        }
+    }
+
+    /// A cancel flag raised by the first Ctrl-C (a watcher thread copies
+    /// the signal handler's static flag into it every 20 ms).
+    pub fn flag() -> Arc<AtomicBool> {
+        let flag = Arc::new(AtomicBool::new(false));
+        #[cfg(unix)]
+        unsafe {
+            libc::signal(
+                libc::SIGINT,
+                on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
+        let watched = Arc::downgrade(&flag);
+        std::thread::spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let Some(f) = watched.upgrade() else { return };
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                f.store(true, Ordering::SeqCst);
+                return;
+            }
+        });
+        flag
     }
 }
 
-/// Runs an experiment: as its scenario when it names one, otherwise as a plain sweep.
-pub fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>) -> Result<()> {
+/// The one way an experiment runs, for every face (the CLI's commands and
+/// the Python package): checks everything that can be refused before the
+/// output directory exists, creates or continues the directory (`--out`,
+/// `--force`, `--resume`, a shard's or a retried shard's), then hands the
+/// study of `e` (its named scenario, the tradeoff, or a plain sweep) to the
+/// executor, which writes each point as it finishes and runs the analysis
+/// once all are there. `source` builds the objectives (the configuration's
+/// built-in one, or a user's from Python); `progress` hears of the runs;
+/// `cancel`, when raised, stops the runs under way within one poll.
+pub fn execute_with<S: ObjectiveSource>(
+    mut e: Experiment,
+    exec: &Execution,
+    source: &S,
+    progress: &(dyn Fn(Tick) + Sync),
+    cancel: Option<&Arc<AtomicBool>>,
+) -> Result<Executed> {
     // Everything that can be refused is refused before the directory exists.
     check_threads(exec.threads)?;
-    check_scalar_engine(&e, exec, scenario)?;
-    psim_scenarios::sweep::preflight(&e)?;
-    if !durable_sweep(&e, scenario) {
-        let why = match scenario {
-            Some(s) if s.name() != "tradeoff" => {
-                format!("scenario `{}` runs its own loop, not one sweep of points", s.name())
-            }
-            _ => format!(
-                "the tradeoff on the {} engine runs two sweeps (the cluster one and the matching injected one)",
-                e.base.engine_kind()
-            ),
-        };
-        exec.refuse_durable(&why)?;
-        return execute_in_memory(e, exec, scenario);
+    let study = catalogue::study_of(&e);
+    if exec.scalar_engine {
+        apply_scalar_engine(&mut e, exec.resume.is_some())?;
     }
+    e.validate()?;
+    let objective = source.build(&e.base)?;
+    psim_engine::check(&e.base, psim_common::Objective::dim(&objective))?;
+    let plan = study.plan(&e)?;
     check_memory(&e)?;
     let mut shard = exec.shard()?;
     let out = match (&exec.resume, &exec.out) {
@@ -790,11 +904,12 @@ pub fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>)
             out
         }
     };
-    let total = e.points().len();
+    let total = plan.points.len();
     // The directory's own shard, if it is one: a resume keeps it.
-    let recorded_shard: Option<ShardFile> = std::fs::read_to_string(out.path().join("shard.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    let recorded_shard: Option<ShardFile> =
+        psim_scenarios::output::read_regular(&out.path().join("shard.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
     match (&recorded_shard, shard) {
         (Some(r), Some(s)) if r.shard != s => bail!(
             "`{}` is shard {} of this experiment, not {s}; give its own --out to each shard",
@@ -809,13 +924,19 @@ pub fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>)
         _ => {}
     }
     let shard = shard.unwrap_or(Shard::ALL);
-    let share: Vec<usize> = (0..total).filter(|p| shard.owns(*p)).collect();
-    if share.is_empty() {
+    let chains = plan.chains();
+    if shard.count > chains {
+        let what = if chains == total {
+            format!("{total} points")
+        } else {
+            format!("{chains} independent chains of points")
+        };
         bail!(
-            "`--shard {shard}`: the experiment has {total} points, fewer than {} shards, so this shard has none; use at most {total} shards (splitting the runs of one point across shards is not supported)",
+            "`--shard {shard}`: the experiment has {what}, fewer than {} shards, so some shards would have none and the merge could never complete; use at most {chains} shards (splitting the runs of one point across shards is not supported)",
             shard.count
         );
     }
+    let share = plan.share(shard);
     let mut shard_file = recorded_shard.unwrap_or(ShardFile {
         shard,
         points: total,
@@ -827,33 +948,83 @@ pub fn execute(e: Experiment, exec: &Execution, scenario: Option<&dyn Scenario>)
         out.write_json("shard.json", &shard_file)?;
     }
     let done = durable::done_points(out.path());
-    let todo = share.iter().filter(|p| !done.contains(p)).count();
-    let bar = progress_bar(todo as u64 * e.base.runs as u64, exec.quiet);
-    let tick = || bar.inc(1);
-    let opts = sweep_options(&e, exec, &tick);
-    let progress = durable::run_durable(&e, &out, &opts, shard)?;
-    bar.finish_and_clear();
-    match progress {
-        Progress::Complete(sweep) => {
-            let report = finalize(&out, &sweep)?;
-            print!("{report}");
-            println!("\nresults in {}", out.path().display());
-        }
-        Progress::Partial {
+    let todo: Vec<usize> = share
+        .iter()
+        .copied()
+        .filter(|p| !done.contains(p))
+        .collect();
+    progress(Tick::Total(plan.runs_of(&todo)));
+    let tick = || progress(Tick::Run);
+    // Wall-clock engines measure time: their runs must not share the cores.
+    let opts = SweepOptions {
+        threads: if e.base.engine.is_wall_clock() && exec.threads == 0 {
+            1
+        } else {
+            exec.threads
+        },
+        progress: Some(&tick),
+        scalar: false,
+        cancel,
+    };
+    match executor::run_in_dir(study, &e, source, &out, shard, &opts) {
+        Ok(Progress::Complete(report)) => Ok(Executed::Complete { report, out }),
+        Ok(Progress::Partial {
             done,
             total,
             wall_seconds,
             threads,
-        } => {
+        }) => {
             shard_file.wall_seconds += wall_seconds;
             shard_file.threads = threads;
             out.write_json("shard.json", &shard_file)?;
-            println!(
-                "shard {shard}: its {} points are done ({done} of the experiment's {total} in {}); once every shard is done, combine them with `psim merge DIR... --out OUT`",
-                share.len(),
-                out.path().display()
-            );
+            Ok(Executed::Partial {
+                shard,
+                share: share.len(),
+                done,
+                total,
+                out,
+            })
         }
+        Err(ScenarioError::Sweep(SweepError::Cancelled)) => {
+            let done = durable::done_points(out.path()).len();
+            bail!(
+                "interrupted: {done} of the {total} points are on disk in `{dir}`; continue with `psim run --resume {dir}` (from Python: resume=\"{dir}\")",
+                dir = out.path().display()
+            )
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `--scalar-engine`: records in the experiment that its injected points
+/// run on the scalar engine (so a replay or a resume runs the same one);
+/// refused where no batched path would run.
+fn apply_scalar_engine(e: &mut Experiment, resuming: bool) -> Result<()> {
+    let Some(inj) = e.base.engine.injected_mut() else {
+        bail!(
+            "`--scalar-engine` turns off the batched injected engine; this experiment runs on the {} engine, so it is refused rather than ignored",
+            e.base.engine_kind()
+        );
+    };
+    if inj.scalar {
+        return Ok(());
+    }
+    if resuming {
+        bail!("`--scalar-engine` would change the experiment being resumed (its config.toml runs the batched engine); drop it, or start afresh with --out");
+    }
+    let batched = catalogue::plan_of(e).ok().is_some_and(|p| {
+        p.batch
+            && p.points
+                .iter()
+                .any(|x| psim_engine::batched::unsupported(&x.config).is_none())
+    });
+    if !batched {
+        bail!(
+            "`--scalar-engine` turns off the batched injected engine, which does not run this experiment (its scenario runs the scalar engine already, or an objective or delay the batched engine does not cover), so it is refused rather than ignored"
+        );
+    }
+    if let Some(inj) = e.base.engine.injected_mut() {
+        inj.scalar = true;
     }
     Ok(())
 }
@@ -904,67 +1075,6 @@ fn recorded(dir: &Path) -> Option<Experiment> {
     load(&dir.join("config.toml")).ok()
 }
 
-fn sweep_options<'a>(
-    e: &Experiment,
-    exec: &Execution,
-    tick: &'a (dyn Fn() + Sync),
-) -> SweepOptions<'a> {
-    // Wall-clock engines measure time: their runs must not share the cores.
-    SweepOptions {
-        threads: if e.base.engine.is_wall_clock() && exec.threads == 0 {
-            1
-        } else {
-            exec.threads
-        },
-        progress: Some(tick),
-        scalar: exec.scalar_engine,
-        cancel: None,
-    }
-}
-
-/// Writes a finished durable sweep's outputs and `report.txt`; returns the report.
-pub fn finalize(out: &OutputDir, sweep: &SweepResult) -> Result<String> {
-    let report = if sweep.experiment.tradeoff.is_some() {
-        write_delays(out, sweep)?
-    } else {
-        write_sweep(out, sweep, None)?;
-        points_report(sweep)
-    };
-    out.write("report.txt", &report)?;
-    Ok(report)
-}
-
-fn execute_in_memory(
-    e: Experiment,
-    exec: &Execution,
-    scenario: Option<&dyn Scenario>,
-) -> Result<()> {
-    let out = OutputDir::create(exec.out.as_deref(), &e.name, exec.force)?;
-    out.write_config(&e)?;
-    let total = match scenario {
-        Some(s) => s.total_runs(&e),
-        None if e.tradeoff.is_some() => Tradeoff.total_runs(&e),
-        None => e.points().len() as u64 * e.base.runs as u64,
-    };
-    let bar = progress_bar(total, exec.quiet);
-    let tick = || bar.inc(1);
-    let opts = sweep_options(&e, exec, &tick);
-    let report = match scenario {
-        Some(s) => s.run(&e, &out, &opts)?,
-        None if e.tradeoff.is_some() => run_tradeoff(&e, &out, &opts)?,
-        None => {
-            let sweep = run_sweep(&e, &opts)?;
-            write_sweep(&out, &sweep, None)?;
-            points_report(&sweep)
-        }
-    };
-    bar.finish_and_clear();
-    out.write("report.txt", &report)?;
-    print!("{report}");
-    println!("\nresults in {}", out.path().display());
-    Ok(())
-}
-
 /// The experiment of `--resume DIR`: the one recorded there, with `apply`
 /// allowed only to repeat its values.
 fn resume_experiment(
@@ -992,159 +1102,6 @@ fn resume_experiment(
     Ok((e, scenario))
 }
 
-/// Refuses `--scalar-engine` where it would change nothing: only sweeps of
-/// the injected engine on configurations the batched engine runs have a
-/// batched path to turn off.
-fn check_scalar_engine(
-    e: &Experiment,
-    exec: &Execution,
-    scenario: Option<&dyn Scenario>,
-) -> Result<()> {
-    if !exec.scalar_engine {
-        return Ok(());
-    }
-    if let Some(s) = scenario.filter(|s| s.name() != "tradeoff") {
-        bail!(
-            "`--scalar-engine` selects the engine of sweeps; scenario `{}` runs its own runs on the scalar engine already, so it is refused rather than ignored",
-            s.name()
-        );
-    }
-    let batched = e
-        .points()
-        .first()
-        .is_some_and(|p| psim_engine::batched::unsupported(p).is_none());
-    if !batched {
-        bail!(
-            "`--scalar-engine` turns off the batched injected engine, which does not run this configuration (engine {}, or an objective or delay it does not cover), so it is refused rather than ignored",
-            e.base.engine_kind()
-        );
-    }
-    Ok(())
-}
-
-/// The table printed by `psim run` and `psim sweep`.
-pub fn points_report(s: &SweepResult) -> String {
-    let mut t = String::new();
-    let b = &s.experiment.base;
-    let _ = writeln!(t, "{}: {} runs × {} steps per point, engine {:?}, seed {}; error = mean over the last {}% of steps; ran in {:.2} s on {} threads\n", s.experiment.name, b.runs, b.steps, b.engine_kind(), b.seed, b.tail_fraction * 100.0, s.wall_seconds, s.threads);
-    let axis = if b.cluster().is_some() {
-        "workers compute consistency"
-    } else {
-        "delay"
-    };
-    let _ = writeln!(t, "{:>6} {:>9} {:>24} | {:>9} {:>11} {:>10} {:>10} {:>10} | {:>8} {:>6} {:>6} {:>8} | {:>9} {:>9} {:>8}", "μ", "η", axis, "diverged", "mean error", "± sem", "p10", "p90", "τ mean", "p50", "p99", "max", "applied", "dropped", "clamped");
-    for p in &s.points {
-        let x = &p.summary;
-        let _ = writeln!(
-            t,
-            "{:>6} {:>9} {:>24} | {:>9} {:>11.5} {:>10.5} {:>10.5} {:>10.5} | {:>8.2} {:>6} {:>6} {:>8} | {:>9} {:>9} {:>8}",
-            x.momentum,
-            x.step_size,
-            x.setting(),
-            format!("{}/{}", x.diverged, x.runs),
-            x.error.mean,
-            x.error.sem,
-            x.error.p10,
-            x.error.p90,
-            x.staleness.mean,
-            x.staleness.p50,
-            x.staleness.p99,
-            x.staleness.max,
-            x.counters.applied,
-            x.counters.dropped(),
-            x.counters.clamped
-        );
-    }
-    let capped: u64 = s
-        .points
-        .iter()
-        .filter_map(|p| p.summary.capped_sleeps)
-        .sum();
-    if capped > 0 {
-        let _ = writeln!(
-            t,
-            "\nnote: {capped} injected sleeps were cut to 1 s, the longest single sleep (draws of an unbounded compute-time or network-delay model; per run in runs.csv, column capped_sleeps)"
-        );
-    }
-    if b.engine.is_wall_clock() {
-        let _ = writeln!(t, "\nmeasured staleness ({:?} engine):", b.engine_kind());
-        let _ = writeln!(
-            t,
-            "{:>6} {:>9} {:>24} | {:>10} {:>8} {:>6} {:>6} {:>7} {:>8}",
-            "μ", "η", "workers compute consistency", "pushes", "mean", "p50", "p99", "p99.9", "max"
-        );
-        for p in &s.points {
-            let x = &p.summary;
-            let q = &x.staleness;
-            let _ = writeln!(
-                t,
-                "{:>6} {:>9} {:>24} | {:>10} {:>8.2} {:>6} {:>6} {:>7} {:>8}",
-                x.momentum,
-                x.step_size,
-                x.setting(),
-                q.count,
-                q.mean,
-                q.p50,
-                q.p99,
-                q.p999,
-                q.max
-            );
-        }
-    }
-    let recorded: usize = s
-        .points
-        .iter()
-        .flat_map(|p| p.pushes.iter().map(|(_, rows)| rows.len()))
-        .sum();
-    if recorded > 0 {
-        let _ = writeln!(
-            t,
-            "\nrecorded {recorded} applied pushes in pushes.csv (staleness over time: pushes.svg, per worker: pushes-workers.svg); replay with --delay trace:DIR/pushes.csv"
-        );
-    }
-    // Who contributed what (cluster engines); long tables are cut to their
-    // first and last workers (all of them are in workers.csv).
-    for p in s.points.iter().filter(|p| !p.summary.per_worker.is_empty()) {
-        let x = &p.summary;
-        let _ = writeln!(
-            t,
-            "\nper worker, μ={} η={} {} (workers.csv):",
-            x.momentum,
-            x.step_size,
-            x.setting()
-        );
-        let _ = writeln!(
-            t,
-            "{:>7} {:>12} {:>12} {:>7} | {:>8} {:>5} {:>5} {:>5} {:>6}",
-            "worker", "mean compute", "applied/run", "share", "τ mean", "p50", "p90", "p99", "max"
-        );
-        let m = x.per_worker.len();
-        let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
-        for w in &x.per_worker {
-            if m > 16 && w.worker == 8 {
-                let _ = writeln!(t, "{:>7}", "…");
-            }
-            if m > 16 && (8..m - 8).contains(&w.worker) {
-                continue;
-            }
-            let _ = writeln!(
-                t,
-                "{:>7} {:>12} {:>12.1} {:>6.2}% | {:>8.2} {:>5} {:>5} {:>5} {:>6}",
-                w.worker,
-                w.mean_compute.map_or("∞".into(), |c| format!("{c:.4}")),
-                w.applied_per_run,
-                100.0 * w.share,
-                w.mean_staleness,
-                opt(w.p50),
-                opt(w.p90),
-                opt(w.p99),
-                w.max
-            );
-        }
-    }
-    t
-}
-
 /// The experiment of `--config PATH`, or `default`; with the scenario the
 /// experiment's name refers to, if any.
 fn start(
@@ -1170,35 +1127,12 @@ fn start(
 
 /// `psim run`.
 pub fn run(a: RunArgs) -> Result<()> {
-    if let Some(dir) = &a.exec.resume {
-        if a.config.is_some() {
-            bail!("`--resume DIR` continues DIR/config.toml; `--config` is refused with it");
-        }
-        let (e, scenario) = resume_experiment(dir, "psim run", |e, s| {
-            a.overrides
-                .apply(e, s.map_or(Scope::Run, Scope::Scenario), true)
-        })?;
-        return execute(e, &a.exec, scenario);
-    }
     let p = prepare_run(a)?;
     execute(p.experiment, &p.exec, p.scenario)
 }
 
 /// `psim sweep`.
 pub fn sweep(a: SweepArgs) -> Result<()> {
-    if let Some(dir) = &a.exec.resume {
-        if a.config.is_some() {
-            bail!("`--resume DIR` continues DIR/config.toml; `--config` is refused with it");
-        }
-        let (e, scenario) = resume_experiment(dir, "psim sweep", |e, s| {
-            if a.optimal_delay && e.tradeoff.is_none() {
-                e.tradeoff = Some(Tolerance::default());
-            }
-            a.overrides
-                .apply(e, s.map_or(Scope::Sweep, Scope::Scenario), true)
-        })?;
-        return execute(e, &a.exec, scenario);
-    }
     let p = prepare_sweep(a)?;
     execute(p.experiment, &p.exec, p.scenario)
 }
@@ -1267,6 +1201,10 @@ fn check_seeds(
     use psim_scenarios::verdict;
     exec.refuse_durable("`--check-seeds` reruns the scenario once per seed into OUT/seed-S")?;
     let seeds = verdict::parse_seeds(seeds).map_err(anyhow::Error::msg)?;
+    let mut e = e;
+    if exec.scalar_engine {
+        apply_scalar_engine(&mut e, false)?;
+    }
     e.validate()?;
     let root = OutputDir::create(
         exec.out.as_deref(),
@@ -1278,7 +1216,7 @@ fn check_seeds(
     let opts = SweepOptions {
         threads: exec.threads,
         progress: Some(&tick),
-        scalar: exec.scalar_engine,
+        scalar: false,
         cancel: None,
     };
     let check = verdict::check_seeds(scenario, &e, &seeds, root.path(), &opts)?;
@@ -1299,46 +1237,9 @@ fn check_seeds(
     Ok(())
 }
 
-/// Runs a prepared experiment without printing, for library callers (the
-/// Python package): `progress` is called after every run and `cancel` stops
-/// the sweep between windows of runs. Returns the report and the output
-/// directory. Resumes and shards stay the command line's ([`prepare`]
-/// refuses them).
-pub fn execute_with(
-    e: Experiment,
-    exec: &Execution,
-    scenario: Option<&dyn Scenario>,
-    progress: &(dyn Fn() + Sync),
-    cancel: Option<&std::sync::atomic::AtomicBool>,
-) -> Result<(String, OutputDir)> {
-    // Everything that can be refused is refused before the directory exists.
-    check_threads(exec.threads)?;
-    check_scalar_engine(&e, exec, scenario)?;
-    psim_scenarios::sweep::preflight(&e)?;
-    let out = OutputDir::create(exec.out.as_deref(), &e.name, exec.force)?;
-    out.write_config(&e)?;
-    let mut opts = sweep_options(&e, exec, progress);
-    opts.cancel = cancel;
-    let report = match scenario {
-        Some(s) => s.run(&e, &out, &opts)?,
-        None if e.tradeoff.is_some() => run_tradeoff(&e, &out, &opts)?,
-        None => {
-            let sweep = run_sweep(&e, &opts)?;
-            write_sweep(&out, &sweep, None)?;
-            points_report(&sweep)
-        }
-    };
-    out.write("report.txt", &report)?;
-    Ok((report, out))
-}
-
-/// The runs an experiment makes (the progress bar's length).
-pub fn total_runs(e: &Experiment, scenario: Option<&dyn Scenario>) -> u64 {
-    match scenario {
-        Some(s) => s.total_runs(e),
-        None if e.tradeoff.is_some() => Tradeoff.total_runs(e),
-        None => e.points().len() as u64 * e.base.runs as u64,
-    }
+/// The runs an experiment makes (a progress bar's length).
+pub fn total_runs(e: &Experiment) -> u64 {
+    catalogue::plan_of(e).map_or(0, |p| p.total_runs())
 }
 
 /// An experiment built from a command's flags, ready to run.
@@ -1353,6 +1254,20 @@ pub struct Prepared {
 
 /// `psim run` up to running: the experiment of `--config` or the defaults, the flags applied.
 pub fn prepare_run(a: RunArgs) -> Result<Prepared> {
+    if let Some(dir) = &a.exec.resume {
+        if a.config.is_some() {
+            bail!("`--resume DIR` continues DIR/config.toml; `--config` is refused with it");
+        }
+        let (experiment, scenario) = resume_experiment(dir, "psim run", |e, s| {
+            a.overrides
+                .apply(e, s.map_or(Scope::Run, Scope::Scenario), true)
+        })?;
+        return Ok(Prepared {
+            experiment,
+            scenario,
+            exec: a.exec,
+        });
+    }
     let (mut e, scenario) = start(a.config.as_ref(), "run")?;
     let scope = scenario.map_or(Scope::Run, Scope::Scenario);
     a.overrides.apply(&mut e, scope, a.config.is_some())?;
@@ -1365,6 +1280,23 @@ pub fn prepare_run(a: RunArgs) -> Result<Prepared> {
 
 /// `psim sweep` up to running.
 pub fn prepare_sweep(a: SweepArgs) -> Result<Prepared> {
+    if let Some(dir) = &a.exec.resume {
+        if a.config.is_some() {
+            bail!("`--resume DIR` continues DIR/config.toml; `--config` is refused with it");
+        }
+        let (experiment, scenario) = resume_experiment(dir, "psim sweep", |e, s| {
+            if a.optimal_delay && e.tradeoff.is_none() {
+                e.tradeoff = Some(Tolerance::default());
+            }
+            a.overrides
+                .apply(e, s.map_or(Scope::Sweep, Scope::Scenario), true)
+        })?;
+        return Ok(Prepared {
+            experiment,
+            scenario,
+            exec: a.exec,
+        });
+    }
     let (mut e, scenario) = start(a.config.as_ref(), "sweep")?;
     if a.optimal_delay {
         if let Some(s) = scenario {
@@ -1395,6 +1327,24 @@ pub fn prepare_reproduce(a: ReproduceArgs) -> Result<Prepared> {
     })?;
     if a.list || a.check_seeds.is_some() {
         bail!("`--list` and `--check-seeds` print instead of running an experiment");
+    }
+    if let Some(dir) = &a.exec.resume {
+        let (experiment, _) = resume_experiment(dir, "psim reproduce", |e, recorded| {
+            if recorded.map(|s| s.name()) != Some(scenario.name()) {
+                bail!(
+                    "`--resume {}` holds experiment `{}`, not scenario `{}`; resume it with `psim run --resume {0}`",
+                    dir.display(),
+                    e.name,
+                    scenario.name()
+                );
+            }
+            a.overrides.apply(e, Scope::Scenario(scenario), false)
+        })?;
+        return Ok(Prepared {
+            experiment,
+            scenario: Some(scenario),
+            exec: a.exec,
+        });
     }
     let mut e = scenario.experiment();
     a.overrides
@@ -1440,8 +1390,5 @@ pub fn prepare(argv: &[String]) -> Result<Prepared> {
         LibraryCommand::Sweep(a) => prepare_sweep(a)?,
         LibraryCommand::Reproduce(a) => prepare_reproduce(a)?,
     };
-    if prepared.exec.resume.is_some() || prepared.exec.shard.is_some() {
-        bail!("`resume` and `shard` belong to the command line (`psim … --resume DIR`, `--shard I/N`); from Python, run the experiment whole");
-    }
     Ok(prepared)
 }

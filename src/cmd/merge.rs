@@ -1,7 +1,6 @@
 //! `psim merge DIR... --out OUT`: combine the directories of a sharded
 //! sweep (`--shard I/N`) into what one unsharded run writes.
 
-use crate::cmd::experiment::finalize;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use psim_common::Experiment;
@@ -91,7 +90,9 @@ pub fn merge(a: MergeArgs) -> Result<()> {
             if missing.len() > 1 { "are" } else { "is" }
         );
     }
-    let total = e.points().len();
+    let study = psim_scenarios::catalogue::study_of(&e);
+    let plan = study.plan(&e)?;
+    let total = plan.points.len();
     for (dir, s) in &shards {
         let done = durable::done_points(dir);
         let todo: Vec<&usize> = s.share.iter().filter(|p| !done.contains(p)).collect();
@@ -138,9 +139,15 @@ pub fn merge(a: MergeArgs) -> Result<()> {
     }
     let wall_seconds = shards.iter().map(|(_, s)| s.wall_seconds).sum();
     let threads = shards.iter().map(|(_, s)| s.threads).max().unwrap_or(0);
-    match durable::finish(&e, out.path(), wall_seconds, threads)? {
-        Progress::Complete(sweep) => {
-            let report = finalize(&out, &sweep)?;
+    match psim_scenarios::executor::finish(
+        study,
+        &e,
+        &plan,
+        &out,
+        (wall_seconds, threads),
+        Default::default(),
+    )? {
+        Progress::Complete(report) => {
             print!("{report}");
             println!(
                 "\nmerged {count} shards ({total} points) into {}",

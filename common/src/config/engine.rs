@@ -335,11 +335,17 @@ pub struct InjectedConfig {
     /// Versions kept for injected staleness, and what happens beyond.
     #[serde(default)]
     pub history: HistoryConfig,
+    /// Run run by run on the scalar reference engine, never on the batched
+    /// SIMD path (`--scalar-engine`): other random numbers, the same law.
+    /// Recorded so that a replay or a resume runs the same engine.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scalar: bool,
 }
 
 impl Default for InjectedConfig {
     fn default() -> Self {
         Self {
+            scalar: false,
             delay: Delay::constant(0),
             history: HistoryConfig::default(),
         }

@@ -208,7 +208,12 @@ fn run<const D: usize, B: LaneBits>(plan: &Plan, runs: &[u64]) -> Vec<RunResult>
         }};
     }
 
+    let cancel = crate::cancel::current();
     for _ in 0..plan.steps {
+        // Cancelled (Ctrl-C): stop; the caller discards these runs.
+        if version.is_multiple_of(crate::cancel::POLL_EVERY) && crate::cancel::raised(&cancel) {
+            break;
+        }
         // RunRecorder::before: trace at the cadence, target-error stops.
         if version >= next_record {
             next_record = version - version % plan.record_every + plan.record_every;
@@ -433,7 +438,7 @@ fn run<const D: usize, B: LaneBits>(plan: &Plan, runs: &[u64]) -> Vec<RunResult>
     ends.into_iter()
         .zip(traces)
         .enumerate()
-        .map(|(l, (end, mut trace))| {
+        .map(|(l, (end, trace))| {
             let end = end.expect("every lane ends");
             let staleness = match &plan.delay {
                 DelayPlan::Random(_) => hists.next().unwrap_or_default(),
@@ -451,25 +456,14 @@ fn run<const D: usize, B: LaneBits>(plan: &Plan, runs: &[u64]) -> Vec<RunResult>
                     h
                 }
             };
-            let (final_error, tail_error) = if end.outcome.diverged() {
-                (f64::NAN, f64::NAN)
-            } else {
-                let error = plan.pca.error(&end.params);
-                if trace.last().map(|p| p.step) != Some(end.version) {
-                    trace.push(TracePoint {
-                        step: end.version,
-                        error,
-                        seconds: None,
-                    });
-                }
-                let tail = if end.tail_n > 0 {
-                    end.tail_sum / end.tail_n as f64
-                } else {
-                    error
-                };
-                (error, tail)
-            };
-            debug_assert!(end.counters.check().is_ok());
+            let (trace, final_error, tail_error) = crate::record::close(
+                end.outcome,
+                end.version,
+                trace,
+                || plan.pca.error(&end.params),
+                (end.tail_sum, end.tail_n),
+                None,
+            );
             RunResult {
                 run: runs[l],
                 outcome: end.outcome,

@@ -153,6 +153,9 @@ impl Plan {
         let Some(injected) = cfg.injected() else {
             return Err("not the injected engine");
         };
+        if injected.scalar {
+            return Err("the scalar engine was asked for (engine.scalar, --scalar-engine)");
+        }
         let ObjectiveConfig::Pca(pc) = &cfg.objective else {
             return Err("objective other than streaming PCA");
         };
@@ -250,7 +253,8 @@ pub fn run_runs<O: Objective + Clone + 'static>(
     runs: Range<u64>,
 ) -> Result<Vec<RunResult>, EngineError> {
     if let Some(results) = run_batched(cfg, runs.clone()) {
-        return Ok(results);
+        // The accounting check of every run, in every build (`crate::verify`).
+        return results.into_iter().map(crate::verify).collect();
     }
     runs.map(|r| crate::run(cfg, objective, r)).collect()
 }

@@ -6,46 +6,7 @@
 //! with a `report()` and a `headline_holds()`, so tests can run a reduced
 //! size and assert the headline without going through the CLI.
 
-use crate::catalogue::ScenarioError;
-use crate::sweep::{SweepError, SweepOptions};
-use psim_common::{AnyObjective, RunConfig, RunResult};
-use psim_engine::run_injected_from;
-use rayon::prelude::*;
-
-/// Runs `cfg.runs` runs of `cfg` in parallel (run r from `starts[r]` when
-/// given), returning each result with its final parameters, in run order.
-pub(crate) fn run_all(
-    cfg: &RunConfig,
-    opts: &SweepOptions<'_>,
-    starts: Option<&[Vec<f64>]>,
-) -> Result<Vec<(RunResult, Vec<f64>)>, ScenarioError> {
-    cfg.validate().map_err(SweepError::from)?;
-    let objective = AnyObjective::build(&cfg.objective).map_err(SweepError::from)?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads)
-        .build()
-        .map_err(|e| SweepError::Threads {
-            threads: opts.threads,
-            message: e.to_string(),
-        })?;
-    let out = pool.install(|| {
-        (0..cfg.runs as u64)
-            .into_par_iter()
-            .map(|r| {
-                let start = starts.map(|s| s[r as usize].as_slice());
-                let res = run_injected_from(cfg, &objective, r, start);
-                if let Some(p) = opts.progress {
-                    p();
-                }
-                // The accounting check of every engine (`engine::run` does it
-                // for the others).
-                let (result, params) = res;
-                psim_engine::verify(result).map(|r| (r, params))
-            })
-            .collect::<Result<Vec<_>, _>>()
-    });
-    Ok(out.map_err(SweepError::from)?)
-}
+use psim_common::RunResult;
 
 /// Mean of a slice (NaN when empty).
 pub(crate) fn mean(v: &[f64]) -> f64 {

@@ -12,11 +12,12 @@
 //!   the same saddle for growing mini-batches; and the sharp minimum of the
 //!   wells landscape for growing mini-batches, against Kramers' law.
 
-use super::common::{mean, quantile, run_all};
+use super::common::{mean, quantile};
 use crate::catalogue::{Scenario, ScenarioError};
+use crate::executor::{Plan, PlannedPoint};
 use crate::output::OutputDir;
 use crate::plot::{Plot, Series};
-use crate::sweep::SweepOptions;
+use crate::sweep::{run_plan, PointResult, SweepOptions, SweepResult};
 use psim_common::landscape::{batch_noise_scale, SaddleConfig, Wells, WellsConfig};
 use psim_common::theory::{
     kramers_escape_steps, saddle_escape_steps, saddle_escape_steps_discrete, saddle_escape_steps_ou,
@@ -69,43 +70,65 @@ impl EscapeRow {
     }
 }
 
-/// Runs `cfg` (an objective whose error reaches 0 on escape) and collects
-/// escape steps from the `TargetErrorReached` outcomes.
-fn escape_row(
-    cfg: &RunConfig,
-    label: String,
-    x: f64,
-    (theory, ou): (f64, f64),
-    opts: &SweepOptions<'_>,
-) -> Result<EscapeRow, ScenarioError> {
-    let runs = run_all(cfg, opts, None)?;
+/// One escape study point: its configuration and what it is compared with.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The runs' configuration (an objective whose error reaches 0 on escape).
+    pub cfg: RunConfig,
+    /// Row label.
+    pub label: String,
+    /// The row's x (μ, η or the batch size).
+    pub x: f64,
+    /// Theory: the discrete recurrence's escape steps.
+    pub theory: f64,
+    /// Theory: the OU diffusion limit's escape steps (NaN when none).
+    pub ou: f64,
+}
+
+/// The plan of a list of escape study points (scalar engine, rows read back).
+fn specs_plan(specs: &[Spec]) -> Plan {
+    Plan {
+        points: specs
+            .iter()
+            .map(|s| PlannedPoint::new(s.cfg.clone()))
+            .collect(),
+        columns: Vec::new(),
+        rows: true,
+        batch: false,
+    }
+}
+
+/// The escape steps of the runs of `spec` from their outcomes
+/// (`TargetErrorReached` at the escape step; the step budget otherwise).
+fn escape_row(spec: &Spec, point: &PointResult) -> EscapeRow {
+    let runs = &point.rows;
     let steps: Vec<f64> = runs
         .iter()
-        .map(|(r, _)| match r.outcome {
+        .map(|r| match r.outcome {
             Outcome::TargetErrorReached { step } => step as f64,
-            _ => cfg.steps as f64,
+            _ => spec.cfg.steps as f64,
         })
         .collect();
     let escaped = runs
         .iter()
-        .filter(|(r, _)| matches!(r.outcome, Outcome::TargetErrorReached { .. }))
+        .filter(|r| matches!(r.outcome, Outcome::TargetErrorReached { .. }))
         .count();
     let m = mean(&steps);
     let n = steps.len() as f64;
     let sd = (steps.iter().map(|s| (s - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt();
-    Ok(EscapeRow {
-        label,
-        x,
+    EscapeRow {
+        label: spec.label.clone(),
+        x: spec.x,
         runs: runs.len(),
         escaped,
         sem_steps: sd / n.sqrt(),
-        ou_steps: ou,
+        ou_steps: spec.ou,
         mean_steps: m,
         median_steps: quantile(&steps, 0.5),
         p10: quantile(&steps, 0.1),
         p90: quantile(&steps, 0.9),
-        theory_steps: theory,
-    })
+        theory_steps: spec.theory,
+    }
 }
 
 /// An escape configuration: stop at error ≤ 10⁻¹² (the landscapes' error
@@ -257,11 +280,8 @@ pub struct SaddleEscape {
     pub step_size: f64,
 }
 
-/// Runs E4: every μ of `e.grid.momentum` (or the base μ) on the base saddle.
-pub fn run_saddle_escape(
-    e: &Experiment,
-    opts: &SweepOptions<'_>,
-) -> Result<SaddleEscape, ScenarioError> {
+/// E4's points: every μ of `e.grid.momentum` (or the base μ) on the base saddle.
+pub fn saddle_escape_specs(e: &Experiment) -> Result<Vec<Spec>, ScenarioError> {
     let s = saddle(&e.base)?;
     let eta = e.base.step_size;
     let (gamma1, idx) = s
@@ -276,23 +296,49 @@ pub fn run_saddle_escape(
     } else {
         e.grid.momentum.clone()
     };
-    let mut rows = Vec::new();
-    for mu in mus {
-        let theory = saddle_escape_steps_discrete(eta, gamma1, sigma, s.escape_radius, mu);
-        let ou = saddle_escape_steps_ou(eta, gamma1, sigma, s.escape_radius, mu);
-        let cfg = escape_config(
-            &RunConfig {
-                momentum: mu,
-                ..e.base.clone()
-            },
-            theory,
-        );
-        rows.push(escape_row(&cfg, format!("μ={mu}"), mu, (theory, ou), opts)?);
+    Ok(mus
+        .into_iter()
+        .map(|mu| {
+            let theory = saddle_escape_steps_discrete(eta, gamma1, sigma, s.escape_radius, mu);
+            let ou = saddle_escape_steps_ou(eta, gamma1, sigma, s.escape_radius, mu);
+            let cfg = escape_config(
+                &RunConfig {
+                    momentum: mu,
+                    ..e.base.clone()
+                },
+                theory,
+            );
+            Spec {
+                cfg,
+                label: format!("μ={mu}"),
+                x: mu,
+                theory,
+                ou,
+            }
+        })
+        .collect())
+}
+
+/// Runs E4 through the executor, in memory.
+pub fn run_saddle_escape(
+    e: &Experiment,
+    opts: &SweepOptions<'_>,
+) -> Result<SaddleEscape, ScenarioError> {
+    let specs = saddle_escape_specs(e)?;
+    let done = run_plan(e, &specs_plan(&specs), None, opts)?;
+    Ok(analyse_saddle_escape(e, &specs, &done))
+}
+
+/// E4's analysis over its finished points.
+pub fn analyse_saddle_escape(e: &Experiment, specs: &[Spec], done: &SweepResult) -> SaddleEscape {
+    SaddleEscape {
+        rows: specs
+            .iter()
+            .zip(&done.points)
+            .map(|(s, p)| escape_row(s, p))
+            .collect(),
+        step_size: e.base.step_size,
     }
-    Ok(SaddleEscape {
-        rows,
-        step_size: eta,
-    })
 }
 
 impl SaddleEscape {
@@ -387,13 +433,16 @@ impl Scenario for SaddleEscapeScenario {
         use psim_common::Setting::*;
         &[Momentum, StepSize, Steps, Runs, Seed, Objective]
     }
-    fn run(
+    fn plan(&self, e: &Experiment) -> Result<Plan, ScenarioError> {
+        Ok(specs_plan(&saddle_escape_specs(e)?))
+    }
+    fn analyse(
         &self,
         e: &Experiment,
+        done: &SweepResult,
         out: &OutputDir,
-        opts: &SweepOptions<'_>,
     ) -> Result<String, ScenarioError> {
-        let r = run_saddle_escape(e, opts)?;
+        let r = analyse_saddle_escape(e, &saddle_escape_specs(e)?, done);
         r.write(e, out)?;
         Ok(r.report(e))
     }
@@ -431,12 +480,10 @@ pub fn wells_setup() -> (WellsConfig, f64) {
     )
 }
 
-/// Runs E6 on the base saddle: η over `e.grid.step_size` (or the base η),
-/// batches over [`BATCH_SIZES`], then the sharp minimum of [`wells_setup`].
-pub fn run_escape_times(
-    e: &Experiment,
-    opts: &SweepOptions<'_>,
-) -> Result<EscapeTimes, ScenarioError> {
+/// E6's points in three groups: the base saddle at every η of
+/// `e.grid.step_size` (or the base η), at every batch of [`BATCH_SIZES`],
+/// then the sharp minimum of [`wells_setup`] at [`SHARP_BATCH_SIZES`].
+pub fn escape_times_specs(e: &Experiment) -> Result<[Vec<Spec>; 3], ScenarioError> {
     let s = saddle(&e.base)?;
     let gamma1 = s.gamma1();
     let idx = s.curvature.iter().position(|c| -c == gamma1).unwrap_or(0);
@@ -459,13 +506,13 @@ pub fn run_escape_times(
             },
             theory,
         );
-        by_step_size.push(escape_row(
-            &cfg,
-            format!("η={eta}"),
-            eta,
-            (theory, ou),
-            opts,
-        )?);
+        by_step_size.push(Spec {
+            cfg,
+            label: format!("η={eta}"),
+            x: eta,
+            theory,
+            ou,
+        });
     }
     let eta = e.base.step_size;
     let mut saddle_by_batch = Vec::new();
@@ -484,13 +531,13 @@ pub fn run_escape_times(
             },
             theory,
         );
-        saddle_by_batch.push(escape_row(
-            &cfg,
-            format!("m={m}"),
-            m as f64,
-            (theory, ou),
-            opts,
-        )?);
+        saddle_by_batch.push(Spec {
+            cfg,
+            label: format!("m={m}"),
+            x: m as f64,
+            theory,
+            ou,
+        });
     }
     let (w, w_eta) = wells_setup();
     let mut sharp_by_batch = Vec::new();
@@ -521,14 +568,45 @@ pub fn run_escape_times(
             },
             theory.min(budget as f64),
         );
-        sharp_by_batch.push(escape_row(
-            &cfg,
-            format!("m={m}"),
-            m as f64,
-            (theory, f64::NAN),
-            opts,
-        )?);
+        sharp_by_batch.push(Spec {
+            cfg,
+            label: format!("m={m}"),
+            x: m as f64,
+            theory,
+            ou: f64::NAN,
+        });
     }
+    Ok([by_step_size, saddle_by_batch, sharp_by_batch])
+}
+
+/// Runs E6 through the executor, in memory.
+pub fn run_escape_times(
+    e: &Experiment,
+    opts: &SweepOptions<'_>,
+) -> Result<EscapeTimes, ScenarioError> {
+    let specs = escape_times_specs(e)?;
+    let done = run_plan(e, &specs_plan(&specs.concat()), None, opts)?;
+    analyse_escape_times(e, &specs, &done)
+}
+
+/// E6's analysis over its finished points (the three groups in plan order).
+pub fn analyse_escape_times(
+    e: &Experiment,
+    specs: &[Vec<Spec>; 3],
+    done: &SweepResult,
+) -> Result<EscapeTimes, ScenarioError> {
+    let gamma1 = saddle(&e.base)?.gamma1();
+    let mut points = done.points.iter();
+    let mut group = |specs: &[Spec]| -> Vec<EscapeRow> {
+        specs
+            .iter()
+            .zip(points.by_ref())
+            .map(|(s, p)| escape_row(s, p))
+            .collect()
+    };
+    let by_step_size = group(&specs[0]);
+    let saddle_by_batch = group(&specs[1]);
+    let sharp_by_batch = group(&specs[2]);
     Ok(EscapeTimes {
         by_step_size,
         saddle_by_batch,
@@ -690,13 +768,16 @@ impl Scenario for EscapeTimesScenario {
         use psim_common::Setting::*;
         &[StepSize, Steps, Runs, Seed, Objective]
     }
-    fn run(
+    fn plan(&self, e: &Experiment) -> Result<Plan, ScenarioError> {
+        Ok(specs_plan(&escape_times_specs(e)?.concat()))
+    }
+    fn analyse(
         &self,
         e: &Experiment,
+        done: &SweepResult,
         out: &OutputDir,
-        opts: &SweepOptions<'_>,
     ) -> Result<String, ScenarioError> {
-        let r = run_escape_times(e, opts)?;
+        let r = analyse_escape_times(e, &escape_times_specs(e)?, done)?;
         r.write(e, out)?;
         Ok(r.report(e))
     }

@@ -18,9 +18,10 @@
 //! and the most workers.
 
 use crate::catalogue::{Scenario, ScenarioError};
+use crate::executor::Plan;
 use crate::output::OutputDir;
 use crate::plot::{Plot, Series};
-use crate::sweep::{run_sweep, SweepError, SweepOptions};
+use crate::sweep::{run_plan, SweepError, SweepOptions, SweepResult};
 use psim_common::{
     ClusterConfig, Consistency, Delay, EngineConfig, EngineKind, Experiment, Grid, MlpActivation,
     MlpConfig, ObjectiveConfig, RunConfig, Setting, VirtualTimeConfig,
@@ -192,16 +193,38 @@ pub struct E2Report {
     pub wall_seconds: f64,
 }
 
-/// Runs the E2 sweep: one [`run_sweep`] over the μ × η grid per worker count
-/// (runs in parallel inside each); deterministic.
+impl E2Settings {
+    /// The plan: one μ × η grid per worker count, in the order of
+    /// [`E2Settings::workers`] (runs read back by the analysis).
+    pub fn plan(&self) -> Plan {
+        let mut plan = Plan {
+            points: Vec::new(),
+            columns: Vec::new(),
+            rows: true,
+            batch: true,
+        };
+        for &m in &self.workers {
+            plan.points.extend(Plan::sweep(&self.experiment(m)).points);
+        }
+        plan
+    }
+}
+
+/// Runs the E2 sweep through the executor (in memory): one μ × η grid per
+/// worker count; deterministic.
 pub fn run_e2(settings: &E2Settings, opts: &SweepOptions<'_>) -> Result<E2Report, SweepError> {
+    let plan = settings.plan();
+    let done = run_plan(&settings.experiment(settings.workers[0]), &plan, None, opts)?;
+    Ok(analyse_e2(settings, &done))
+}
+
+/// The E2 tables from the finished points of [`E2Settings::plan`].
+pub fn analyse_e2(settings: &E2Settings, done: &SweepResult) -> E2Report {
     let _span = tracing::info_span!("momentum_vs_workers").entered();
     let mut cells = Vec::with_capacity(settings.workers.len() * settings.momenta.len());
-    let mut wall_seconds = 0.0;
-    for &m in &settings.workers {
-        let sweep = run_sweep(&settings.experiment(m), opts)?;
-        wall_seconds += sweep.wall_seconds;
-        for p in &sweep.points {
+    let per = done.points.len() / settings.workers.len().max(1);
+    for (i, &m) in settings.workers.iter().enumerate() {
+        for p in &done.points[i * per..(i + 1) * per] {
             let accuracies: Vec<f64> = p
                 .rows
                 .iter()
@@ -226,11 +249,11 @@ pub fn run_e2(settings: &E2Settings, opts: &SweepOptions<'_>) -> Result<E2Report
             });
         }
     }
-    Ok(E2Report {
+    E2Report {
         settings: settings.clone(),
         cells,
-        wall_seconds,
-    })
+        wall_seconds: done.wall_seconds,
+    }
 }
 
 fn mean_sd(x: &[f64]) -> (f64, f64) {
@@ -540,15 +563,6 @@ impl Scenario for MomentumVsWorkers {
         "E2 · the best momentum falls as workers grow: MLP on 8×8 digits (001 §5.2, Figure 2)"
     }
 
-    /// The defaults at the largest worker count; `--workers N` sets the
-    /// largest (the counts are the powers of two up to N).
-    fn total_runs(&self, e: &Experiment) -> u64 {
-        // One sweep over μ per power-of-two worker count up to `cluster.workers`.
-        let largest = e.base.cluster().map_or(1, |c| c.workers);
-        let counts = usize::BITS - largest.max(1).leading_zeros();
-        counts as u64 * e.points().len() as u64 * e.base.runs as u64
-    }
-
     fn experiment(&self) -> Experiment {
         let s = E2Settings::default();
         s.experiment(*s.workers.last().expect("workers"))
@@ -565,14 +579,20 @@ impl Scenario for MomentumVsWorkers {
         &[EngineKind::VirtualTime]
     }
 
-    fn run(
+    /// One μ × η grid per power-of-two worker count up to `workers` (the
+    /// defaults at the largest; `--workers N` sets the largest).
+    fn plan(&self, experiment: &Experiment) -> Result<Plan, ScenarioError> {
+        Ok(E2Settings::from_experiment(experiment)?.plan())
+    }
+
+    fn analyse(
         &self,
         experiment: &Experiment,
+        done: &SweepResult,
         out: &OutputDir,
-        opts: &SweepOptions<'_>,
     ) -> Result<String, ScenarioError> {
         let settings = E2Settings::from_experiment(experiment)?;
-        let report = run_e2(&settings, opts)?;
+        let report = analyse_e2(&settings, done);
         out.write("runs.csv", report.csv())?;
         out.write_json("summary.json", &report)?;
         let table = report.table();

@@ -6,15 +6,16 @@
 //! speedup stops growing. Lower μ tolerates more staleness, so more workers.
 
 use crate::catalogue::{Scenario, ScenarioError};
+use crate::executor::{Plan, PlannedPoint};
 use crate::experiments::tradeoff::PAPER_OPTIMAL_DELAYS;
 use crate::output::{OutputDir, OutputError};
 use crate::plot::{Plot, Series};
-use crate::sweep::SweepOptions;
+use crate::sweep::SweepResult;
 use psim_common::{
-    AnyObjective, ClusterConfig, ConfigError, EngineConfig, EngineKind, Experiment, Grid,
-    RunConfig, Setting,
+    ClusterConfig, ConfigError, EngineConfig, EngineKind, Experiment, Grid, RunConfig, RunResult,
+    Setting,
 };
-use psim_engine::{self as engine, time_to_target, EngineError};
+use psim_engine::{time_to_target, EngineError};
 use serde::Serialize;
 use std::fmt::Write as _;
 use thiserror::Error;
@@ -78,16 +79,16 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     Some(v[v.len() / 2])
 }
 
-/// Runs `base` (engine, cluster, target error, step cap taken from it) for
-/// every momentum × worker count, `base.runs` runs each, one run at a time
-/// (the runs measure wall-clock time and must not share the cores);
-/// `progress` is called after every run.
-pub fn run_speedup(
+/// The points of the speedup study: every momentum × worker count of
+/// `base` (engine, cluster, target error, step cap taken from it),
+/// `base.runs` runs each; the wall-clock engines run one run at a time (the
+/// runs measure time and must not share the cores). Each run's time to ε
+/// is measured as it finishes (column `time_to_target`).
+pub fn speedup_plan(
     base: &RunConfig,
     momenta: &[f64],
     workers: &[usize],
-    progress: Option<&(dyn Fn() + Sync)>,
-) -> Result<Vec<SpeedupRow>, SpeedupError> {
+) -> Result<Plan, SpeedupError> {
     if base.target_error.is_none() {
         return Err(ConfigError::new(
             "target_error",
@@ -104,31 +105,47 @@ pub fn run_speedup(
         )
         .into());
     }
-    let objective = AnyObjective::build(&base.objective)?;
-    let mut rows = Vec::new();
+    let mut points = Vec::new();
     for &mu in momenta {
-        let mut baseline = None;
-        for (i, &m) in workers.iter().enumerate() {
+        for &m in workers {
             let mut cfg = base.clone();
             cfg.momentum = mu;
             if let Some(c) = cfg.engine.cluster_mut() {
                 c.workers = m;
             }
             cfg.validate()?;
+            points.push(PlannedPoint::new(cfg));
+        }
+    }
+    Ok(Plan {
+        points,
+        columns: vec!["time_to_target".into()],
+        rows: true,
+        batch: false,
+    })
+}
+
+/// The speedup rows from the finished points of [`speedup_plan`].
+pub fn analyse_speedup(
+    base: &RunConfig,
+    momenta: &[f64],
+    workers: &[usize],
+    done: &SweepResult,
+) -> Vec<SpeedupRow> {
+    let mut rows = Vec::new();
+    let mut points = done.points.iter();
+    for &mu in momenta {
+        let mut baseline = None;
+        for (i, (&m, p)) in workers.iter().zip(points.by_ref()).enumerate() {
             let mut times = Vec::new();
             let mut updates = Vec::new();
             let mut rates = Vec::new();
-            let mut staleness = psim_common::StalenessHistogram::new();
-            for r in 0..cfg.runs as u64 {
-                let result = engine::run(&cfg, &objective, r)?;
-                if let Some(p) = progress {
-                    p();
-                }
-                staleness.merge(&result.staleness);
-                rates.push(engine::throughput(&result));
-                if let Some(t) = time_to_target(&result) {
+            for r in &p.rows {
+                rates.push(r.counters.applied as f64 / r.wall_seconds.max(f64::MIN_POSITIVE));
+                let t = r.extras[0];
+                if !t.is_nan() {
                     times.push(t);
-                    if let psim_common::Outcome::TargetErrorReached { step } = result.outcome {
+                    if let psim_common::Outcome::TargetErrorReached { step } = r.outcome {
                         updates.push(step as f64);
                     }
                 }
@@ -140,13 +157,13 @@ pub fn run_speedup(
             rows.push(SpeedupRow {
                 momentum: mu,
                 workers: m,
-                runs: cfg.runs as usize,
+                runs: p.rows.len(),
                 reached: times.len(),
                 time_to_target: t,
                 updates_to_target: median(updates).map(|u| u as u64),
                 speedup: baseline.zip(t).map(|(b, t)| b / t),
-                mean_staleness: staleness.mean(),
-                p99_staleness: staleness.quantile(0.99),
+                mean_staleness: p.staleness.mean(),
+                p99_staleness: p.staleness.quantile(0.99),
                 updates_per_second: median(rates).unwrap_or(0.0),
                 e1_optimal_delay: PAPER_OPTIMAL_DELAYS
                     .iter()
@@ -156,7 +173,7 @@ pub fn run_speedup(
             });
         }
     }
-    Ok(rows)
+    rows
 }
 
 /// The table printed by `psim speedup`.
@@ -363,24 +380,39 @@ impl Scenario for Speedup {
         Ok(e)
     }
 
-    fn run(
+    fn plan(&self, e: &Experiment) -> Result<Plan, ScenarioError> {
+        let (momenta, workers) = axes(e);
+        Ok(speedup_plan(&e.base, &momenta, &workers)?)
+    }
+
+    fn measure(&self, _e: &Experiment, _p: usize, _cfg: &RunConfig, r: &RunResult) -> Vec<f64> {
+        vec![time_to_target(r).unwrap_or(f64::NAN)]
+    }
+
+    fn analyse(
         &self,
         e: &Experiment,
+        done: &SweepResult,
         out: &OutputDir,
-        opts: &SweepOptions<'_>,
     ) -> Result<String, ScenarioError> {
-        let momenta = if e.grid.momentum.is_empty() {
-            vec![e.base.momentum]
-        } else {
-            e.grid.momentum.clone()
-        };
-        let workers = if e.grid.workers.is_empty() {
-            vec![e.base.cluster().map_or(1, |c| c.workers)]
-        } else {
-            e.grid.workers.clone()
-        };
-        let rows = run_speedup(&e.base, &momenta, &workers, opts.progress)?;
+        let (momenta, workers) = axes(e);
+        let rows = analyse_speedup(&e.base, &momenta, &workers, done);
         write(out, &rows)?;
         Ok(report(&e.base, &rows))
     }
+}
+
+/// The momenta and worker counts of a speedup experiment.
+fn axes(e: &Experiment) -> (Vec<f64>, Vec<usize>) {
+    let momenta = if e.grid.momentum.is_empty() {
+        vec![e.base.momentum]
+    } else {
+        e.grid.momentum.clone()
+    };
+    let workers = if e.grid.workers.is_empty() {
+        vec![e.base.cluster().map_or(1, |c| c.workers)]
+    } else {
+        e.grid.workers.clone()
+    };
+    (momenta, workers)
 }

@@ -6,11 +6,12 @@
 //! gathers the runs near 0; too much noise wanders; shrinking the noise in
 //! stages (w·4, 2, 1, ½, ¼, ⅛, each for `steps` steps) ends closer to 0.
 
-use super::common::{mean, run_all};
+use super::common::mean;
 use crate::catalogue::{Scenario, ScenarioError};
+use crate::executor::{Plan, PlannedPoint};
 use crate::output::OutputDir;
 use crate::plot::{Plot, Series};
-use crate::sweep::SweepOptions;
+use crate::sweep::{run_plan, PointResult, SweepOptions, SweepResult};
 use psim_common::landscape::SpikyConfig;
 use psim_common::{Experiment, ObjectiveConfig, RuleKind, RunConfig};
 use serde::Serialize;
@@ -92,8 +93,8 @@ fn row(label: String, width: f64, finals: Vec<f64>, f: &SpikyConfig) -> NoiseRow
     }
 }
 
-/// Runs E5 from `e.base` (a `spiky` objective; its `noise_width` is the base width w).
-pub fn run(e: &Experiment, opts: &SweepOptions<'_>) -> Result<Spiky, ScenarioError> {
+/// The spiky function of `e` and the configuration at noise width `w`.
+fn setup(e: &Experiment) -> Result<(SpikyConfig, impl Fn(f64) -> RunConfig + '_), ScenarioError> {
     let ObjectiveConfig::Spiky(f) = &e.base.objective else {
         return Err(ScenarioError::Unsuitable(
             "spiky needs a `spiky` objective".into(),
@@ -103,40 +104,67 @@ pub fn run(e: &Experiment, opts: &SweepOptions<'_>) -> Result<Spiky, ScenarioErr
         rule: RuleKind::HeavyBall,
         ..e.base.clone()
     };
-    let with_width = |w: f64| RunConfig {
+    let f2 = f.clone();
+    Ok((f.clone(), move |w: f64| RunConfig {
         objective: ObjectiveConfig::Spiky(SpikyConfig {
             noise_width: w,
-            ..f.clone()
+            ..f2.clone()
         }),
         ..base.clone()
-    };
+    }))
+}
+
+/// E5's points: one per width of [`WIDTH_FACTORS`], then the stages of
+/// [`STAGE_FACTORS`], each stage's runs starting where the previous
+/// stage's ended; every run keeps its final iterate.
+pub fn plan(e: &Experiment) -> Result<Plan, ScenarioError> {
+    let (f, with_width) = setup(e)?;
+    let mut points: Vec<PlannedPoint> = WIDTH_FACTORS
+        .iter()
+        .map(|k| PlannedPoint {
+            keep_params: true,
+            ..PlannedPoint::new(with_width(k * f.noise_width))
+        })
+        .collect();
+    for (i, k) in STAGE_FACTORS.iter().enumerate() {
+        let from = (i > 0).then(|| points.len() - 1);
+        points.push(PlannedPoint {
+            config: with_width(k * f.noise_width),
+            start_from: from,
+            keep_params: true,
+        });
+    }
+    Ok(Plan {
+        points,
+        columns: Vec::new(),
+        rows: true,
+        batch: false,
+    })
+}
+
+/// Runs E5 from `e.base` (a `spiky` objective; its `noise_width` is the
+/// base width w) through the executor, in memory.
+pub fn run(e: &Experiment, opts: &SweepOptions<'_>) -> Result<Spiky, ScenarioError> {
+    let done = run_plan(e, &plan(e)?, None, opts)?;
+    analyse(e, &done)
+}
+
+/// E5's analysis over the finished points of [`plan`].
+pub fn analyse(e: &Experiment, done: &SweepResult) -> Result<Spiky, ScenarioError> {
+    let (f, with_width) = setup(e)?;
+    let finals_of = |p: &PointResult| -> Vec<f64> { p.rows.iter().map(|r| r.params[0]).collect() };
     let mut rows = Vec::new();
-    for k in WIDTH_FACTORS {
+    for (k, point) in WIDTH_FACTORS.iter().zip(&done.points) {
         let w = k * f.noise_width;
-        let finals: Vec<f64> = run_all(&with_width(w), opts, None)?
-            .into_iter()
-            .map(|(_, p)| p[0])
-            .collect();
         let label = if w == 0.0 {
             "GD (no noise)".to_string()
         } else {
             format!("w = {w}")
         };
-        rows.push(row(label, w, finals, f));
+        rows.push(row(label, w, finals_of(point), &f));
     }
-    // Staged: each stage starts where the previous one ended.
-    let mut starts: Option<Vec<Vec<f64>>> = None;
-    let mut last = 0.0;
-    for k in STAGE_FACTORS {
-        last = k * f.noise_width;
-        let out = run_all(&with_width(last), opts, starts.as_deref())?;
-        starts = Some(out.into_iter().map(|(_, p)| p).collect());
-    }
-    let finals: Vec<f64> = starts
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| p[0])
-        .collect();
+    let last = STAGE_FACTORS[STAGE_FACTORS.len() - 1] * f.noise_width;
+    let finals = done.points.last().map(finals_of).unwrap_or_default();
     let stages: Vec<String> = STAGE_FACTORS
         .iter()
         .map(|k| (k * f.noise_width).to_string())
@@ -145,14 +173,14 @@ pub fn run(e: &Experiment, opts: &SweepOptions<'_>) -> Result<Spiky, ScenarioErr
         format!("staged w = {}", stages.join("→")),
         last,
         finals,
-        f,
+        &f,
     ));
     let r = f.start_range;
     Ok(Spiky {
         rows,
         function: f.clone(),
-        step_size: base.step_size,
-        steps: base.steps,
+        step_size: with_width(0.0).step_size,
+        steps: e.base.steps,
         bin_centres: (0..BINS)
             .map(|i| -r + (i as f64 + 0.5) * 2.0 * r / BINS as f64)
             .collect(),
@@ -326,13 +354,16 @@ impl Scenario for SpikyScenario {
         use psim_common::Setting::*;
         &[Momentum, StepSize, Steps, Runs, Seed, Objective]
     }
-    fn run(
+    fn plan(&self, e: &Experiment) -> Result<Plan, ScenarioError> {
+        plan(e)
+    }
+    fn analyse(
         &self,
         e: &Experiment,
+        done: &SweepResult,
         out: &OutputDir,
-        opts: &SweepOptions<'_>,
     ) -> Result<String, ScenarioError> {
-        let r = run(e, opts)?;
+        let r = analyse(e, done)?;
         r.write(e, out)?;
         Ok(r.report(e))
     }

@@ -10,11 +10,12 @@
 //! error, and the phase lengths T₁ (001 Prop 3.10, compared with the
 //! (1 − ν/2)-quantile of the measured escape steps) and T₂.
 
-use super::common::{first_crossing, mean, run_all};
+use super::common::{first_crossing, mean};
 use crate::catalogue::ScenarioError;
+use crate::executor::{Plan, PlannedPoint};
 use crate::output::OutputDir;
 use crate::plot::{Plot, Series};
-use crate::sweep::SweepOptions;
+use crate::sweep::{run_plan, SweepOptions, SweepResult};
 use psim_common::theory::{
     ode_pca_error, ou_stationary_error, phase_one_time, phase_two_time, PhaseInputs,
 };
@@ -104,16 +105,17 @@ fn pca(cfg: &RunConfig) -> Result<StreamingPca, ScenarioError> {
     }
 }
 
-/// Runs E3 on `e.base` (μ, η, runs, steps, seed taken from it).
-pub fn run(e: &Experiment, opts: &SweepOptions<'_>) -> Result<ThreePhases, ScenarioError> {
+/// Offsets of the phase-II alignment window: 41 points across ±(half the
+/// window in which the ODE error runs from 0.9 to 0.1).
+const N_OFF: usize = 40;
+
+/// The three variants of E3 on `e.base`: (name, configuration, tail step size).
+fn variants(e: &Experiment) -> Vec<(String, RunConfig, f64)> {
     let base = &e.base;
-    let problem = pca(base)?;
-    let lam = problem.eigenvalues().to_vec();
-    let gap = lam[0] - lam[1];
     let mu = base.momentum;
     let eta = base.step_size;
     let anneal_at = ANNEAL_AT.min(base.steps / 2);
-    let configs = [
+    vec![
         (
             "SGD (μ = 0)".to_string(),
             RunConfig {
@@ -142,18 +144,131 @@ pub fn run(e: &Experiment, opts: &SweepOptions<'_>) -> Result<ThreePhases, Scena
             },
             eta * (1.0 - mu),
         ),
-    ];
-    let mut variants = Vec::new();
-    for (name, cfg, tail_eta) in configs {
-        let runs: Vec<RunResult> = run_all(&cfg, opts, None)?
+    ]
+}
+
+/// The plan of E3: one point per variant on the scalar engine (the
+/// published numbers), with the per-run columns of [`measure`].
+pub fn plan(e: &Experiment) -> Result<Plan, ScenarioError> {
+    pca(&e.base)?;
+    let mut columns: Vec<String> = ["to_neighbourhood", "escape_step", "traverse_end", "shift"]
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    columns.extend((0..=N_OFF).map(|j| format!("aligned_{j}")));
+    Ok(Plan {
+        points: variants(e)
             .into_iter()
-            .map(|(r, _)| r)
-            .collect();
+            .map(|(_, cfg, _)| PlannedPoint::new(cfg))
+            .collect(),
+        columns,
+        rows: true,
+        batch: false,
+    })
+}
+
+/// What the phase-II alignment needs of the problem of `cfg`.
+struct Alignment {
+    half: f64,
+    offsets: Vec<f64>,
+    predicted: Vec<f64>,
+}
+
+impl Alignment {
+    fn of(cfg: &RunConfig) -> Result<Self, ScenarioError> {
+        let problem = pca(cfg)?;
+        let lam = problem.eigenvalues().to_vec();
+        let gap = lam[0] - lam[1];
         let m = cfg.momentum;
-        let hits: Vec<Option<f64>> = runs
-            .iter()
-            .map(|r| first_crossing(r, NEIGHBOURHOOD))
+        let eta = cfg.step_size;
+        // The floor during phase II is the one at the starting step size.
+        let ou_start = ou_stationary_error(eta, m, &lam, |i| problem.alpha_sq(i, 0));
+        let rate = 2.0 * gap * eta / (1.0 - m);
+        let half = 9f64.ln() / rate;
+        let offsets: Vec<f64> = (0..=N_OFF)
+            .map(|j| -half + 2.0 * half * j as f64 / N_OFF as f64)
             .collect();
+        let predicted = offsets
+            .iter()
+            .map(|&off| {
+                let o = ode_pca_error(&[1.0, 1.0], &lam[..2], m, off * eta);
+                o + ou_start * (1.0 - o)
+            })
+            .collect();
+        Ok(Self {
+            half,
+            offsets,
+            predicted,
+        })
+    }
+}
+
+/// The per-run columns of E3 (NaN for "never"): the first step within the
+/// neighbourhood, the escape step (error 0.9), the end of the traverse
+/// (error 0.1), and the phase-II alignment: the run's fitted time shift
+/// and its error at each offset of the window after that shift. The fit
+/// (each run is shifted by its own, random escape time, the one parameter
+/// fitted per run) minimises the squared distance to the two-mode ODE plus
+/// OU floor over the window, over shifts within ±half of the run's own
+/// error-1/2 crossing.
+pub fn measure(cfg: &RunConfig, r: &RunResult) -> Vec<f64> {
+    let Ok(a) = Alignment::of(cfg) else {
+        return vec![f64::NAN; 4 + N_OFF + 1];
+    };
+    let none = f64::NAN;
+    let mut out = vec![
+        first_crossing(r, NEIGHBOURHOOD).unwrap_or(none),
+        first_crossing(r, 0.9).unwrap_or(none),
+        first_crossing(r, 0.1).unwrap_or(none),
+    ];
+    let shift = first_crossing(r, 0.5).and_then(|c| {
+        let mut best: Option<(f64, f64)> = None;
+        let n_shift = 200;
+        for j in 0..=n_shift {
+            let shift = c - a.half + 2.0 * a.half * j as f64 / n_shift as f64;
+            let mut sse = 0.0;
+            for (&off, &pred) in a.offsets.iter().zip(&a.predicted) {
+                let v = interpolate(r, shift + off)?;
+                sse += (v - pred).powi(2);
+            }
+            if best.is_none_or(|b| sse < b.0) {
+                best = Some((sse, shift));
+            }
+        }
+        best.map(|b| b.1)
+    });
+    out.push(shift.unwrap_or(none));
+    out.extend(
+        a.offsets
+            .iter()
+            .map(|&off| shift.and_then(|s| interpolate(r, s + off)).unwrap_or(none)),
+    );
+    out
+}
+
+/// Runs E3 on `e.base` (μ, η, runs, steps, seed taken from it) through the
+/// executor, in memory.
+pub fn run(e: &Experiment, opts: &SweepOptions<'_>) -> Result<ThreePhases, ScenarioError> {
+    let plan = plan(e)?;
+    let measure = |_: usize, cfg: &RunConfig, r: &RunResult| measure(cfg, r);
+    let done = run_plan(e, &plan, Some(&measure), opts)?;
+    analyse(e, &done)
+}
+
+/// The E3 analysis over the finished points of [`plan`].
+pub fn analyse(e: &Experiment, done: &SweepResult) -> Result<ThreePhases, ScenarioError> {
+    let base = &e.base;
+    let problem = pca(base)?;
+    let lam = problem.eigenvalues().to_vec();
+    let gap = lam[0] - lam[1];
+    let eta = base.step_size;
+    let anneal_at = ANNEAL_AT.min(base.steps / 2);
+    let mut variants_out = Vec::new();
+    let some = |v: f64| (!v.is_nan()).then_some(v);
+    for ((name, cfg, tail_eta), point) in variants(e).into_iter().zip(&done.points) {
+        let rows = &point.rows;
+        let m = cfg.momentum;
+        let hits: Vec<Option<f64>> = rows.iter().map(|r| some(r.extras[0])).collect();
         let never = hits.iter().filter(|h| h.is_none()).count();
         let to_nb = mean(
             &hits
@@ -161,12 +276,12 @@ pub fn run(e: &Experiment, opts: &SweepOptions<'_>) -> Result<ThreePhases, Scena
                 .map(|h| h.unwrap_or(cfg.steps as f64))
                 .collect::<Vec<_>>(),
         );
-        let esc: Vec<f64> = runs.iter().filter_map(|r| first_crossing(r, 0.9)).collect();
-        let trav: Vec<f64> = runs
+        let esc: Vec<f64> = rows.iter().filter_map(|r| some(r.extras[1])).collect();
+        let trav: Vec<f64> = rows
             .iter()
-            .filter_map(|r| Some(first_crossing(r, 0.1)? - first_crossing(r, 0.9)?))
+            .filter_map(|r| Some(some(r.extras[2])? - some(r.extras[1])?))
             .collect();
-        let tails: Vec<f64> = runs.iter().map(|r| r.tail_error).collect();
+        let tails: Vec<f64> = rows.iter().map(|r| r.tail_error).collect();
         let tail_mean = mean(&tails);
         let sem = (tails.iter().map(|t| (t - tail_mean).powi(2)).sum::<f64>()
             / (tails.len().max(2) - 1) as f64
@@ -185,76 +300,30 @@ pub fn run(e: &Experiment, opts: &SweepOptions<'_>) -> Result<ThreePhases, Scena
         let _t2 = phase_two_time(&inputs);
         let traverse_theory = (1.0 - m) * 81f64.ln() / (2.0 * gap * eta);
         let ou = ou_stationary_error(tail_eta, m, &lam, |i| problem.alpha_sq(i, 0));
-        // The floor during phase II is the one at the starting step size.
-        let ou_start = ou_stationary_error(eta, m, &lam, |i| problem.alpha_sq(i, 0));
-        // Mean curve over runs.
-        let n_points = runs.iter().map(|r| r.trace.len()).min().unwrap_or(0);
-        let curve: Vec<(f64, f64)> = (0..n_points)
-            .map(|i| {
-                let s = runs[0].trace[i].step as f64;
-                (
-                    s,
-                    mean(&runs.iter().map(|r| r.trace[i].error).collect::<Vec<_>>()),
-                )
-            })
-            .collect();
-        // Phase II: the ODE is a mean-field limit from a point off the
-        // saddle, so each run is shifted in time by its own (random) escape
-        // time — the one parameter fitted per run, by least squares against
-        // the two-mode ODE error 1/(1 + exp(2(λ₁−λ₂)kη/(1−μ))) on the window
-        // where that error is in [0.1, 0.9]. The slope is not fitted. The
-        // prediction adds the OU noise floor the ODE leaves out.
-        let rate = 2.0 * gap * eta / (1.0 - m);
-        let half = 9f64.ln() / rate;
-        let n_off = 40;
-        let offsets: Vec<f64> = (0..=n_off)
-            .map(|j| -half + 2.0 * half * j as f64 / n_off as f64)
-            .collect();
-        let predict = |off: f64| {
-            let o = ode_pca_error(&[1.0, 1.0], &lam[..2], m, off * eta);
-            o + ou_start * (1.0 - o)
-        };
-        let shifts: Vec<Option<f64>> = runs
+        // Mean curve over runs: the point's mean trace (every run records
+        // the same steps and none diverges on E3's problem).
+        let curve: Vec<(f64, f64)> = point
+            .trace
             .iter()
-            .map(|r| {
-                let c = first_crossing(r, 0.5)?;
-                let mut best: Option<(f64, f64)> = None;
-                let n_shift = 200;
-                for j in 0..=n_shift {
-                    let shift = c - half + 2.0 * half * j as f64 / n_shift as f64;
-                    let mut sse = 0.0;
-                    for &off in &offsets {
-                        let v = interpolate(r, shift + off)?;
-                        sse += (v - predict(off)).powi(2);
-                    }
-                    if best.is_none_or(|b| sse < b.0) {
-                        best = Some((sse, shift));
-                    }
-                }
-                best.map(|b| b.1)
-            })
+            .map(|t| (t.step as f64, t.mean))
             .collect();
-        let fitted: Vec<f64> = shifts.iter().flatten().copied().collect();
+        let a = Alignment::of(&cfg)?;
+        let fitted: Vec<f64> = rows.iter().filter_map(|r| some(r.extras[3])).collect();
         let mean_shift = mean(&fitted);
         let mut aligned = Vec::new();
         let mut ode = Vec::new();
         let mut dev: f64 = 0.0;
-        for &off in &offsets {
-            let vals: Vec<f64> = runs
-                .iter()
-                .zip(&shifts)
-                .filter_map(|(r, s)| interpolate(r, (*s)? + off))
-                .collect();
-            if vals.len() < runs.len() / 2 {
+        for (j, (&off, &o)) in a.offsets.iter().zip(&a.predicted).enumerate() {
+            let vals: Vec<f64> = rows.iter().filter_map(|r| some(r.extras[4 + j])).collect();
+            if vals.len() < rows.len() / 2 {
                 continue;
             }
-            let a = mean(&vals);
-            let o = predict(off);
-            dev = dev.max((a - o).abs());
-            aligned.push((off, a));
+            let mean_at = mean(&vals);
+            dev = dev.max((mean_at - o).abs());
+            aligned.push((off, mean_at));
             ode.push((off, o));
         }
-        variants.push(Variant {
+        variants_out.push(Variant {
             name,
             momentum: m,
             step_size: eta,
@@ -277,7 +346,7 @@ pub fn run(e: &Experiment, opts: &SweepOptions<'_>) -> Result<ThreePhases, Scena
         });
     }
     Ok(ThreePhases {
-        variants,
+        variants: variants_out,
         runs: base.runs,
         steps: base.steps,
         anneal_at,
@@ -545,13 +614,19 @@ impl crate::catalogue::Scenario for ThreePhasesScenario {
             Objective,
         ]
     }
-    fn run(
+    fn plan(&self, e: &Experiment) -> Result<Plan, ScenarioError> {
+        plan(e)
+    }
+    fn measure(&self, _e: &Experiment, _point: usize, cfg: &RunConfig, r: &RunResult) -> Vec<f64> {
+        measure(cfg, r)
+    }
+    fn analyse(
         &self,
         e: &Experiment,
+        done: &SweepResult,
         out: &OutputDir,
-        opts: &SweepOptions<'_>,
     ) -> Result<String, ScenarioError> {
-        let r = run(e, opts)?;
+        let r = analyse(e, done)?;
         r.write(out)?;
         Ok(r.report())
     }

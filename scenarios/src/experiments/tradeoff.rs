@@ -11,8 +11,8 @@
 //! written once for both axes.
 
 use crate::catalogue::{Scenario, ScenarioError};
+use crate::executor::Plan;
 use crate::output::{write_sweep, OutputDir};
-use crate::sweep::{run_sweep, SweepOptions};
 use crate::sweep::{PointResult, SweepResult};
 use psim_common::theory::{max_stable_delay, ou_stationary_error, pca_stiffest_curvature};
 use psim_common::{
@@ -314,31 +314,51 @@ pub fn matching_injected(e: &Experiment) -> Experiment {
     }
 }
 
-/// Runs a tradeoff experiment on its engine, writes its outputs and returns
-/// the report: the optimal delay per μ on the injected engine; on a cluster
-/// engine the largest tolerated worker count, beside the matching injected
-/// sweep's τ* + 1 (run first, not written to the output files).
-pub fn run_tradeoff(
-    experiment: &Experiment,
-    out: &OutputDir,
-    opts: &SweepOptions<'_>,
-) -> Result<String, ScenarioError> {
-    let rule = experiment.tradeoff.unwrap_or_default();
-    if experiment.base.cluster().is_none() {
-        let sweep = run_sweep(experiment, opts)?;
-        return write_delays(out, &sweep);
+/// The plan of a tradeoff experiment: its grid's points; on a cluster
+/// engine followed by the matching injected sweep's points (τ = M − 1), so
+/// the cluster points keep the indices 0…n−1 of a plain sweep.
+pub fn tradeoff_plan(experiment: &Experiment) -> Plan {
+    let mut plan = Plan::sweep(experiment);
+    if experiment.base.cluster().is_some() {
+        plan.points
+            .extend(Plan::sweep(&matching_injected(experiment)).points);
     }
-    let injected = run_sweep(&matching_injected(experiment), opts)?;
+    plan
+}
+
+/// The analysis of a finished tradeoff experiment on its engine: the
+/// optimal delay per μ on the injected engine; on a cluster engine the
+/// largest tolerated worker count, beside the matching injected sweep's
+/// τ* + 1 (whose points follow the cluster ones in the plan and are not
+/// written to the output files). Writes the outputs, returns the report.
+pub fn analyse_tradeoff(done: &SweepResult, out: &OutputDir) -> Result<String, ScenarioError> {
+    let experiment = &done.experiment;
+    if experiment.base.cluster().is_none() {
+        return write_delays(out, done);
+    }
+    let rule = experiment.tradeoff.unwrap_or_default();
+    let n = experiment.points().len();
+    let injected = SweepResult {
+        experiment: matching_injected(experiment),
+        points: done.points[n..].to_vec(),
+        wall_seconds: 0.0,
+        threads: done.threads,
+    };
     let injected_rows = analyse(&injected, &rule);
-    let sweep = run_sweep(experiment, opts)?;
+    let sweep = SweepResult {
+        experiment: experiment.clone(),
+        points: done.points[..n].to_vec(),
+        wall_seconds: done.wall_seconds,
+        threads: done.threads,
+    };
     let rows = analyse_workers(&sweep, &rule, &injected_rows);
     write_sweep(out, &sweep, Some(&TradeoffTable::Workers(rows.clone())))?;
     Ok(workers_report(
         experiment,
         &rows,
         &rule,
-        sweep.wall_seconds + injected.wall_seconds,
-        sweep.threads,
+        done.wall_seconds,
+        done.threads,
     ))
 }
 
@@ -454,23 +474,17 @@ impl Scenario for Tradeoff {
         Ok(e)
     }
 
-    fn total_runs(&self, e: &Experiment) -> u64 {
-        // A cluster engine also runs the matching injected sweep.
-        let n = e.points().len() as u64 * e.base.runs as u64;
-        if e.base.cluster().is_some() {
-            2 * n
-        } else {
-            n
-        }
+    fn plan(&self, e: &Experiment) -> Result<Plan, ScenarioError> {
+        Ok(tradeoff_plan(e))
     }
 
-    fn run(
+    fn analyse(
         &self,
-        experiment: &Experiment,
+        _experiment: &Experiment,
+        done: &SweepResult,
         out: &OutputDir,
-        opts: &SweepOptions<'_>,
     ) -> Result<String, ScenarioError> {
-        run_tradeoff(experiment, out, opts)
+        analyse_tradeoff(done, out)
     }
 }
 

@@ -1,0 +1,553 @@
+//! The one executor: every way of running an experiment (the CLI's `run`,
+//! `sweep` and `reproduce`, every named scenario, the Python package) comes
+//! here with a [`Plan`] (which points to run, and what to keep of each run),
+//! an objective source, a store for finished points, and options (threads,
+//! progress, cancellation). The executor alone
+//!
+//! - schedules the runs on a thread pool, in windows of [`WINDOW`] jobs
+//!   (memory bounded in the number of runs), batched 8 to a job where the
+//!   batched injected engine applies and the plan allows it;
+//! - verifies every run (`psim_engine::verify`, batched runs included);
+//! - folds runs into their point in run order as they finish and hands a
+//!   point to the store the moment its last run is folded (so a point that
+//!   finishes early is on disk early, whatever its window is doing);
+//! - stops within one poll of the engines' cancel flag when cancelled,
+//!   keeping every point already stored;
+//! - runs dependent points (a point whose runs start where another point's
+//!   runs ended) after the point they depend on.
+//!
+//! Like argmin's `Executor`: engines supply how a step happens, scenarios
+//! supply the points and the analysis, nothing else.
+//!
+//! Determinism: a run depends only on (seed, point configuration, run
+//! index, start), never on which thread ran it or in which window, and runs
+//! are folded in run order, so the results are bit-identical whatever the
+//! thread count, the shard or the number of interruptions.
+
+use crate::catalogue::{Scenario, ScenarioError};
+use crate::durable::{self, DiskStore, Progress, Shard};
+use crate::output::OutputDir;
+use crate::sweep::{PointAcc, PointResult, SweepError, SweepOptions, SweepResult};
+use psim_common::{AnyObjective, ConfigError, Experiment, Objective, RunConfig, RunResult};
+use psim_engine::{self as engine, batched, EngineError};
+use rayon::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+/// Jobs run between two hand-overs: bounds the [`RunResult`]s waiting to be
+/// folded (trace and staleness histogram, ≈ 20 KB a run) to `WINDOW × 8`.
+pub const WINDOW: usize = 256;
+
+/// One point of a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedPoint {
+    /// The configuration its runs use (`config.runs` runs).
+    pub config: RunConfig,
+    /// Run r starts from the final parameters of run r of this earlier
+    /// point (E5's staged noise), instead of the objective's initial point.
+    pub start_from: Option<usize>,
+    /// Keep every run's final parameters (columns `param_0…` of the runs
+    /// file), for analyses that look at the iterate itself.
+    pub keep_params: bool,
+}
+
+impl PlannedPoint {
+    /// A point of independent runs from the objective's initial point.
+    pub fn new(config: RunConfig) -> Self {
+        Self {
+            config,
+            start_from: None,
+            keep_params: false,
+        }
+    }
+}
+
+/// What to run: points, and what the analysis needs of each run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The points, in the order the analysis reads them.
+    pub points: Vec<PlannedPoint>,
+    /// Names of the per-run columns the scenario measures on each finished
+    /// run (its `measure`), written to the runs file after the fixed columns.
+    pub columns: Vec<String>,
+    /// Whether the analysis reads the runs' rows (otherwise only the points'
+    /// aggregates are read back).
+    pub rows: bool,
+    /// Whether runs may go through the batched injected engine (other
+    /// random numbers, same law): plain sweeps and the tradeoff; scenarios
+    /// whose published numbers come from the scalar engine say no.
+    pub batch: bool,
+}
+
+impl Plan {
+    /// The points of a plain sweep: every grid point, batched where possible.
+    pub fn sweep(e: &psim_common::Experiment) -> Self {
+        Self {
+            points: e.points().into_iter().map(PlannedPoint::new).collect(),
+            columns: Vec::new(),
+            rows: false,
+            batch: true,
+        }
+    }
+
+    /// The first point of `p`'s chain of start points (`p` itself when it
+    /// starts from the objective's initial point).
+    pub fn root(&self, mut p: usize) -> usize {
+        while let Some(from) = self.points[p].start_from {
+            p = from;
+        }
+        p
+    }
+
+    /// The points of `shard`: point P goes where its chain's first point
+    /// goes (`root mod count`), so a chain of start points never spans two
+    /// shards.
+    pub fn share(&self, shard: Shard) -> Vec<usize> {
+        (0..self.points.len())
+            .filter(|&p| shard.owns(self.root(p)))
+            .collect()
+    }
+
+    /// Independent chains of points: the most shards that all get a point.
+    pub fn chains(&self) -> usize {
+        self.points
+            .iter()
+            .filter(|p| p.start_from.is_none())
+            .count()
+    }
+
+    /// Runs in all (the progress bar's length).
+    pub fn total_runs(&self) -> u64 {
+        self.points.iter().map(|p| p.config.runs as u64).sum()
+    }
+
+    /// Runs of the points `todo`.
+    pub fn runs_of(&self, todo: &[usize]) -> u64 {
+        todo.iter()
+            .map(|&p| self.points[p].config.runs as u64)
+            .sum()
+    }
+
+    /// Checks what the executor needs: dependencies point backwards, and a
+    /// start point or kept parameters only on the injected engine (the one
+    /// engine that starts a run from given parameters).
+    pub fn validate(&self) -> Result<(), SweepError> {
+        for (i, p) in self.points.iter().enumerate() {
+            p.config.validate()?;
+            if let Some(from) = p.start_from {
+                if from >= i || self.points[from].config.runs != p.config.runs {
+                    return Err(SweepError::Durable(format!(
+                        "plan point {i} starts from point {from}, which must come before it with as many runs"
+                    )));
+                }
+            }
+            if (p.start_from.is_some() || p.keep_params) && p.config.injected().is_none() {
+                return Err(SweepError::Durable(format!(
+                    "plan point {i}: start points and kept parameters need the injected engine"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// A fingerprint of point `p` as planned: its resolved configuration
+    /// (trace files' values included), its start and what it keeps. A
+    /// point file records it; resume, merge and report refuse a point file
+    /// whose fingerprint differs from the plan's (an edited config.toml, a
+    /// rewritten trace file).
+    pub fn fingerprint(&self, p: usize) -> String {
+        let point = &self.points[p];
+        let text = format!(
+            "{:?}|{:?}|{}|{:?}",
+            point.config, point.start_from, point.keep_params, self.columns
+        );
+        format!("{:016x}", fnv1a(text.as_bytes()))
+    }
+}
+
+/// 64-bit FNV-1a: a stable (across builds and platforms) hash for
+/// fingerprints and checksums; not cryptographic, it detects accidents and
+/// edits, not adversaries with a hash-collision budget.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Where a plan's objectives come from: the configuration's built-in
+/// objective ([`BuiltIn`]) or a user's (the Python package's adapter).
+pub trait ObjectiveSource: Sync {
+    /// The objective type the engines run.
+    type Objective: Objective + Clone + 'static;
+    /// The objective of a point.
+    fn build(&self, cfg: &RunConfig) -> Result<Self::Objective, ConfigError>;
+    /// Whether the batched engine may run these points: only for the
+    /// built-in objectives it implements itself.
+    fn batchable(&self) -> bool;
+}
+
+/// The objective each configuration names.
+pub struct BuiltIn;
+
+impl ObjectiveSource for BuiltIn {
+    type Objective = AnyObjective;
+    fn build(&self, cfg: &RunConfig) -> Result<AnyObjective, ConfigError> {
+        AnyObjective::build(&cfg.objective)
+    }
+    fn batchable(&self) -> bool {
+        true
+    }
+}
+
+/// A scenario's per-run measurement: the values of [`Plan::columns`] for a
+/// finished run of point `p` (NaN for "none").
+pub type Measure<'a> = &'a (dyn Fn(usize, &RunConfig, &RunResult) -> Vec<f64> + Sync);
+
+/// Where finished points go, and come back from.
+pub trait PointStore {
+    /// The points already finished.
+    fn done(&self) -> BTreeSet<usize>;
+    /// Stores finished point `p.summary.index`.
+    fn put(&mut self, plan: &Plan, p: PointResult) -> Result<(), SweepError>;
+    /// Reads finished point `index` back, with its rows when `rows`.
+    fn load(&self, plan: &Plan, index: usize, rows: bool) -> Result<PointResult, SweepError>;
+}
+
+/// Points kept in memory (tests, benchmarks, library callers that want no
+/// directory).
+#[derive(Default)]
+pub struct MemoryStore {
+    points: BTreeMap<usize, PointResult>,
+}
+
+impl PointStore for MemoryStore {
+    fn done(&self) -> BTreeSet<usize> {
+        self.points.keys().copied().collect()
+    }
+    fn put(&mut self, _plan: &Plan, p: PointResult) -> Result<(), SweepError> {
+        self.points.insert(p.summary.index, p);
+        Ok(())
+    }
+    fn load(&self, _plan: &Plan, index: usize, _rows: bool) -> Result<PointResult, SweepError> {
+        self.points
+            .get(&index)
+            .cloned()
+            .ok_or_else(|| SweepError::Durable(format!("point {index} is not finished")))
+    }
+}
+
+/// One job: runs `runs` of point `point`, batched or one by one.
+struct Job {
+    point: usize,
+    runs: std::ops::Range<u64>,
+    batch: bool,
+}
+
+/// What a job sends back: its runs with their measured columns and final
+/// parameters, or that it was cancelled.
+type JobResult = Result<Option<Vec<(RunResult, Vec<f64>, Vec<f64>)>>, EngineError>;
+
+/// Runs the points `todo` of `plan` that `store` does not hold yet, storing
+/// each as soon as its last run is folded; returns the wall-clock seconds
+/// and the threads used. Dependent points run after the point they start
+/// from (stage by stage).
+pub fn execute<S: ObjectiveSource>(
+    plan: &Plan,
+    todo: &[usize],
+    source: &S,
+    measure: Option<Measure<'_>>,
+    store: &mut dyn PointStore,
+    opts: &SweepOptions<'_>,
+) -> Result<(f64, usize), SweepError> {
+    plan.validate()?;
+    let started = Instant::now();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build()
+        .map_err(|e| SweepError::Threads {
+            threads: opts.threads,
+            message: e.to_string(),
+        })?;
+    let threads = pool.current_num_threads();
+    let mut left: Vec<usize> = {
+        let done = store.done();
+        todo.iter().copied().filter(|p| !done.contains(p)).collect()
+    };
+    let span = tracing::info_span!("execute", points = left.len());
+    let _guard = span.enter();
+    while !left.is_empty() {
+        // A stage: every point whose start is available.
+        let done = store.done();
+        let (ready, wait): (Vec<usize>, Vec<usize>) = left.iter().partition(|&&p| {
+            plan.points[p]
+                .start_from
+                .is_none_or(|from| done.contains(&from))
+        });
+        if ready.is_empty() {
+            let p = wait[0];
+            return Err(SweepError::Durable(format!(
+                "point {p} starts from point {}, which is neither finished nor part of this run (another shard's?)",
+                plan.points[p].start_from.unwrap_or(p)
+            )));
+        }
+        run_stage(plan, &ready, source, measure, store, opts, &pool)?;
+        left = wait;
+    }
+    let wall_seconds = started.elapsed().as_secs_f64();
+    tracing::info!(wall_seconds, threads, "executed");
+    Ok((wall_seconds, threads))
+}
+
+fn cancelled(opts: &SweepOptions<'_>) -> bool {
+    psim_engine::cancel::raised(&opts.cancel.cloned())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_stage<S: ObjectiveSource>(
+    plan: &Plan,
+    ready: &[usize],
+    source: &S,
+    measure: Option<Measure<'_>>,
+    store: &mut dyn PointStore,
+    opts: &SweepOptions<'_>,
+    pool: &rayon::ThreadPool,
+) -> Result<(), SweepError> {
+    let objectives: BTreeMap<usize, S::Objective> = ready
+        .iter()
+        .map(|&p| Ok((p, source.build(&plan.points[p].config)?)))
+        .collect::<Result<_, ConfigError>>()?;
+    // Start points of dependent points, from the stored points they follow.
+    let mut starts: BTreeMap<usize, Vec<Vec<f64>>> = BTreeMap::new();
+    for &p in ready {
+        if let Some(from) = plan.points[p].start_from {
+            let prev = store.load(plan, from, true)?;
+            starts.insert(p, prev.rows.into_iter().map(|r| r.params).collect());
+        }
+    }
+    let jobs: Vec<Job> = ready
+        .iter()
+        .flat_map(|&p| {
+            let point = &plan.points[p];
+            let cfg = &point.config;
+            let runs = cfg.runs as u64;
+            let batch = plan.batch
+                && !opts.scalar
+                && source.batchable()
+                && point.start_from.is_none()
+                && !point.keep_params
+                && batched::unsupported(cfg).is_none();
+            let width = if batch { batched::L as u64 } else { 1 };
+            (0..runs).step_by(width as usize).map(move |r| Job {
+                point: p,
+                runs: r..(r + width).min(runs),
+                batch,
+            })
+        })
+        .collect();
+    let window = WINDOW.max(pool.current_num_threads() * 4);
+    let mut acc: Option<PointAcc> = None;
+    let run_job = |job: &Job| -> JobResult {
+        if cancelled(opts) {
+            return Ok(None);
+        }
+        let point = &plan.points[job.point];
+        let cfg = &point.config;
+        let objective = &objectives[&job.point];
+        let results: Vec<(RunResult, Vec<f64>)> =
+            engine::cancel::with_cancel(opts.cancel, || -> Result<_, EngineError> {
+                if job.batch {
+                    Ok(engine::run_runs(cfg, objective, job.runs.clone())?
+                        .into_iter()
+                        .map(|r| (r, Vec::new()))
+                        .collect())
+                } else if point.keep_params || point.start_from.is_some() {
+                    let start = starts
+                        .get(&job.point)
+                        .map(|s| s[job.runs.start as usize].as_slice());
+                    engine::check(cfg, objective.dim())?;
+                    let (r, params) =
+                        engine::run_injected_from(cfg, objective, job.runs.start, start);
+                    let params = if point.keep_params {
+                        params
+                    } else {
+                        Vec::new()
+                    };
+                    Ok(vec![(engine::verify(r)?, params)])
+                } else {
+                    Ok(vec![(
+                        engine::run(cfg, objective, job.runs.start)?,
+                        Vec::new(),
+                    )])
+                }
+            })?;
+        // A run under way when the flag was raised stopped early: discard
+        // the job (the flag is never lowered, so a cut run always sees it).
+        if cancelled(opts) {
+            return Ok(None);
+        }
+        if let Some(progress) = opts.progress {
+            (job.runs.start..job.runs.end).for_each(|_| progress());
+        }
+        Ok(Some(
+            results
+                .into_iter()
+                .map(|(r, params)| {
+                    let extras = measure.map_or_else(Vec::new, |m| m(job.point, cfg, &r));
+                    (r, extras, params)
+                })
+                .collect(),
+        ))
+    };
+    for chunk in jobs.chunks(window) {
+        if cancelled(opts) {
+            return Err(SweepError::Cancelled);
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, JobResult)>();
+        let mut stop: Option<SweepError> = None;
+        std::thread::scope(|scope| -> Result<(), SweepError> {
+            scope.spawn(|| {
+                pool.install(|| {
+                    chunk
+                        .par_iter()
+                        .enumerate()
+                        .for_each_with(tx, |tx, (i, job)| {
+                            let _ = tx.send((i, run_job(job)));
+                        })
+                })
+            });
+            // Fold in job order as results arrive; a point goes to the
+            // store the moment its last run is folded.
+            let mut pending: BTreeMap<usize, JobResult> = BTreeMap::new();
+            let mut next = 0;
+            for (i, result) in rx.iter() {
+                pending.insert(i, result);
+                while let Some(result) = pending.remove(&next) {
+                    if stop.is_some() {
+                        next += 1;
+                        continue;
+                    }
+                    match result {
+                        Err(e) => stop = Some(e.into()),
+                        Ok(None) => stop = Some(SweepError::Cancelled),
+                        Ok(Some(runs)) => {
+                            let job = &chunk[next];
+                            let cfg = &plan.points[job.point].config;
+                            for (mut run, extras, params) in runs {
+                                let a = acc.get_or_insert_with(|| {
+                                    PointAcc::new(job.point, cfg.clone(), cfg.runs as usize)
+                                });
+                                a.add(&mut run, extras, params);
+                                if a.n == cfg.runs as usize {
+                                    let done = acc.take().expect("just filled");
+                                    if let Err(e) = store.put(plan, done.finish()) {
+                                        stop = Some(e);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    next += 1;
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(e) = stop {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Runs `e` as `study` into the output directory `out`: the points of
+/// `shard` that `out` does not hold yet, each written the moment it
+/// finishes; then, when every point of the plan is on disk, reads them back
+/// and runs the analysis (which writes the outputs and `report.txt`).
+/// The one path of every face: a fresh run, `--resume`, a shard and a
+/// retried shard differ only in what `out` already holds.
+pub fn run_in_dir<S: ObjectiveSource>(
+    study: &dyn Scenario,
+    e: &Experiment,
+    source: &S,
+    out: &OutputDir,
+    shard: Shard,
+    opts: &SweepOptions<'_>,
+) -> Result<Progress, ScenarioError> {
+    let plan = study.plan(e)?;
+    durable::remove_temporaries(out.path());
+    let total = plan.points.len();
+    let done = durable::done_points(out.path());
+    if let Some(p) = done.iter().find(|&&p| p >= total) {
+        return Err(SweepError::Durable(format!(
+            "`{}` holds point {p}, but the experiment has {total} points",
+            out.path().display()
+        ))
+        .into());
+    }
+    // Push logs (`--record-pushes`) are kept from this attempt's points,
+    // not in the point files: a resume would lose the finished ones'.
+    let records = plan
+        .points
+        .iter()
+        .any(|p| p.config.cluster().is_some_and(|c| c.record_pushes));
+    if records && !done.is_empty() {
+        return Err(SweepError::Durable(format!(
+            "`{}` was run with --record-pushes (engine.cluster.record_pushes); its finished points' push logs are not kept on disk, so it cannot be resumed: rerun it whole",
+            out.path().display()
+        ))
+        .into());
+    }
+    // Every finished point must still belong to this plan (fingerprint,
+    // rows checksum): checked before any new run, so nothing is mixed.
+    for &p in &done {
+        durable::load_point(out.path(), &e.name, &plan, p, false)?;
+    }
+    let todo = plan.share(shard);
+    let measure = |p: usize, cfg: &RunConfig, r: &RunResult| study.measure(e, p, cfg, r);
+    let mut store = DiskStore::new(out, &e.name);
+    let (wall_seconds, threads) = execute(&plan, &todo, source, Some(&measure), &mut store, opts)?;
+    let logs = store.take_logs();
+    finish(study, e, &plan, out, (wall_seconds, threads), logs)
+}
+
+/// Reads every point of `plan` from `out` when all are there and runs the
+/// analysis of `study`; otherwise says how many are missing.
+pub fn finish(
+    study: &dyn Scenario,
+    e: &Experiment,
+    plan: &Plan,
+    out: &OutputDir,
+    (wall_seconds, threads): (f64, usize),
+    mut logs: BTreeMap<usize, Vec<(u64, Vec<psim_common::pushes::PushRecord>)>>,
+) -> Result<Progress, ScenarioError> {
+    let total = plan.points.len();
+    let done = durable::done_points(out.path());
+    if (0..total).any(|p| !done.contains(&p)) {
+        return Ok(Progress::Partial {
+            done: done.len(),
+            total,
+            wall_seconds,
+            threads,
+        });
+    }
+    let points = (0..total)
+        .map(|p| {
+            let mut point = durable::load_point(out.path(), &e.name, plan, p, plan.rows)?;
+            if let Some(log) = logs.remove(&p) {
+                point.pushes = log;
+            }
+            Ok(point)
+        })
+        .collect::<Result<_, SweepError>>()?;
+    let sweep = SweepResult {
+        experiment: e.clone(),
+        points,
+        wall_seconds,
+        threads,
+    };
+    let report = study.analyse(e, &sweep, out)?;
+    out.write("report.txt", &report)?;
+    Ok(Progress::Complete(report))
+}

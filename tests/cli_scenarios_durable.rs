@@ -1,0 +1,315 @@
+//! Every named scenario is points plus an analysis, so durability comes
+//! with it: for each scenario (and the tradeoff on virtual time), an run
+//! interrupted with SIGINT and resumed, and the run split into two shards
+//! and merged, write exactly the uninterrupted run's outputs (timings
+//! aside). Also: Ctrl-C stops one long run within a second and says how to
+//! resume.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_psim"));
+    c.args(args);
+    for v in [
+        "SLURM_ARRAY_TASK_ID",
+        "JOB_COMPLETION_INDEX",
+        "HQ_TASK_ID",
+        "PSIM_SHARD_COUNT",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+fn psim(args: &[&str]) -> Output {
+    cmd(args).output().expect("psim runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("psim-scen-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn done(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("points")).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .count()
+    })
+}
+
+/// A JSON value without its timing keys, at any depth.
+fn untimed(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(o) => {
+            for k in ["wall_seconds", "mean_wall_seconds", "threads"] {
+                o.remove(k);
+            }
+            o.values_mut().for_each(untimed);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(untimed),
+        _ => {}
+    }
+}
+
+/// A file's content with its timings removed: JSON keys of timings, the
+/// `wall_seconds` column of CSVs, and report lines that quote a wall time.
+fn content(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let name = path.file_name().unwrap().to_string_lossy();
+    if name.ends_with(".json") {
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        untimed(&mut v);
+        return v.to_string();
+    }
+    if name.ends_with(".csv") {
+        let mut lines = text.lines();
+        let Some(header) = lines.next() else {
+            return text;
+        };
+        let cols: Vec<&str> = header.split(',').collect();
+        let Some(wall) = cols.iter().position(|c| *c == "wall_seconds") else {
+            return text;
+        };
+        return std::iter::once(header.to_string())
+            .chain(lines.map(|l| {
+                let mut f: Vec<&str> = l.split(',').collect();
+                f.remove(wall);
+                f.join(",")
+            }))
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
+    text.lines()
+        .filter(|l| !l.contains("ran in") && !l.contains("wall-clock"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Asserts that `b` holds every output file of `a` with the same content
+/// (timings aside), and no output file `a` lacks.
+fn same_outputs(a: &Path, b: &Path, label: &str) {
+    let files = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_type().unwrap().is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "shard.json" && !n.starts_with('.'))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(files(a), files(b), "{label}: output files");
+    for f in files(a) {
+        assert_eq!(
+            content(&a.join(&f)),
+            content(&b.join(&f)),
+            "{label}: {f} differs"
+        );
+    }
+}
+
+/// The scenarios at sizes that take a second or two, on one thread so that
+/// a SIGINT after the first point lands while later points still run.
+const CASES: &[(&str, &[&str])] = &[
+    (
+        "three-phases",
+        &[
+            "reproduce",
+            "three-phases",
+            "--runs",
+            "100",
+            "--steps",
+            "40000",
+        ],
+    ),
+    (
+        "escape-times",
+        &["reproduce", "escape-times", "--runs", "60"],
+    ),
+    (
+        "momentum-vs-workers",
+        &[
+            "reproduce",
+            "momentum-vs-workers",
+            "--runs",
+            "2",
+            "--steps",
+            "300",
+            "--workers",
+            "4",
+        ],
+    ),
+    (
+        "tradeoff-vt",
+        &[
+            "reproduce",
+            "tradeoff",
+            "--engine",
+            "virtual-time",
+            "--runs",
+            "4",
+            "--steps",
+            "500",
+        ],
+    ),
+    ("spiky", &["reproduce", "spiky", "--runs", "40"]),
+    (
+        "saddle-escape",
+        &["reproduce", "saddle-escape", "--runs", "60"],
+    ),
+];
+
+#[test]
+fn every_scenario_resumes_and_merges_to_the_uninterrupted_outputs() {
+    let mut interrupted = 0;
+    for (label, args) in CASES {
+        let common = [*args, &["--quiet", "--threads", "1"]].concat();
+        let whole = tmp(&format!("{label}-whole"));
+        let o = psim(&[&common[..], &["--out", s(&whole)]].concat());
+        assert!(o.status.success(), "{label}: {}", text(&o));
+        let total = done(&whole);
+        assert!(total > 1, "{label}: {total} points");
+
+        // SIGINT once the first point is on disk; then resume.
+        let x = tmp(&format!("{label}-x"));
+        let mut child = cmd(&[&common[..], &["--out", s(&x)]].concat())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while done(&x) < 1 && start.elapsed() < Duration::from_secs(60) {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let out = child.wait_with_output().unwrap();
+        let kept = done(&x);
+        if kept < total {
+            interrupted += 1;
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{label}: {err}");
+            assert!(
+                err.contains("interrupted") && err.contains("--resume"),
+                "{label}: {err}"
+            );
+            assert!(kept >= 1, "{label}: the finished point was lost");
+        }
+        let o = psim(&["run", "--resume", s(&x), "--quiet"]);
+        assert!(o.status.success(), "{label}: resume: {}", text(&o));
+        same_outputs(&whole, &x, &format!("{label} resumed"));
+
+        // Two shards and a merge.
+        let shards: Vec<PathBuf> = (0..2)
+            .map(|i| {
+                let d = tmp(&format!("{label}-s{i}"));
+                let o =
+                    psim(&[&common[..], &["--shard", &format!("{i}/2"), "--out", s(&d)]].concat());
+                assert!(o.status.success(), "{label}: shard {i}: {}", text(&o));
+                d
+            })
+            .collect();
+        let merged = tmp(&format!("{label}-merged"));
+        let o = psim(&["merge", s(&shards[0]), s(&shards[1]), "--out", s(&merged)]);
+        assert!(o.status.success(), "{label}: merge: {}", text(&o));
+        same_outputs(&whole, &merged, &format!("{label} merged"));
+        for d in [&whole, &x, &merged, &shards[0], &shards[1]] {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+    // The SIGINT must have landed mid-run for most scenarios, or the test
+    // proves nothing about resuming.
+    assert!(
+        interrupted >= 3,
+        "only {interrupted} runs were interrupted before their end"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_a_long_run_within_a_second_and_says_how_to_resume() {
+    let d = tmp("long");
+    let child = cmd(&[
+        "run",
+        "--steps",
+        "100000000",
+        "--runs",
+        "2",
+        "--quiet",
+        "--out",
+        s(&d),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = Instant::now();
+    // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let took = sent.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(took < Duration::from_secs(1), "stopped after {took:?}");
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("psim run --resume {}", d.display())),
+        "{err}"
+    );
+    // Nothing of the cancelled point was written.
+    assert_eq!(done(&d), 0);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_point_is_on_disk_as_soon_as_its_own_runs_are_done() {
+    // Point 0 diverges within a few steps; point 1 runs for minutes. Both
+    // are in the first window of jobs: point 0 must not wait for it.
+    let d = tmp("early");
+    let mut child = cmd(&[
+        "sweep",
+        "--step-size",
+        "0.5,0.0005",
+        "--runs",
+        "8",
+        "--steps",
+        "100000000",
+        "--quiet",
+        "--out",
+        s(&d),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let start = Instant::now();
+    while done(&d) < 1 && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        d.join("points/0.json").is_file(),
+        "point 0 was not written while point 1 ran"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
