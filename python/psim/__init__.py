@@ -46,6 +46,7 @@ __all__ = [
     "Staleness",
     "PsimError",
     "SETTINGS",
+    "CLI_ONLY",
 ]
 
 
@@ -57,39 +58,29 @@ class PsimError(ValueError):
         self.field = field
 
 
-# keyword -> (CLI flag, how a value is written: "one", "comma" (a list is a
-# comma list: a grid), "repeat" (a list repeats the flag: a grid), "flag" (bool))
-SETTINGS: Dict[str, tuple] = {
-    "momentum": ("--momentum", "comma"),
-    "step_size": ("--step-size", "comma"),
-    "delay": ("--delay", "repeat"),
-    "taus": ("--taus", "one"),
-    "steps": ("--steps", "one"),
-    "runs": ("--runs", "one"),
-    "seed": ("--seed", "one"),
-    "spectrum": ("--spectrum", "comma"),
-    "covariance": ("--covariance", "one"),
-    "data": ("--data", "one"),
-    "init": ("--init", "one"),
-    "history": ("--history", "one"),
-    "history_policy": ("--history-policy", "one"),
-    "record_every": ("--record-every", "one"),
-    "tail_fraction": ("--tail-fraction", "one"),
-    "divergence_norm": ("--divergence-norm", "one"),
-    "target_error": ("--target-error", "one"),
-    "engine": ("--engine", "one"),
-    "rule": ("--rule", "one"),
-    "schedule": ("--schedule", "one"),
-    "workers": ("--workers", "comma"),
-    "compute_time": ("--compute-time", "repeat"),
-    "network_delay": ("--network-delay", "one"),
-    "consistency": ("--consistency", "comma"),
-    "backend": ("--backend", "one"),
-    "on_worker_failure": ("--on-worker-failure", "one"),
-    "factor": ("--factor", "one"),
-    "threads": ("--threads", "one"),
+# The keywords are the CLI's flags, read from its clap arguments by the
+# extension (``_psim.flags``): keyword -> (CLI flag, how a value is written:
+# "one", "comma" (a list is a comma list: a grid), "repeat" (a list repeats
+# the flag: a grid), "flag" (bool)). Nothing here is a hand-kept copy.
+def _table(command: str) -> Dict[str, tuple]:
+    return {kw: (flag, kind) for kw, flag, kind, _help in _psim.flags(command)}
+
+
+# Flags of the command line that are keywords of their own here, or have no
+# keyword, with the reason.
+_MANAGED = {"config", "out", "force"}
+CLI_ONLY: Dict[str, str] = {
+    "quiet": "the progress bar is the `progress=` keyword (progress=False turns it off)",
+    "list": "psim.scenarios() returns the scenarios' names and titles",
+    "check_seeds": "it reruns a scenario once per seed into OUT/seed-S and prints a verdict table; "
+    "from Python, call psim.reproduce(name, seed=s) in a loop and read each Result",
 }
-_SWEEP_ONLY = {"optimal_delay": ("--optimal-delay", "flag")}
+_COMMANDS = {
+    command: {k: v for k, v in _table(command).items() if k not in _MANAGED and k not in CLI_ONLY}
+    for command in ("run", "sweep", "reproduce")
+}
+SETTINGS: Dict[str, tuple] = {**_COMMANDS["run"], **_COMMANDS["reproduce"]}
+_SWEEP_ONLY = {k: v for k, v in _COMMANDS["sweep"].items() if k not in SETTINGS}
 _FLAG_TO_KEY = {flag: key for key, (flag, _) in {**SETTINGS, **_SWEEP_ONLY}.items()}
 _FLAG_TO_KEY.update({"--config": "config", "--out": "out", "--force": "force"})
 
@@ -144,6 +135,10 @@ def _argv(command: str, allowed: Dict[str, tuple], settings: Dict[str, Any]) -> 
                 raise PsimError(f"{key}: expected True or False, got {value!r}", key)
             if value:
                 argv.append(flag)
+            continue
+        if kind == "one" and isinstance(value, bool):
+            # A BOOL-valued flag (record_pushes); elsewhere clap refuses it by name.
+            argv.append(f"{flag}={'true' if value else 'false'}")
             continue
         if key == "covariance" and isinstance(value, (list, tuple, np.ndarray)):
             value = ";".join(",".join(_text(key, x) for x in row) for row in np.asarray(value).tolist())
@@ -289,7 +284,12 @@ class Result:
             raise PsimError(f"`{directory}` is not empty; save into a new or empty directory", "directory")
         os.makedirs(directory, exist_ok=True)
         for name in self.files:
-            shutil.copy2(os.path.join(self.path, name), os.path.join(directory, name))
+            src = os.path.join(self.path, name)
+            if os.path.isdir(src):
+                # points/: the finished points (what --resume and merge read).
+                shutil.copytree(src, os.path.join(directory, name), symlinks=True)
+            else:
+                shutil.copy2(src, os.path.join(directory, name))
         return directory
 
 
@@ -319,13 +319,18 @@ def _execute(command: str, allowed: Dict[str, tuple], settings: Dict[str, Any], 
                 path = os.fspath(config)
             argv.append(f"--config={path}")
         tmp = None
-        if out is None:
-            tmp = tempfile.TemporaryDirectory(prefix="psim-")
-            out = tmp.name
-            force = True
-        argv.append(f"--out={os.fspath(out)}")
-        if force:
-            argv.append("--force")
+        if settings.get("resume") is not None:
+            # --resume DIR continues DIR: it is the output directory.
+            if out is not None or force:
+                raise PsimError("resume: continues the directory it names; `out` and `force` are refused with it", "resume")
+        else:
+            if out is None:
+                tmp = tempfile.TemporaryDirectory(prefix="psim-")
+                out = tmp.name
+                force = True
+            argv.append(f"--out={os.fspath(out)}")
+            if force:
+                argv.append("--force")
         argv.append("--quiet")
         bar = _Bar(bool(progress))
         try:
@@ -352,7 +357,7 @@ def run(*, config=None, objective=None, out=None, progress: bool = True, **setti
     ``out``: write the output directory there (default: a temporary one);
     ``progress``: show a progress bar.
     """
-    return _execute("run", SETTINGS, dict(settings, config=config, objective=objective, out=out, progress=progress))
+    return _execute("run", _COMMANDS["run"], dict(settings, config=config, objective=objective, out=out, progress=progress))
 
 
 def sweep(*, config=None, objective=None, out=None, progress: bool = True, optimal_delay: bool = False, **settings) -> Result:
@@ -361,7 +366,7 @@ def sweep(*, config=None, objective=None, out=None, progress: bool = True, optim
     A list value makes a grid axis: ``psim.sweep(momentum=[0.7, 0.9], taus="0:100:20")``.
     ``optimal_delay=True`` adds E1's tradeoff analysis (built-in objectives).
     """
-    allowed = {**SETTINGS, **_SWEEP_ONLY}
+    allowed = _COMMANDS["sweep"]
     return _execute(
         "sweep",
         allowed,
@@ -378,8 +383,8 @@ def reproduce(name: str, *, config=None, out=None, progress: bool = True, **sett
     if not isinstance(name, str):
         raise PsimError(f"name: expected a scenario name, got {name!r}", "name")
     if config is not None:
-        return _execute("run", SETTINGS, dict(settings, config=config, out=out, progress=progress), expect_name=name)
-    return _execute("reproduce", SETTINGS, dict(settings, out=out, progress=progress), extra=[name])
+        return _execute("run", _COMMANDS["run"], dict(settings, config=config, out=out, progress=progress), expect_name=name)
+    return _execute("reproduce", _COMMANDS["reproduce"], dict(settings, out=out, progress=progress), extra=[name])
 
 
 def scenarios() -> Dict[str, str]:

@@ -389,6 +389,15 @@ fn execute(
         }
         let joined = py.allow_threads(|| handle.join());
         if let Some(e) = interrupt {
+            // Ctrl-C: say what was kept and how to resume, as the CLI does.
+            if let Ok(Err(err)) = &joined {
+                let text = format!("{err:#}");
+                if text.starts_with("interrupted:") && e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
+                    return Err(pyo3::exceptions::PyKeyboardInterrupt::new_err(format!(
+                        "psim: {text}"
+                    )));
+                }
+            }
             return Err(e);
         }
         if let Some(cb) = &progress {
@@ -445,6 +454,17 @@ fn json_to_toml(json: &str) -> PyResult<String> {
         .map_err(|e| NativeError::new_err((format!("config: {e}"), Some("config".to_string()))))
 }
 
+/// The flags of `command` (`run`, `sweep`, `reproduce`) as the CLI declares
+/// them: (keyword, flag, kind, help), read from its clap arguments, so the
+/// Python keywords never drift from the command line.
+#[pyfunction]
+fn flags(command: &str) -> Vec<(String, String, String, String)> {
+    cli::command_flags(command)
+        .into_iter()
+        .map(|f| (f.keyword, f.flag, f.kind.to_string(), f.help))
+        .collect()
+}
+
 /// The named scenarios: (name, title).
 #[pyfunction]
 fn scenarios() -> Vec<(String, String)> {
@@ -484,6 +504,7 @@ fn _psim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(execute, m)?)?;
     m.add_function(wrap_pyfunction!(json_to_toml, m)?)?;
     m.add_function(wrap_pyfunction!(scenarios, m)?)?;
+    m.add_function(wrap_pyfunction!(flags, m)?)?;
     m.add_function(wrap_pyfunction!(time_gradient, m)?)?;
     Ok(())
 }

@@ -20,148 +20,141 @@ use std::sync::Arc;
 
 pub use psim_scenarios::experiments::plain::points_report;
 
-/// Flags that set a value of an experiment (the first stage: raw values,
-/// checked and applied by [`Overrides::apply`] against what the command,
-/// scenario and engine accept).
-#[derive(Args, Debug, Default, Clone)]
-pub struct Overrides {
+/// The one table of flags: each line declares a flag of `psim run`, `sweep`,
+/// `reproduce` and `speedup` once (the setting it gives, its clap options,
+/// its help text) and generates the clap field of [`Overrides`], its entry
+/// in [`FLAGS`] and its part of [`Overrides::given`]. What a setting means
+/// (its config key, its engines, how it applies) is the `Setting`'s
+/// (`psim_common::config::setting`) and [`Overrides::apply`]'s; the Python
+/// keywords are read from these clap arguments by the extension, and the
+/// configuration reference (docs/configuration.md) is generated from them
+/// (`tests/settings_table.rs` fails when any face lacks a setting).
+macro_rules! flag_table {
+    ($( $(#[doc = $doc:expr])* [$setting:ident, $flag:literal $(, $attr:meta)*] $field:ident : $ty:ty, )*) => {
+        /// Flags that set a value of an experiment (the first stage: raw values,
+        /// checked and applied by [`Overrides::apply`] against what the command,
+        /// scenario and engine accept).
+        #[derive(Args, Debug, Default, Clone)]
+        pub struct Overrides {
+            $( $(#[doc = $doc])* #[arg(long = $flag $(, $attr)*)] $field: $ty, )*
+        }
+
+        /// Every flag of [`Overrides`] with the setting it gives, in table order.
+        pub const FLAGS: &[(&str, Setting)] = &[ $( (concat!("--", $flag), Setting::$setting), )* ];
+
+        impl Overrides {
+            /// The settings given on the command line, each with the flag that gave it.
+            fn given(&self) -> Vec<(&'static str, Setting)> {
+                let mut v = Vec::new();
+                $( if Given::given(&self.$field) { v.push((concat!("--", $flag), Setting::$setting)); } )*
+                v
+            }
+        }
+    };
+}
+
+/// Whether a flag's raw value was given.
+trait Given {
+    fn given(&self) -> bool;
+}
+impl<T> Given for Option<T> {
+    fn given(&self) -> bool {
+        self.is_some()
+    }
+}
+impl<T> Given for Vec<T> {
+    fn given(&self) -> bool {
+        !self.is_empty()
+    }
+}
+
+flag_table! {
     /// Momentum μ in [0, 1); a comma list makes a grid (sweep, and scenarios that sweep μ).
-    #[arg(long, value_delimiter = ',')]
-    momentum: Vec<f64>,
+    [Momentum, "momentum", value_delimiter = ','] momentum: Vec<f64>,
     /// Step size η > 0; a comma list makes a grid (sweep, and scenarios that sweep η).
-    #[arg(long = "step-size", value_delimiter = ',')]
-    step_size: Vec<f64>,
+    [StepSize, "step-size", value_delimiter = ','] step_size: Vec<f64>,
     /// Injected engine: delay model (repeat the flag for a grid): N, const:N, uniform:A..B, geometric:P,
     /// poisson:L, exp:MEAN, pareto:SCALE,SHAPE, lognormal:MU,SIGMA, trace:FILE, W*MODEL+W*MODEL.
-    #[arg(long)]
-    delay: Vec<String>,
+    [Delay, "delay"] delay: Vec<String>,
     /// Injected engine: constant delays FROM:TO:STEP (inclusive, at most 10,000 points), e.g. 0:160:10.
-    #[arg(long)]
-    taus: Option<String>,
+    [Delay, "taus"] taus: Option<String>,
     /// Gradients drawn per run (server updates on the cluster engines).
-    #[arg(long, alias = "max-steps")]
-    steps: Option<u64>,
+    [Steps, "steps", alias = "max-steps"] steps: Option<u64>,
     /// Independent runs per point.
-    #[arg(long)]
-    runs: Option<u32>,
+    [Runs, "runs"] runs: Option<u32>,
     /// Master seed.
-    #[arg(long)]
-    seed: Option<u64>,
+    [Seed, "seed"] seed: Option<u64>,
     /// Streaming PCA: eigenvalues of a diagonal Σ, largest first, e.g. 4,3,2,1.
-    #[arg(long, value_delimiter = ',')]
-    spectrum: Vec<f64>,
+    [Objective, "spectrum", value_delimiter = ','] spectrum: Vec<f64>,
     /// Streaming PCA: full covariance, rows separated by `;`, e.g. "2,1;1,2".
-    #[arg(long)]
-    covariance: Option<String>,
+    [Objective, "covariance"] covariance: Option<String>,
     /// Streaming PCA: data distribution, gaussian or uniform (bounded, Assumption 2 of 001).
-    #[arg(long)]
-    data: Option<String>,
+    [Objective, "data"] data: Option<String>,
     /// Streaming PCA: start, saddle, random, eigenvector:K, vector:X1,X2,…
-    #[arg(long)]
-    init: Option<String>,
+    [Objective, "init"] init: Option<String>,
     /// Injected engine: versions the server keeps for injected staleness.
-    #[arg(long)]
-    history: Option<usize>,
+    [History, "history"] history: Option<usize>,
     /// Injected engine: beyond the history, clamp (serve the oldest kept) or drop.
-    #[arg(long = "history-policy")]
-    history_policy: Option<String>,
+    [HistoryPolicy, "history-policy"] history_policy: Option<String>,
     /// Record the error every N steps.
-    #[arg(long = "record-every")]
-    record_every: Option<u64>,
+    [RecordEvery, "record-every"] record_every: Option<u64>,
     /// Report the mean error over this last fraction of steps, in (0, 1].
-    #[arg(long = "tail-fraction")]
-    tail_fraction: Option<f64>,
+    [TailFraction, "tail-fraction"] tail_fraction: Option<f64>,
     /// A run whose ‖v‖ exceeds this has diverged.
-    #[arg(long = "divergence-norm")]
-    divergence_norm: Option<f64>,
+    [DivergenceNorm, "divergence-norm"] divergence_norm: Option<f64>,
     /// Stop a run once its error reaches this.
-    #[arg(long = "target-error")]
-    target_error: Option<f64>,
+    [TargetError, "target-error"] target_error: Option<f64>,
     /// Engine: injected, virtual-time, threads, tasks.
-    #[arg(long)]
-    engine: Option<String>,
+    [Engine, "engine"] engine: Option<String>,
     /// Update rule: sgd, heavy-ball (default), nesterov, staleness-aware, dc-asgd:LAMBDA.
-    #[arg(long)]
-    rule: Option<String>,
+    [Rule, "rule"] rule: Option<String>,
     /// Step-size schedule: constant (default) or anneal:STEP:FACTOR[,STEP:FACTOR…].
-    #[arg(long)]
-    schedule: Option<String>,
+    [Schedule, "schedule"] schedule: Option<String>,
     /// Cluster engines: workers M; a comma list makes a grid (sweep, tradeoff).
-    #[arg(long, value_delimiter = ',')]
-    workers: Vec<usize>,
+    [Workers, "workers", value_delimiter = ','] workers: Vec<usize>,
     /// Cluster engines: compute time per gradient (seconds; virtual on virtual-time) as a
     /// delay model; repeat the flag for a grid.
-    #[arg(long = "compute-time")]
-    compute_time: Vec<String>,
+    [ComputeTime, "compute-time"] compute_time: Vec<String>,
     /// Cluster engines: each worker's own compute time. `models:M0;M1;…` (one
     /// delay model per worker), `linear:A,B` (worker i: compute time × (A + B·i)),
     /// `draw:MODEL` (worker i: compute time × f_i, f_i drawn once per run from
     /// MODEL), `replay:DIR/pushes.csv` (virtual-time: the recorded compute times
     /// per worker). Example: `--engine virtual-time --workers 8 --compute-time 1
     /// --worker-compute linear:1,1` makes worker i take i+1 time units.
-    #[arg(long = "worker-compute")]
-    worker_compute: Option<String>,
+    [WorkerCompute, "worker-compute"] worker_compute: Option<String>,
     /// Cluster engines: write every applied push (worker, versions, staleness,
     /// compute and wait seconds) to pushes.csv, at most 10^6 rows per run;
     /// replay it with `--delay trace:DIR/pushes.csv` on the injected engine.
-    #[arg(long = "record-pushes", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    record_pushes: Option<bool>,
+    [RecordPushes, "record-pushes", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL"] record_pushes: Option<bool>,
     /// Cluster engines: network delay per push in seconds, as a delay model.
-    #[arg(long = "network-delay")]
-    network_delay: Option<String>,
+    [NetworkDelay, "network-delay"] network_delay: Option<String>,
     /// Cluster engines: consistency model, asp, ssp:S, bsp; a comma list makes a grid.
-    #[arg(long, value_delimiter = ',')]
-    consistency: Vec<String>,
+    [Consistency, "consistency", value_delimiter = ','] consistency: Vec<String>,
     /// Threads engine: server back-end, lock or channel.
-    #[arg(long)]
-    backend: Option<String>,
+    [Backend, "backend"] backend: Option<String>,
     /// Threads and tasks engines: when a worker panics, stop or continue.
-    #[arg(long = "on-worker-failure")]
-    on_worker_failure: Option<String>,
+    [OnWorkerFailure, "on-worker-failure"] on_worker_failure: Option<String>,
+    /// Cluster engines: slow workers, FRACTION:SLOWDOWN (that fraction of the
+    /// workers, chosen deterministically, computes SLOWDOWN times longer), e.g. 0.25:4.
+    [Stragglers, "stragglers"] stragglers: Option<String>,
     /// Tradeoff analysis: a grid value is tolerated when its mean error ≤ FACTOR × the error at the
     /// smallest one (sweep --optimal-delay, reproduce tradeoff).
-    #[arg(long)]
-    factor: Option<f64>,
+    [Tolerance, "factor"] factor: Option<f64>,
 }
 
-/// The command-line flags of each setting: the one table every flag goes
-/// through (a flag is refused unless the command, scenario and engine take
-/// its setting).
-pub fn flags(setting: Setting) -> &'static [&'static str] {
-    match setting {
-        Setting::Momentum => &["--momentum"],
-        Setting::StepSize => &["--step-size"],
-        Setting::Steps => &["--steps"],
-        Setting::Runs => &["--runs"],
-        Setting::Seed => &["--seed"],
-        Setting::RecordEvery => &["--record-every"],
-        Setting::TailFraction => &["--tail-fraction"],
-        Setting::DivergenceNorm => &["--divergence-norm"],
-        Setting::TargetError => &["--target-error"],
-        Setting::Rule => &["--rule"],
-        Setting::Schedule => &["--schedule"],
-        Setting::Objective => &["--spectrum", "--covariance", "--data", "--init"],
-        Setting::Engine => &["--engine"],
-        Setting::Delay => &["--delay", "--taus"],
-        Setting::History => &["--history"],
-        Setting::HistoryPolicy => &["--history-policy"],
-        Setting::Workers => &["--workers"],
-        Setting::ComputeTime => &["--compute-time"],
-        Setting::NetworkDelay => &["--network-delay"],
-        Setting::Consistency => &["--consistency"],
-        Setting::Stragglers => &[],
-        Setting::WorkerCompute => &["--worker-compute"],
-        Setting::RecordPushes => &["--record-pushes"],
-        Setting::Backend => &["--backend"],
-        Setting::OnWorkerFailure => &["--on-worker-failure"],
-        Setting::Tolerance => &["--factor"],
-    }
+/// The command-line flags of a setting (from [`FLAGS`]).
+pub fn flags(setting: Setting) -> Vec<&'static str> {
+    FLAGS
+        .iter()
+        .filter(|(_, s)| *s == setting)
+        .map(|(f, _)| *f)
+        .collect()
 }
 
 fn flag_list(settings: &[Setting]) -> String {
     settings
         .iter()
-        .flat_map(|s| flags(*s).iter().copied())
+        .flat_map(|s| flags(*s))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -390,6 +383,22 @@ pub fn parse_taus(text: &str) -> Result<Vec<Delay>, ConfigError> {
         .collect())
 }
 
+/// Parses `--stragglers FRACTION:SLOWDOWN` (ranges checked by validation).
+fn parse_stragglers(text: &str) -> Result<psim_common::Stragglers, ConfigError> {
+    let bad = || {
+        ConfigError::new(
+            "stragglers",
+            text,
+            "FRACTION:SLOWDOWN, a fraction of the workers in [0, 1] and a slowdown ≥ 1, e.g. 0.25:4",
+        )
+    };
+    let (f, k) = text.split_once(':').ok_or_else(bad)?;
+    Ok(psim_common::Stragglers {
+        fraction: f.trim().parse().map_err(|_| bad())?,
+        slowdown: k.trim().parse().map_err(|_| bad())?,
+    })
+}
+
 fn parse_covariance(text: &str) -> Result<Vec<Vec<f64>>, ConfigError> {
     text.split(';')
         .map(|row| {
@@ -436,94 +445,6 @@ fn check_history_reached(e: &Experiment, capacity_flag: bool) -> Result<()> {
 }
 
 impl Overrides {
-    /// The settings given on the command line, each with the flag that gave it.
-    fn given(&self) -> Vec<(&'static str, Setting)> {
-        let mut v = Vec::new();
-        let mut add = |on: bool, flag: &'static str, s: Setting| {
-            if on {
-                v.push((flag, s));
-            }
-        };
-        add(self.engine.is_some(), "--engine", Setting::Engine);
-        add(!self.momentum.is_empty(), "--momentum", Setting::Momentum);
-        add(!self.step_size.is_empty(), "--step-size", Setting::StepSize);
-        add(!self.delay.is_empty(), "--delay", Setting::Delay);
-        add(self.taus.is_some(), "--taus", Setting::Delay);
-        add(self.steps.is_some(), "--steps", Setting::Steps);
-        add(self.runs.is_some(), "--runs", Setting::Runs);
-        add(self.seed.is_some(), "--seed", Setting::Seed);
-        add(!self.spectrum.is_empty(), "--spectrum", Setting::Objective);
-        add(
-            self.covariance.is_some(),
-            "--covariance",
-            Setting::Objective,
-        );
-        add(self.data.is_some(), "--data", Setting::Objective);
-        add(self.init.is_some(), "--init", Setting::Objective);
-        add(self.history.is_some(), "--history", Setting::History);
-        add(
-            self.history_policy.is_some(),
-            "--history-policy",
-            Setting::HistoryPolicy,
-        );
-        add(
-            self.record_every.is_some(),
-            "--record-every",
-            Setting::RecordEvery,
-        );
-        add(
-            self.tail_fraction.is_some(),
-            "--tail-fraction",
-            Setting::TailFraction,
-        );
-        add(
-            self.divergence_norm.is_some(),
-            "--divergence-norm",
-            Setting::DivergenceNorm,
-        );
-        add(
-            self.target_error.is_some(),
-            "--target-error",
-            Setting::TargetError,
-        );
-        add(self.rule.is_some(), "--rule", Setting::Rule);
-        add(self.schedule.is_some(), "--schedule", Setting::Schedule);
-        add(!self.workers.is_empty(), "--workers", Setting::Workers);
-        add(
-            !self.compute_time.is_empty(),
-            "--compute-time",
-            Setting::ComputeTime,
-        );
-        add(
-            self.network_delay.is_some(),
-            "--network-delay",
-            Setting::NetworkDelay,
-        );
-        add(
-            self.worker_compute.is_some(),
-            "--worker-compute",
-            Setting::WorkerCompute,
-        );
-        add(
-            self.record_pushes.is_some(),
-            "--record-pushes",
-            Setting::RecordPushes,
-        );
-        add(
-            !self.consistency.is_empty(),
-            "--consistency",
-            Setting::Consistency,
-        );
-        add(self.backend.is_some(), "--backend", Setting::Backend);
-        add(
-            self.on_worker_failure.is_some(),
-            "--on-worker-failure",
-            Setting::OnWorkerFailure,
-        );
-        add(self.factor.is_some(), "--factor", Setting::Tolerance);
-        v
-    }
-
     /// The second stage: checks every given flag against `scope` and the
     /// engine, then applies it to `e`. `from_file` says whether `e` was read
     /// from a config file (whose engine a flag may not switch).
@@ -634,6 +555,9 @@ impl Overrides {
             }
             if let Some(r) = self.record_pushes {
                 c.record_pushes = r;
+            }
+            if let Some(x) = &self.stragglers {
+                c.stragglers = Some(parse_stragglers(x)?);
             }
             if !self.consistency.is_empty() {
                 let v = self
@@ -1391,4 +1315,60 @@ pub fn prepare(argv: &[String]) -> Result<Prepared> {
         LibraryCommand::Reproduce(a) => prepare_reproduce(a)?,
     };
     Ok(prepared)
+}
+
+/// One flag of a command as other faces see it (the Python keywords, the
+/// configuration reference): read from the clap arguments, so nothing is
+/// copied by hand.
+#[derive(Debug, Clone)]
+pub struct FlagSpec {
+    /// The flag, `--step-size`.
+    pub flag: String,
+    /// The Python keyword, `step_size`.
+    pub keyword: String,
+    /// How a value is given: `one`, `comma` (a comma list is a grid),
+    /// `repeat` (the flag repeats for a grid) or `flag` (a switch).
+    pub kind: &'static str,
+    /// The help text.
+    pub help: String,
+    /// The setting it gives, for the flags of [`FLAGS`].
+    pub setting: Option<Setting>,
+}
+
+/// The flags of `command` (`run`, `sweep`, `reproduce`), `--help` aside.
+pub fn command_flags(command: &str) -> Vec<FlagSpec> {
+    use clap::CommandFactory;
+    let root = LibraryCommand::command();
+    let Some(sub) = root.find_subcommand(command) else {
+        return Vec::new();
+    };
+    sub.get_arguments()
+        .filter_map(|a| {
+            let long = a.get_long()?;
+            if long == "help" {
+                return None;
+            }
+            let flag = format!("--{long}");
+            let kind = if matches!(a.get_action(), clap::ArgAction::SetTrue) {
+                "flag"
+            } else if a.get_value_delimiter() == Some(',') {
+                "comma"
+            } else if matches!(a.get_action(), clap::ArgAction::Append) {
+                "repeat"
+            } else {
+                "one"
+            };
+            Some(FlagSpec {
+                keyword: long.replace('-', "_"),
+                kind,
+                help: a
+                    .get_long_help()
+                    .or(a.get_help())
+                    .map(|h| h.to_string())
+                    .unwrap_or_default(),
+                setting: FLAGS.iter().find(|(f, _)| *f == flag).map(|(_, s)| *s),
+                flag,
+            })
+        })
+        .collect()
 }
