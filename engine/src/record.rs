@@ -75,7 +75,8 @@ where
             return Some(Outcome::StepsReached);
         }
         // Cancelled (Ctrl-C): the run stops here and its caller discards it.
-        if version.is_multiple_of(crate::cancel::POLL_EVERY) && crate::cancel::raised(&self.cancel) {
+        if version.is_multiple_of(crate::cancel::POLL_EVERY) && crate::cancel::raised(&self.cancel)
+        {
             return Some(Outcome::StepsReached);
         }
         if version >= self.next_record {

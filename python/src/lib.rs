@@ -392,7 +392,9 @@ fn execute(
             // Ctrl-C: say what was kept and how to resume, as the CLI does.
             if let Ok(Err(err)) = &joined {
                 let text = format!("{err:#}");
-                if text.starts_with("interrupted:") && e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
+                if text.starts_with("interrupted:")
+                    && e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py)
+                {
                     return Err(pyo3::exceptions::PyKeyboardInterrupt::new_err(format!(
                         "psim: {text}"
                     )));

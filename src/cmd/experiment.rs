@@ -1372,3 +1372,109 @@ pub fn command_flags(command: &str) -> Vec<FlagSpec> {
         })
         .collect()
 }
+
+/// The configuration reference (`docs/configuration.md`), generated from
+/// the flag table, the settings' config keys and engines, and what each
+/// scenario accepts: nothing in it is written by hand
+/// (`tests/settings_table.rs` regenerates it and fails when it is stale).
+pub fn configuration_reference() -> String {
+    use std::fmt::Write as _;
+    let one_line = |h: &str| {
+        h.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace('|', "\\|")
+    };
+    let engines = |s: Setting| {
+        let e = s.engines();
+        if e.len() == 4 {
+            "all".to_string()
+        } else {
+            e.iter()
+                .map(|k| k.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let grid = |kind: &str| match kind {
+        "comma" => "comma list",
+        "repeat" => "repeat the flag",
+        _ => "",
+    };
+    let mut t = String::new();
+    let _ = writeln!(t, "# Configuration reference\n");
+    let _ = writeln!(t, "Generated from psim's flag table (`src/cmd/experiment.rs`, `flag_table!`), the settings' config keys and engines (`common/src/config/setting.rs`) and each scenario's declared settings; `cargo test --test settings_table` fails when this file is stale (`PSIM_BLESS=1` rewrites it). Every setting is a flag, a config key (base value; grids live under `grid.`) and a Python keyword; a setting the command, the scenario or the engine does not use is refused with its name, never ignored.\n");
+    let _ = writeln!(t, "## Settings of an experiment\n");
+    let _ = writeln!(
+        t,
+        "| flag | Python keyword | config key | engines | grid | meaning |"
+    );
+    let _ = writeln!(t, "|---|---|---|---|---|---|");
+    let sweep = command_flags("sweep");
+    for (flag, setting) in FLAGS {
+        let Some(f) = sweep.iter().find(|f| f.flag == *flag) else {
+            continue;
+        };
+        let _ = writeln!(
+            t,
+            "| `{flag}` | `{}` | `{}` | {} | {} | {} |",
+            f.keyword,
+            setting.key(),
+            engines(*setting),
+            grid(f.kind),
+            one_line(&f.help)
+        );
+    }
+    let _ = writeln!(t, "\n## Where and how to run\n");
+    let _ = writeln!(t, "| flag | commands | Python | meaning |");
+    let _ = writeln!(t, "|---|---|---|---|");
+    let mut seen: Vec<String> = Vec::new();
+    for command in ["run", "sweep", "reproduce"] {
+        for f in command_flags(command) {
+            if f.setting.is_some() || seen.contains(&f.flag) {
+                continue;
+            }
+            seen.push(f.flag.clone());
+            let on: Vec<&str> = ["run", "sweep", "reproduce"]
+                .into_iter()
+                .filter(|c| command_flags(c).iter().any(|g| g.flag == f.flag))
+                .collect();
+            let python = match f.keyword.as_str() {
+                "quiet" => "`progress=False`".to_string(),
+                "list" => "`psim.scenarios()`".to_string(),
+                "check_seeds" => "CLI only (loop over seeds)".to_string(),
+                k => format!("`{k}`"),
+            };
+            let _ = writeln!(
+                t,
+                "| `{}` | {} | {python} | {} |",
+                f.flag,
+                on.join(", "),
+                one_line(&f.help)
+            );
+        }
+    }
+    let _ = writeln!(t, "\n## What each scenario accepts\n");
+    let _ = writeln!(t, "`psim run` and `psim sweep` accept every setting (`--factor` with the tradeoff analysis only); a named scenario (`psim reproduce NAME`, or a config file naming it) accepts these, on these engines:\n");
+    let _ = writeln!(t, "| scenario | engines | flags |");
+    let _ = writeln!(t, "|---|---|---|");
+    for s in catalogue::catalogue() {
+        let _ = writeln!(
+            t,
+            "| `{}` | {} | {} |",
+            s.name(),
+            s.engines()
+                .iter()
+                .map(|k| k.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            s.accepts()
+                .iter()
+                .flat_map(|x| flags(*x))
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    t
+}
