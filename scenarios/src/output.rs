@@ -117,6 +117,14 @@ pub enum OutputError {
         /// The cause.
         cause: std::io::Error,
     },
+    /// A file psim reads back does not hold what psim writes.
+    #[error("invalid `{path}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
     /// Serialisation failed.
     #[error("cannot encode `{path}`: {message}")]
     Encode {
@@ -301,11 +309,17 @@ impl OutputDir {
     /// An existing psim output directory (it has `config.toml`, a regular
     /// file), to continue (`--resume`, a retried shard, `psim merge` into
     /// it). Takes the directory's lock.
+    ///
+    /// Every file psim will read back is checked first
+    /// ([`check_regular_files`]), and so is a `shard.json`'s shard (a count
+    /// of 0 or an index beyond it is refused by name, never divided by).
     pub fn existing(path: &Path) -> Result<Self, OutputError> {
         if !is_regular(&path.join("config.toml")) {
             return Err(OutputError::NotPsimOutput(path.to_path_buf()));
         }
         let lock = lock(path)?;
+        check_regular_files(path)?;
+        check_shard_json(path)?;
         Ok(Self {
             path: path.to_path_buf(),
             _lock: std::sync::Arc::new(lock),
@@ -492,7 +506,8 @@ pub fn check_regular_files(dir: &Path) -> Result<(), OutputError> {
         path,
         what: psim_common::fs::describe(kind),
     };
-    for name in PSIM_FILES {
+    // report.html is only written (renamed over, a link replaced), never read.
+    for name in PSIM_FILES.iter().filter(|n| **n != "report.html") {
         let f = dir.join(name);
         if let Ok(m) = std::fs::symlink_metadata(&f) {
             if !m.file_type().is_file() {
@@ -519,6 +534,35 @@ pub fn check_regular_files(dir: &Path) -> Result<(), OutputError> {
         }
     }
     Ok(())
+}
+
+/// Refuses a `shard.json` in `dir` whose shard is not `I/N` with
+/// 1 ≤ N ≤ 10⁸ and I < N (absent: fine).
+fn check_shard_json(dir: &Path) -> Result<(), OutputError> {
+    let path = dir.join("shard.json");
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(());
+    }
+    let text = psim_common::fs::read_regular(&path, psim_common::fs::Links::Refuse)
+        .map_err(|e| OutputError::io(&path, e))?;
+    let bad = |message: String| OutputError::Invalid {
+        path: path.clone(),
+        message,
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    let field = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
+    match (field("index"), field("count")) {
+        (Some(i), Some(n)) if (1..=100_000_000).contains(&n) && i < n => Ok(()),
+        (i, n) => {
+            let show = |v: Option<u64>| v.map_or("missing".to_string(), |v| v.to_string());
+            Err(bad(format!(
+                "its shard must have 1 ≤ count ≤ 100000000 and index < count, got index {}, count {}; the file was edited or damaged: rerun this shard into a new --out",
+                show(i),
+                show(n)
+            )))
+        }
+    }
 }
 
 /// Removes psim's point files (`P.json`, `P.runs.csv`, and temporaries

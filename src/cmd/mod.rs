@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod experiment;
+pub mod limits;
 pub mod merge;
 pub mod report;
 pub mod speedup;
