@@ -164,7 +164,8 @@ impl Delay {
                 // then ∫_N^∞ P(X ≥ x) dx = E[(X − N)⁺].
                 let head: f64 = (1..=N as u64).map(|k| surv(k as f64 - 0.5)).sum();
                 let tail = if N >= s {
-                    s.powf(a) * N.powf(1.0 - a) / (a - 1.0)
+                    // s^a N^(1−a)/(a−1), written so that no power overflows.
+                    N * (s / N).powf(a) / (a - 1.0)
                 } else {
                     a * s / (a - 1.0) - N
                 };
@@ -174,7 +175,8 @@ impl Delay {
                 if *sigma == 0.0 {
                     return Some(to_steps(mu.exp()) as f64);
                 }
-                let phi = crate::theory::normal_cdf;
+                // Arguments clamped: Φ is 0 or 1 to double precision beyond ±40.
+                let phi = |z: f64| crate::theory::normal_cdf(z.clamp(-40.0, 40.0));
                 let surv = |x: f64| 1.0 - phi((x.ln() - mu) / sigma);
                 let head: f64 = (1..=N as u64).map(|k| surv(k as f64 - 0.5)).sum();
                 let ln_n = N.ln();
