@@ -418,6 +418,13 @@ impl OutputDir {
             path: self.path.join("config.toml"),
             message: e.to_string(),
         })?;
+        // TOML prints a tiny float in full (5e-324 as 324 digits): shorten
+        // long numbers, kept only if the text still reads back the same.
+        let short = shorten_floats(&text);
+        let text = match toml::from_str::<Experiment>(&short) {
+            Ok(back) if back == *experiment => short,
+            _ => text,
+        };
         let header =
             "# Resolved psim configuration: replay with `psim run --config <this file>`.\n";
         self.write("config.toml", format!("{header}{text}"))
@@ -441,6 +448,43 @@ impl OutputDir {
         })?;
         Ok(path)
     }
+}
+
+/// Rewrites every unquoted decimal number longer than 24 characters in
+/// TOML `text` in exponent notation ([`psim_common::num::show`]).
+fn shorten_floats(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quoted = false;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '"' {
+            quoted = !quoted;
+        }
+        let starts_number = !quoted
+            && (c.is_ascii_digit() || c == '-')
+            && !text[..i].ends_with(|p: char| p.is_alphanumeric() || p == '_' || p == '.');
+        if !starts_number {
+            out.push(c);
+            continue;
+        }
+        let mut end = i + c.len_utf8();
+        while let Some(&(j, d)) = chars.peek() {
+            if d.is_ascii_digit() || matches!(d, '.' | 'e' | 'E' | '+' | '-') {
+                end = j + d.len_utf8();
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let token = &text[i..end];
+        match token.parse::<f64>() {
+            Ok(v) if token.len() > 24 && token.contains('.') && v.is_finite() => {
+                out.push_str(&format!("{v:e}"))
+            }
+            _ => out.push_str(token),
+        }
+    }
+    out
 }
 
 /// Creates a temporary file beside `path` exclusively (`O_CREAT|O_EXCL`,
@@ -1212,6 +1256,17 @@ mod tests {
         }
         assert!(dir.join("mine.txt").exists(), "other files are left alone");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn long_floats_in_toml_are_shortened_and_nothing_else() {
+        let tiny = format!("{}", 5e-324);
+        let text = format!("a = {tiny}\nb = [1.5, {tiny}]\nc = \"{tiny}\"\nd = 12\n");
+        let short = shorten_floats(&text);
+        assert_eq!(
+            short,
+            format!("a = 5e-324\nb = [1.5, 5e-324]\nc = \"{tiny}\"\nd = 12\n")
+        );
     }
 
     #[test]
