@@ -877,6 +877,83 @@ fn no_command_panics_on_extreme_values() {
         for flag in ["--repeat", "--runs", "--batched-runs"] {
             cases.push(s(&["bench", flag, x, "--no-sweep", "--no-numpy"]));
         }
+        // Flags whose value is embedded in a larger syntax.
+        for (flag, value) in [
+            ("--spectrum", format!("4,{x}")),
+            ("--tail-fraction", x.to_string()),
+            ("--divergence-norm", x.to_string()),
+            ("--threads", x.to_string()),
+            ("--init", format!("eigenvector:{x}")),
+            ("--covariance", format!("1,{x};{x},1")),
+            ("--schedule", format!("anneal:{x}:0.5")),
+            ("--schedule", format!("anneal:10:{x}")),
+            ("--rule", format!("dc-asgd:{x}")),
+            ("--delay", format!("uniform:0..{x}")),
+            ("--delay", format!("pareto:{x},{x}")),
+            ("--delay", format!("lognormal:{x},{x}")),
+            ("--delay", format!("poisson:{x}")),
+            ("--delay", format!("geometric:{x}")),
+        ] {
+            cases.push(s(&[
+                "run", flag, &value, "--steps", "50", "--runs", "1", "-q", "--out", "o", "--force",
+            ]));
+        }
+        for (flag, value) in [
+            ("--consistency", format!("ssp:{x}")),
+            ("--worker-compute", format!("linear:{x},1")),
+            ("--worker-compute", format!("models:{x};1")),
+            ("--worker-compute", format!("draw:exp:{x}")),
+            ("--compute-time", format!("exp:{x}")),
+        ] {
+            cases.push(s(&[
+                "run",
+                "--engine",
+                "virtual-time",
+                "--workers",
+                "2",
+                flag,
+                &value,
+                "--steps",
+                "50",
+                "--runs",
+                "1",
+                "-q",
+                "--out",
+                "o",
+                "--force",
+            ]));
+        }
+        cases.push(s(&[
+            "sweep",
+            "--optimal-delay",
+            "--factor",
+            x,
+            "--taus",
+            "0:4:2",
+            "--steps",
+            "50",
+            "--runs",
+            "1",
+            "-q",
+            "--out",
+            "o",
+            "--force",
+        ]));
+        cases.push(s(&[
+            "sweep",
+            "--engine",
+            "virtual-time",
+            "--workers",
+            &format!("2,{x}"),
+            "--steps",
+            "50",
+            "--runs",
+            "1",
+            "-q",
+            "--out",
+            "o",
+            "--force",
+        ]));
         cases.push(s(&[
             "reproduce",
             "tradeoff",
