@@ -99,7 +99,37 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let result = match cli.command {
+    // Output errors never panic: `print!` into a full disk or `/dev/full`
+    // panics with "failed printing to stdout"; that panic is caught here
+    // and reported as an error (exit 2), like every other failure.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if output_failure(info.payload()).is_none() {
+            default_hook(info);
+        }
+    }));
+    let command = cli.command;
+    let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || run(command)))
+    {
+        Ok(r) => r,
+        Err(payload) => match output_failure(&*payload) {
+            Some(msg) => Err(anyhow::anyhow!("cannot write the output: {msg}")),
+            None => std::panic::resume_unwind(payload),
+        },
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // A standard-error write that fails has nowhere to be reported.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "error: {}", chain(&e));
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Run(a) => cmd::experiment::run(a),
         Command::Sweep(a) => cmd::experiment::sweep(a),
         Command::Reproduce(a) => cmd::experiment::reproduce(a),
@@ -108,12 +138,34 @@ fn main() -> std::process::ExitCode {
         Command::Report(a) => cmd::report::report(a),
         Command::Merge(a) => cmd::merge::merge(a),
         Command::Speedup(a) => cmd::speedup::speedup(a),
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::from(2)
-        }
     }
+}
+
+/// The message of a panic raised by `print!`/`println!` when standard output
+/// or standard error cannot be written, `None` for any other panic.
+fn output_failure(payload: &(dyn std::any::Any + Send)) -> Option<String> {
+    let msg = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())?;
+    (msg.starts_with("failed printing to stdout") || msg.starts_with("failed printing to stderr"))
+        .then(|| msg.to_string())
+}
+
+/// The error and its causes, each said once: a cause whose text an outer
+/// message already includes (`cannot write X: No space left` over `No space
+/// left`) is not repeated.
+fn chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if s.is_empty() || text.contains(&s) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&s);
+    }
+    text
 }

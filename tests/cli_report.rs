@@ -52,7 +52,8 @@ fn e1_report_is_self_contained_and_shows_figure_one() {
         html.contains("mean error vs delay"),
         "Figure-1 plot title missing"
     );
-    assert!(html.contains("<svg") && html.contains("<table>"));
+    assert!(html.contains("src=\"data:image/svg+xml;base64,") && html.contains("<table>"));
+    assert!(html.contains("Content-Security-Policy") && !html.contains("<svg"));
     assert!(
         html.contains("E1 · momentum–delay tradeoff"),
         "headline missing"

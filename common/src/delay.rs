@@ -21,8 +21,31 @@
 //! Unbounded models can return huge values; a staleness saturates at
 //! `u64::MAX` and engines decide (and count) what to do with values beyond
 //! what they keep, see the server's history policy.
+//!
+//! ## Discretisation: one rule, and the mean of what runs
+//!
+//! A staleness is a whole number of steps. Every model's real draw `x`
+//! becomes the nearest integer, `round(x)` (halves away from zero),
+//! saturating at `u64::MAX` ([`to_steps`]); that is what
+//! [`DelayModel::sample_steps`] returns. Models whose values are integers by
+//! construction (geometric, Poisson, a push log) are unchanged by it; a
+//! uniform staleness is the discrete uniform on the integers `A..=B`.
+//! A model that would run something other than what is written is refused
+//! as a staleness ([`Delay::validate_steps`], naming the field): a
+//! non-integer constant (`const:2.7` would run 3) or uniform bound
+//! (`uniform:0.5..1.5`), in a mixture too. The mean reported for a
+//! staleness model is [`Delay::mean_steps`], the mean of the rounded draws
+//! (`exp:0.5` runs a mean of 0.43, not 0.5); [`Delay::mean`] is the mean of
+//! the real-valued model, for durations in seconds.
+//!
+//! Mixture weights are normalised (scaled by the largest first, so `1e308`
+//! does not overflow); a part whose share is below [`MIN_MIXTURE_SHARE`]
+//! is refused (it would almost never be drawn and could not be written back
+//! to `config.toml`). Every `Delay` prints as text that parses back to the
+//! same model (`to_string` → `parse` → `to_string` is the identity).
 
 use crate::error::{ConfigError, DelayParseError};
+use crate::num::show;
 use rand::Rng;
 use rand_distr::{Distribution, Poisson, StandardNormal};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -40,8 +63,8 @@ pub trait DelayModel {
     /// Draws one delay, always finite-or-infinite and never negative or NaN.
     fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64;
 
-    /// Draws one integer staleness: by default the rounded real delay,
-    /// saturating at `u64::MAX`.
+    /// Draws one integer staleness: the real delay rounded to the nearest
+    /// integer, saturating at `u64::MAX` (the module's discretisation rule).
     fn sample_steps<R: Rng + ?Sized>(&self, rng: &mut R) -> u64 {
         to_steps(self.sample(rng))
     }
@@ -117,6 +140,66 @@ impl Delay {
         }
     }
 
+    /// The mean of the staleness the model runs: the mean of its draws
+    /// after the discretisation rule (round to nearest), `None` when it is
+    /// infinite. Exact for every model but Pareto and log-normal, whose
+    /// tail beyond 1024 steps is integrated (error below 1e-3 steps).
+    pub fn mean_steps(&self) -> Option<f64> {
+        /// Terms summed exactly before the tail integral.
+        const N: f64 = 1024.0;
+        Some(match self {
+            Delay::Constant(c) => to_steps(*c) as f64,
+            Delay::Uniform { lo, hi } => (to_steps(*lo) as f64 + to_steps(*hi) as f64) / 2.0,
+            Delay::Geometric { p } => (1.0 - p) / p,
+            Delay::Poisson { mean, .. } => *mean,
+            // Σ_{k≥1} P(X ≥ k − ½) = e^{−1/(2m)} / (1 − e^{−1/m}).
+            Delay::Exponential { mean } => (-0.5 / mean).exp() / -(-1.0 / mean).exp_m1(),
+            Delay::Pareto { scale, shape } => {
+                if *shape <= 1.0 {
+                    return None;
+                }
+                let (s, a) = (*scale, *shape);
+                let surv = |x: f64| if x <= s { 1.0 } else { (s / x).powf(a) };
+                // E[round X] = Σ_{k≥1} P(X ≥ k − ½): the first N terms,
+                // then ∫_N^∞ P(X ≥ x) dx = E[(X − N)⁺].
+                let head: f64 = (1..=N as u64).map(|k| surv(k as f64 - 0.5)).sum();
+                let tail = if N >= s {
+                    // s^a N^(1−a)/(a−1), written so that no power overflows.
+                    N * (s / N).powf(a) / (a - 1.0)
+                } else {
+                    a * s / (a - 1.0) - N
+                };
+                head + tail
+            }
+            Delay::LogNormal { mu, sigma } => {
+                if *sigma == 0.0 {
+                    return Some(to_steps(mu.exp()) as f64);
+                }
+                // Arguments clamped: Φ is 0 or 1 to double precision beyond ±40.
+                let phi = |z: f64| crate::theory::normal_cdf(z.clamp(-40.0, 40.0));
+                let surv = |x: f64| 1.0 - phi((x.ln() - mu) / sigma);
+                let head: f64 = (1..=N as u64).map(|k| surv(k as f64 - 0.5)).sum();
+                let ln_n = N.ln();
+                let tail = (mu + sigma * sigma / 2.0).exp()
+                    * phi((mu + sigma * sigma - ln_n) / sigma)
+                    - N * phi((mu - ln_n) / sigma);
+                head + tail.max(0.0)
+            }
+            Delay::Mixture(parts) => {
+                let mut acc = 0.0;
+                let mut prev = 0.0;
+                for (cum, d) in parts.iter() {
+                    acc += (cum - prev) * d.mean_steps()?;
+                    prev = *cum;
+                }
+                acc
+            }
+            Delay::Trace { values, .. } => {
+                values.iter().map(|&v| to_steps(v) as f64).sum::<f64>() / values.len() as f64
+            }
+        })
+    }
+
     /// The largest value the model can produce, `None` when unbounded.
     pub fn upper_bound(&self) -> Option<f64> {
         match self {
@@ -181,8 +264,31 @@ impl Delay {
     /// Checks that the model can be used as a staleness in steps: every
     /// parameter at most [`MAX_STALENESS`]. `field` names the setting
     /// (`delay`, `grid.delay[2]`).
+    /// A constant or uniform bound that is not a whole number is refused:
+    /// it would run something other than what is written (module docs).
     pub fn validate_steps(&self, field: &str) -> Result<(), ConfigError> {
-        self.validate_scale(field, MAX_STALENESS, "steps")
+        self.validate_scale(field, MAX_STALENESS, "steps")?;
+        if let Some(v) = self.non_integer() {
+            return Err(ConfigError::new(
+                field,
+                self,
+                format!(
+                    "whole numbers of steps for a constant or a uniform bound (a staleness is an integer; `{v}` would run as {}): write an integer, or a mixture such as `0.7*const:3+0.3*const:2`",
+                    to_steps(v)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The first constant or uniform bound that is not an integer.
+    fn non_integer(&self) -> Option<f64> {
+        match self {
+            Delay::Constant(c) => (c.fract() != 0.0).then_some(*c),
+            Delay::Uniform { lo, hi } => [*lo, *hi].into_iter().find(|v| v.fract() != 0.0),
+            Delay::Mixture(parts) => parts.iter().find_map(|(_, d)| d.non_integer()),
+            _ => None,
+        }
     }
 
     /// Checks that the model can be used as a duration in seconds: every
@@ -226,8 +332,8 @@ impl DelayModel for Delay {
     #[inline]
     fn sample_steps<R: Rng + ?Sized>(&self, rng: &mut R) -> u64 {
         match self {
-            Delay::Constant(c) => *c as u64,
-            Delay::Uniform { lo, hi } => rng.random_range(*lo as u64..=*hi as u64),
+            Delay::Constant(c) => to_steps(*c),
+            Delay::Uniform { lo, hi } => rng.random_range(to_steps(*lo)..=to_steps(*hi)),
             Delay::Geometric { p } => geometric(*p, rng),
             Delay::Mixture(parts) => pick(parts, rng).sample_steps(rng),
             other => to_steps(other.sample(rng)),
@@ -263,13 +369,13 @@ fn pick<'a, R: Rng + ?Sized>(parts: &'a [(f64, Delay)], rng: &mut R) -> &'a Dela
 impl fmt::Display for Delay {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Delay::Constant(c) => write!(f, "const:{c}"),
-            Delay::Uniform { lo, hi } => write!(f, "uniform:{lo}..{hi}"),
-            Delay::Geometric { p } => write!(f, "geometric:{p}"),
-            Delay::Poisson { mean, .. } => write!(f, "poisson:{mean}"),
-            Delay::Exponential { mean } => write!(f, "exp:{mean}"),
-            Delay::Pareto { scale, shape } => write!(f, "pareto:{scale},{shape}"),
-            Delay::LogNormal { mu, sigma } => write!(f, "lognormal:{mu},{sigma}"),
+            Delay::Constant(c) => write!(f, "const:{}", show(*c)),
+            Delay::Uniform { lo, hi } => write!(f, "uniform:{}..{}", show(*lo), show(*hi)),
+            Delay::Geometric { p } => write!(f, "geometric:{}", show(*p)),
+            Delay::Poisson { mean, .. } => write!(f, "poisson:{}", show(*mean)),
+            Delay::Exponential { mean } => write!(f, "exp:{}", show(*mean)),
+            Delay::Pareto { scale, shape } => write!(f, "pareto:{},{}", show(*scale), show(*shape)),
+            Delay::LogNormal { mu, sigma } => write!(f, "lognormal:{},{}", show(*mu), show(*sigma)),
             Delay::Mixture(parts) => {
                 let mut prev = 0.0;
                 for (i, (cum, d)) in parts.iter().enumerate() {
@@ -278,7 +384,7 @@ impl fmt::Display for Delay {
                     }
                     let w = cum - prev;
                     prev = *cum;
-                    write!(f, "{}*{d}", round_weight(w))?;
+                    write!(f, "{}*{d}", show(round_weight(w)))?;
                 }
                 Ok(())
             }
@@ -286,6 +392,10 @@ impl fmt::Display for Delay {
         }
     }
 }
+
+/// The smallest share of a mixture part: below it the part is refused
+/// (weights print rounded to 1e-12, so a smaller share would print as 0).
+pub const MIN_MIXTURE_SHARE: f64 = 1e-9;
 
 /// Weights print without float noise (0.95 rather than 0.9500000000000001).
 fn round_weight(w: f64) -> f64 {
@@ -397,8 +507,11 @@ fn parse_one(spec: &str, text: &str) -> Result<Delay, DelayParseError> {
             if args.is_empty() {
                 return Err(DelayParseError::new(spec, "trace needs a file path"));
             }
-            let body = std::fs::read_to_string(args)
-                .map_err(|e| DelayParseError::new(spec, format!("cannot read `{args}`: {e}")))?;
+            let body =
+                crate::fs::read_regular(std::path::Path::new(args), crate::fs::Links::Follow)
+                    .map_err(|e| {
+                        DelayParseError::new(spec, format!("cannot read `{args}`: {e}"))
+                    })?;
             if crate::pushes::is_push_log(&body) {
                 let log = crate::pushes::parse_push_log(&body)
                     .map_err(|e| DelayParseError::new(spec, format!("push log `{args}`: {e}")))?;
@@ -449,7 +562,6 @@ impl FromStr for Delay {
             return parse_one(spec, spec);
         }
         let mut parts = Vec::new();
-        let mut total = 0.0;
         for term in spec.split('+') {
             let (w, model) = term.split_once('*').ok_or_else(|| {
                 DelayParseError::new(
@@ -467,15 +579,33 @@ impl FromStr for Delay {
             if model.contains('*') {
                 return Err(DelayParseError::new(spec, "mixtures cannot be nested"));
             }
-            total += w;
             parts.push((w, parse_one(spec, model)?));
         }
+        // Scaled by the largest weight first: no sum overflows (1e308 + 1e308).
+        let max = parts.iter().map(|(w, _)| *w).fold(0.0, f64::max);
+        let total: f64 = parts.iter().map(|(w, _)| w / max).sum();
+        if let Some((w, _)) = parts
+            .iter()
+            .find(|(w, _)| (w / max) / total < MIN_MIXTURE_SHARE)
+        {
+            return Err(DelayParseError::new(
+                spec,
+                format!(
+                    "mixture weight {} is {} of the total; each part's share must be at least {MIN_MIXTURE_SHARE:e} (a smaller part is almost never drawn and cannot be written back exactly)",
+                    show(*w),
+                    show((w / max) / total)
+                ),
+            ));
+        }
         let mut cum = 0.0;
+        let n = parts.len();
         let parts: Vec<(f64, Delay)> = parts
             .into_iter()
-            .map(|(w, d)| {
-                cum += w / total;
-                (cum, d)
+            .enumerate()
+            .map(|(i, (w, d))| {
+                cum += (w / max) / total;
+                // The last part closes the interval exactly.
+                (if i + 1 == n { 1.0 } else { cum }, d)
             })
             .collect();
         Ok(Delay::Mixture(parts.into()))
@@ -525,6 +655,70 @@ mod tests {
             (m - true_mean).abs() <= tol,
             "{d}: mean {m} vs {true_mean} ± {tol}"
         );
+    }
+
+    /// The reported mean of a staleness model is the mean of what runs:
+    /// `mean_steps` against the sample mean of `sample_steps`, within 5
+    /// standard errors (fixed seed: deterministic).
+    #[test]
+    fn mean_steps_is_the_mean_of_the_draws() {
+        for spec in [
+            "const:3",
+            "uniform:2..9",
+            "geometric:0.3",
+            "poisson:0.7",
+            "exp:0.5",
+            "exp:7",
+            "pareto:0.6,2.5",
+            "pareto:3,3",
+            "lognormal:0,1",
+            "lognormal:1.5,0.3",
+            "0.3*exp:0.4+0.7*const:2",
+        ] {
+            let d: Delay = spec.parse().unwrap();
+            let n = 400_000;
+            let x = draws(&d, n, 21);
+            let (m, v) = mean_var(&x);
+            let want = d.mean_steps().unwrap();
+            let tol = 5.0 * (v / n as f64).sqrt() + 1e-3;
+            assert!(
+                (m - want).abs() <= tol,
+                "{spec}: draws {m}, mean_steps {want} ± {tol}"
+            );
+        }
+        // exp:0.5 runs a mean of 0.43, not the 0.5 of the real model.
+        let e: Delay = "exp:0.5".parse().unwrap();
+        assert!((e.mean_steps().unwrap() - 0.4255).abs() < 1e-3);
+        assert_eq!("pareto:1,1".parse::<Delay>().unwrap().mean_steps(), None);
+    }
+
+    #[test]
+    fn non_integer_staleness_and_extreme_weights_are_refused_or_normalised() {
+        for bad in [
+            "const:2.7",
+            "uniform:0.5..1.5",
+            "uniform:0..1.5",
+            "0.5*const:1+0.5*const:2.5",
+        ] {
+            let d: Delay = bad.parse().unwrap();
+            let e = d.validate_steps("delay").unwrap_err().to_string();
+            assert!(
+                e.contains("`delay`") && e.contains("whole numbers"),
+                "{bad}: {e}"
+            );
+            assert!(
+                d.validate_seconds("compute_time").is_ok(),
+                "{bad} is a fine duration"
+            );
+        }
+        let d: Delay = "1e308*const:1+1e308*const:2".parse().unwrap();
+        assert_eq!(d.to_string(), "0.5*const:1+0.5*const:2");
+        for bad in ["1e-13*const:1+1*const:2", "5e-324*const:1+1*const:2"] {
+            let e = bad.parse::<Delay>().unwrap_err().to_string();
+            assert!(e.contains("share"), "{bad}: {e}");
+        }
+        let d: Delay = "1e-300".parse().unwrap();
+        assert_eq!(d.to_string(), "const:1e-300");
     }
 
     #[test]

@@ -10,8 +10,10 @@
 pub mod config;
 pub mod delay;
 pub mod error;
+pub mod fs;
 pub mod landscape;
 pub mod mlp;
+pub mod num;
 pub mod objective;
 pub mod pca;
 pub mod pushes;

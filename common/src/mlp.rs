@@ -151,10 +151,12 @@ impl Dataset {
 
     /// Loads a gzip-compressed CSV file of the same format.
     pub fn load(path: &str) -> Result<Self, DatasetError> {
-        let bytes = std::fs::read(path).map_err(|source| DatasetError::Io {
-            path: path.to_string(),
-            source,
-        })?;
+        let bytes =
+            crate::fs::read_regular_bytes(std::path::Path::new(path), crate::fs::Links::Follow)
+                .map_err(|source| DatasetError::Io {
+                    path: path.to_string(),
+                    source,
+                })?;
         Self::from_gzip_csv(&bytes, path)
     }
 

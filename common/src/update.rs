@@ -12,11 +12,11 @@ use std::str::FromStr;
 
 /// Accepted rule spellings, for error messages and `--help`.
 pub const RULE_SYNTAX: &str =
-    "`sgd`, `heavy-ball`, `nesterov`, `staleness-aware` or `dc-asgd:LAMBDA` (LAMBDA ≥ 0)";
+    "`sgd`, `heavy-ball`, `nesterov`, `staleness-aware` or `dc-asgd:LAMBDA` (LAMBDA finite and > 0; `dc-asgd:0` is `heavy-ball` exactly)";
 
 /// Accepted schedule spellings, for error messages and `--help`.
 pub const SCHEDULE_SYNTAX: &str =
-    "`constant` or `anneal:STEP:FACTOR[,STEP:FACTOR…]` (STEP increasing, FACTOR in (0, ∞))";
+    "`constant` or `anneal:STEP:FACTOR[,STEP:FACTOR…]` (STEP increasing and below `steps`, FACTOR finite, > 0 and ≠ 1)";
 
 /// The update rule of the server, with `g` the (possibly stale) gradient of
 /// the function being minimised and η_k the scheduled step size.
@@ -47,7 +47,7 @@ impl fmt::Display for RuleKind {
             RuleKind::HeavyBall => f.write_str("heavy-ball"),
             RuleKind::Nesterov => f.write_str("nesterov"),
             RuleKind::StalenessAware => f.write_str("staleness-aware"),
-            RuleKind::DcAsgd { lambda } => write!(f, "dc-asgd:{lambda}"),
+            RuleKind::DcAsgd { lambda } => write!(f, "dc-asgd:{}", crate::num::show(*lambda)),
         }
     }
 }
@@ -73,10 +73,11 @@ impl FromStr for RuleKind {
 }
 
 impl RuleKind {
-    /// Checks the rule's own parameters (λ of DC-ASGD finite and ≥ 0).
+    /// Checks the rule's own parameters (λ of DC-ASGD finite and > 0: at
+    /// λ = 0 it is heavy ball exactly, a setting that cannot take effect).
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let RuleKind::DcAsgd { lambda } = self {
-            if !(lambda.is_finite() && *lambda >= 0.0) {
+            if !(lambda.is_finite() && *lambda > 0.0) {
                 return Err(ConfigError::new("rule", self, RULE_SYNTAX));
             }
         }
@@ -129,7 +130,27 @@ impl Schedule {
         }
     }
 
-    /// Checks increasing steps and finite positive factors.
+    /// Checks that every stage takes effect within a run of `steps` steps:
+    /// a stage at or after the last step would never change the step size.
+    pub fn validate_for_steps(&self, steps: u64) -> Result<(), ConfigError> {
+        self.validate()?;
+        if let Schedule::Anneal(stages) = self {
+            if let Some(s) = stages.iter().find(|s| s.at >= steps) {
+                return Err(ConfigError::new(
+                    "schedule",
+                    self,
+                    format!(
+                        "every STEP below `steps` = {steps} (the stage at step {} never takes effect in a run of {steps} steps)",
+                        s.at
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks increasing steps and finite positive factors other than 1
+    /// (a factor of 1 changes nothing).
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Schedule::Anneal(stages) = self {
             let bad = || ConfigError::new("schedule", self, SCHEDULE_SYNTAX);
@@ -137,7 +158,7 @@ impl Schedule {
                 return Err(bad());
             }
             for (i, s) in stages.iter().enumerate() {
-                if !(s.factor.is_finite() && s.factor > 0.0) {
+                if !(s.factor.is_finite() && s.factor > 0.0 && s.factor != 1.0) {
                     return Err(bad());
                 }
                 if i > 0 && s.at <= stages[i - 1].at {
@@ -159,7 +180,7 @@ impl fmt::Display for Schedule {
                     if i > 0 {
                         f.write_str(",")?;
                     }
-                    write!(f, "{}:{}", s.at, s.factor)?;
+                    write!(f, "{}:{}", s.at, crate::num::show(s.factor))?;
                 }
                 Ok(())
             }
@@ -225,7 +246,7 @@ mod tests {
             let r: RuleKind = s.parse().unwrap();
             assert_eq!(r.to_string(), s);
         }
-        for bad in ["adam", "dc-asgd:", "dc-asgd:-1", "dc-asgd:nan"] {
+        for bad in ["adam", "dc-asgd:", "dc-asgd:-1", "dc-asgd:nan", "dc-asgd:0"] {
             let e = bad.parse::<RuleKind>().unwrap_err().to_string();
             assert!(e.contains("`rule`") && e.contains("dc-asgd:LAMBDA"), "{e}");
         }
@@ -240,7 +261,20 @@ mod tests {
         assert_eq!((s.factor(9), s.factor(10), s.factor(25)), (1.0, 0.5, 0.25));
         assert_eq!(s.to_string(), "anneal:10:0.5,20:0.5");
         assert_eq!(Schedule::Constant.factor(u64::MAX), 1.0);
-        for bad in ["anneal:", "anneal:10:0", "anneal:20:0.5,10:0.5", "cosine"] {
+        let s: Schedule = "anneal:10:0.5".parse().unwrap();
+        assert!(s.validate_for_steps(11).is_ok());
+        let e = s.validate_for_steps(10).unwrap_err().to_string();
+        assert!(
+            e.contains("`schedule`") && e.contains("below `steps` = 10"),
+            "{e}"
+        );
+        for bad in [
+            "anneal:",
+            "anneal:10:0",
+            "anneal:10:1",
+            "anneal:20:0.5,10:0.5",
+            "cosine",
+        ] {
             let e = bad.parse::<Schedule>().unwrap_err().to_string();
             assert!(e.contains("`schedule`"), "{e}");
         }

@@ -70,11 +70,18 @@ impl Shard {
 
     /// Parses `I/N` (0 ≤ I < N).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let err = || format!("`--shard {text}`: expected I/N with 0 ≤ I < N, e.g. 0/3");
+        // A sweep has at most 10⁸ runs, so at most 10⁸ points; more shards
+        // than that could only be empty (the merge bounds N by the points).
+        const MAX_COUNT: usize = 100_000_000;
+        let err = || {
+            format!(
+                "`--shard {text}`: expected I/N with 0 ≤ I < N and 1 ≤ N ≤ {MAX_COUNT}, e.g. 0/3"
+            )
+        };
         let (i, n) = text.split_once('/').ok_or_else(err)?;
         let index: usize = i.trim().parse().map_err(|_| err())?;
         let count: usize = n.trim().parse().map_err(|_| err())?;
-        if count == 0 || index >= count {
+        if count == 0 || count > MAX_COUNT || index >= count {
             return Err(err());
         }
         Ok(Self { index, count })
@@ -127,7 +134,13 @@ impl Shard {
         } else {
             return Err("`--shard auto` reads the shard from SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX or HQ_TASK_ID, and none is set; give --shard I/N".into());
         };
-        if count == 0 || index >= count {
+        const MAX_COUNT: usize = 100_000_000;
+        if count == 0 || count > MAX_COUNT {
+            return Err(format!(
+                "{from} gives a shard count of {count}: the count (--shard-count, PSIM_SHARD_COUNT or the array's task count) must be in [1, {MAX_COUNT}]"
+            ));
+        }
+        if index >= count {
             return Err(format!(
                 "{from} gives shard {index} of {count}: the index must be below the count"
             ));

@@ -10,6 +10,7 @@
 use crate::experiments::tradeoff::{TradeoffRow, TradeoffTable, WorkersRow};
 use crate::plot::{Plot, Series};
 use crate::sweep::SweepResult;
+use psim_common::num::show;
 use psim_common::Experiment;
 use serde::Serialize;
 use std::io::Write as _;
@@ -68,6 +69,12 @@ pub const PSIM_FILES: &[&str] = &[
     "sharp-escape-vs-batch.svg",
 ];
 
+/// The advisory lock file of an output directory: a process writing the
+/// directory holds an exclusive `flock` on it for as long as its
+/// [`OutputDir`] lives, so a second writer is refused by name. It is left in
+/// place (removing it would let two processes lock two different files).
+pub const LOCK_FILE: &str = ".psim.lock";
+
 /// Why output could not be written.
 #[derive(Debug, Error)]
 pub enum OutputError {
@@ -77,27 +84,149 @@ pub enum OutputError {
     /// `--force` on a non-empty directory psim did not write.
     #[error("output directory `{0}` is not empty and is not a psim output directory (it has no config.toml); --force only replaces an earlier psim output, choose another --out")]
     NotPsimOutput(PathBuf),
+    /// A file psim reads back is not a regular file.
+    #[error("`{path}` is {what}; psim reads its own files only as regular files (never through a link, never a FIFO or device): remove it")]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        what: &'static str,
+    },
+    /// Another process holds the directory's lock.
+    #[error("output directory `{0}` is in use by another psim process (it holds `{0}/.psim.lock`); wait for it to finish, or choose another --out")]
+    Locked(PathBuf),
+    /// A path psim writes through is a symlink or another non-directory.
+    #[error("`{path}` is {what}; psim writes only into directories it created and never follows a link it did not create: remove it, or choose another --out")]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        what: &'static str,
+    },
     /// The experiment's name cannot name a directory.
     #[error(transparent)]
     Name(#[from] psim_common::ConfigError),
     /// A file name missing from [`PSIM_FILES`] (a bug).
     #[error("`{0}` is not in psim's list of output files (output::PSIM_FILES)")]
     Unlisted(String),
-    /// A filesystem error.
-    #[error("cannot write `{path}`: {source}")]
+    /// A filesystem error (the cause is in the message, not repeated as a source).
+    #[error("cannot write `{path}`: {cause}")]
     Io {
+        /// The file.
         path: PathBuf,
-        source: std::io::Error,
+        /// The cause.
+        cause: std::io::Error,
+    },
+    /// A file psim reads back does not hold what psim writes.
+    #[error("invalid `{path}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
     },
     /// Serialisation failed.
     #[error("cannot encode `{path}`: {message}")]
-    Encode { path: PathBuf, message: String },
+    Encode {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
 }
 
-/// A directory psim owns for one command.
+impl OutputError {
+    fn io(path: &Path, cause: std::io::Error) -> Self {
+        OutputError::Io {
+            path: path.to_path_buf(),
+            cause,
+        }
+    }
+}
+
+/// A directory psim owns for one command. It holds the directory's lock
+/// ([`LOCK_FILE`]) until the last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct OutputDir {
     path: PathBuf,
+    _lock: std::sync::Arc<std::fs::File>,
+}
+
+/// Whether `dir` holds anything but psim's lock file (unreadable: no).
+fn has_entries(dir: &Path) -> bool {
+    dir.read_dir().is_ok_and(|mut d| {
+        d.any(|e| e.is_ok_and(|e| e.file_name() != std::ffi::OsStr::new(LOCK_FILE)))
+    })
+}
+
+/// Whether `path` is a regular file, without following a symlink.
+fn is_regular(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file())
+}
+
+/// Takes the exclusive lock of `dir` (creating [`LOCK_FILE`] without
+/// following a link), or refuses with [`OutputError::Locked`].
+fn lock(dir: &Path) -> Result<std::fs::File, OutputError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(&path)
+        .map_err(|e| OutputError::io(&path, e))?;
+    let kind = file
+        .metadata()
+        .map_err(|e| OutputError::io(&path, e))?
+        .file_type();
+    if !kind.is_file() {
+        return Err(OutputError::NotADirectory {
+            path,
+            what: psim_common::fs::describe(&kind),
+        });
+    }
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(if e.kind() == std::io::ErrorKind::WouldBlock {
+            OutputError::Locked(dir.to_path_buf())
+        } else {
+            OutputError::io(&path, e)
+        });
+    }
+    Ok(file)
+}
+
+/// Makes `dir` a real directory (creating it if missing), refusing a
+/// symlink or a file in its place.
+fn ensure_dir(dir: &Path) -> Result<(), OutputError> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_dir() => Ok(()),
+        Ok(m) => Err(OutputError::NotADirectory {
+            path: dir.to_path_buf(),
+            what: psim_common::fs::describe(&m.file_type()),
+        }),
+        Err(_) => match std::fs::create_dir(dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => ensure_dir_exists(dir),
+            Err(e) => Err(OutputError::io(dir, e)),
+        },
+    }
+}
+
+fn ensure_dir_exists(dir: &Path) -> Result<(), OutputError> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_dir() => Ok(()),
+        Ok(m) => Err(OutputError::NotADirectory {
+            path: dir.to_path_buf(),
+            what: psim_common::fs::describe(&m.file_type()),
+        }),
+        Err(e) => Err(OutputError::io(dir, e)),
+    }
 }
 
 impl OutputDir {
@@ -108,63 +237,104 @@ impl OutputDir {
     /// A non-empty `requested` directory needs `force`, and then must be an
     /// earlier psim output (it has `config.toml`): psim's own files in it
     /// ([`PSIM_FILES`]) are removed first, so no earlier experiment's plots
-    /// or tables mix into this one's; other files are left alone.
+    /// or tables mix into this one's; other files are left alone. A symlink
+    /// among them is removed, never followed. The directory's lock is taken
+    /// before anything in it is removed or written.
     pub fn create(
         requested: Option<&Path>,
         default_name: &str,
         force: bool,
     ) -> Result<Self, OutputError> {
         psim_common::validate_name(default_name)?;
-        let path = match requested {
+        match requested {
             Some(p) => {
-                let non_empty = p
-                    .read_dir()
-                    .map(|mut d| d.next().is_some())
-                    .unwrap_or(false);
+                let non_empty = has_entries(p);
                 if non_empty && !force {
                     return Err(OutputError::NotEmpty(p.to_path_buf()));
                 }
-                if non_empty {
-                    if !p.join("config.toml").is_file() {
-                        return Err(OutputError::NotPsimOutput(p.to_path_buf()));
+                if non_empty && !is_regular(&p.join("config.toml")) {
+                    return Err(OutputError::NotPsimOutput(p.to_path_buf()));
+                }
+                std::fs::create_dir_all(p).map_err(|e| OutputError::io(p, e))?;
+                let lock = lock(p)?;
+                if has_entries(p) {
+                    if !force {
+                        // Filled between the check and the lock.
+                        return Err(OutputError::NotEmpty(p.to_path_buf()));
                     }
                     for name in PSIM_FILES {
                         let f = p.join(name);
-                        if f.is_file() {
-                            std::fs::remove_file(&f)
-                                .map_err(|source| OutputError::Io { path: f, source })?;
+                        // A file or a symlink (the link is removed, not its target).
+                        if std::fs::symlink_metadata(&f)
+                            .is_ok_and(|m| m.file_type().is_file() || m.file_type().is_symlink())
+                        {
+                            std::fs::remove_file(&f).map_err(|e| OutputError::io(&f, e))?;
                         }
                     }
                     remove_point_files(&p.join("points"))?;
                 }
-                p.to_path_buf()
+                Ok(Self {
+                    path: p.to_path_buf(),
+                    _lock: std::sync::Arc::new(lock),
+                })
             }
             None => {
                 let base = Path::new("psim-out").join(default_name);
-                let mut candidate = base.clone();
-                let mut k = 2;
-                while candidate.exists() {
-                    candidate = PathBuf::from(format!("{}-{k}", base.display()));
+                std::fs::create_dir_all("psim-out").map_err(|e| OutputError::io(&base, e))?;
+                let mut k = 1;
+                loop {
+                    let candidate = if k == 1 {
+                        base.clone()
+                    } else {
+                        PathBuf::from(format!("{}-{k}", base.display()))
+                    };
                     k += 1;
+                    // create_dir is exclusive: two processes never get one name.
+                    match std::fs::create_dir(&candidate) {
+                        Ok(()) => {
+                            let lock = lock(&candidate)?;
+                            return Ok(Self {
+                                path: candidate,
+                                _lock: std::sync::Arc::new(lock),
+                            });
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                        Err(e) => return Err(OutputError::io(&candidate, e)),
+                    }
                 }
-                candidate
             }
-        };
-        std::fs::create_dir_all(&path).map_err(|source| OutputError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(Self { path })
+        }
     }
 
-    /// An existing psim output directory (it has `config.toml`), to
-    /// continue (`--resume`, a retried shard, `psim merge` into it).
+    /// An existing psim output directory (it has `config.toml`, a regular
+    /// file), to continue (`--resume`, a retried shard, `psim merge` into
+    /// it). Takes the directory's lock.
+    ///
+    /// Every file psim will read back is checked first
+    /// ([`check_regular_files`]), and so is a `shard.json`'s shard (a count
+    /// of 0 or an index beyond it is refused by name, never divided by).
     pub fn existing(path: &Path) -> Result<Self, OutputError> {
-        if !path.join("config.toml").is_file() {
+        if !is_regular(&path.join("config.toml")) {
             return Err(OutputError::NotPsimOutput(path.to_path_buf()));
         }
+        let lock = lock(path)?;
+        check_regular_files(path)?;
+        check_shard_json(path)?;
         Ok(Self {
             path: path.to_path_buf(),
+            _lock: std::sync::Arc::new(lock),
+        })
+    }
+
+    /// Any existing directory holding psim output (for `psim report`, which
+    /// writes `report.html` into directories without `config.toml` too).
+    /// Takes the directory's lock.
+    pub fn existing_any(path: &Path) -> Result<Self, OutputError> {
+        ensure_dir_exists(path)?;
+        let lock = lock(path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            _lock: std::sync::Arc::new(lock),
         })
     }
 
@@ -182,32 +352,23 @@ impl OutputDir {
         Ok(path)
     }
 
-    /// Writes the two files of finished point `index` (`points/P.runs.csv`,
-    /// then `points/P.json`, the marker that the point is done), each
-    /// atomically.
-    pub fn write_point(
+    /// Writes `name` atomically from `fill` (streamed; [`atomic_write`]).
+    pub fn write_with(
         &self,
-        index: usize,
-        json: &str,
-        rows: impl IntoIterator<Item = Vec<String>>,
-    ) -> Result<(), OutputError> {
+        name: &str,
+        fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+    ) -> Result<PathBuf, OutputError> {
+        let path = self.checked(name)?;
+        atomic_write(&path, fill)?;
+        Ok(path)
+    }
+
+    /// The `points` directory, created if missing; a symlink or a file in
+    /// its place is refused.
+    pub fn points_dir(&self) -> Result<PathBuf, OutputError> {
         let dir = self.path.join("points");
-        std::fs::create_dir_all(&dir).map_err(|source| OutputError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        let csv_path = dir.join(format!("{index}.runs.csv"));
-        atomic_write(&csv_path, |f| {
-            let mut w = csv::Writer::from_writer(f);
-            for r in rows {
-                w.write_record(&r).map_err(std::io::Error::other)?;
-            }
-            w.flush()
-        })?;
-        atomic_write(&dir.join(format!("{index}.json")), |f| {
-            f.write_all(json.as_bytes())
-        })?;
-        Ok(())
+        ensure_dir(&dir)?;
+        Ok(dir)
     }
 
     /// Writes the two files of finished point `index` from their bytes
@@ -219,11 +380,7 @@ impl OutputDir {
         json: &str,
         rows: &[u8],
     ) -> Result<(), OutputError> {
-        let dir = self.path.join("points");
-        std::fs::create_dir_all(&dir).map_err(|source| OutputError::Io {
-            path: dir.clone(),
-            source,
-        })?;
+        let dir = self.points_dir()?;
         atomic_write(&dir.join(format!("{index}.runs.csv")), |f| {
             f.write_all(rows)
         })?;
@@ -256,6 +413,13 @@ impl OutputDir {
             path: self.path.join("config.toml"),
             message: e.to_string(),
         })?;
+        // TOML prints a tiny float in full (5e-324 as 324 digits): shorten
+        // long numbers, kept only if the text still reads back the same.
+        let short = shorten_floats(&text);
+        let text = match toml::from_str::<Experiment>(&short) {
+            Ok(back) if back == *experiment => short,
+            _ => text,
+        };
         let header =
             "# Resolved psim configuration: replay with `psim run --config <this file>`.\n";
         self.write("config.toml", format!("{header}{text}"))
@@ -281,38 +445,176 @@ impl OutputDir {
     }
 }
 
+/// Rewrites every unquoted decimal number longer than 24 characters in
+/// TOML `text` in exponent notation ([`psim_common::num::show`]).
+fn shorten_floats(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quoted = false;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '"' {
+            quoted = !quoted;
+        }
+        let starts_number = !quoted
+            && (c.is_ascii_digit() || c == '-')
+            && !text[..i].ends_with(|p: char| p.is_alphanumeric() || p == '_' || p == '.');
+        if !starts_number {
+            out.push(c);
+            continue;
+        }
+        let mut end = i + c.len_utf8();
+        while let Some(&(j, d)) = chars.peek() {
+            if d.is_ascii_digit() || matches!(d, '.' | 'e' | 'E' | '+' | '-') {
+                end = j + d.len_utf8();
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let token = &text[i..end];
+        match token.parse::<f64>() {
+            Ok(v) if token.len() > 24 && token.contains('.') && v.is_finite() => {
+                out.push_str(&format!("{v:e}"))
+            }
+            _ => out.push_str(token),
+        }
+    }
+    out
+}
+
+/// Creates a temporary file beside `path` exclusively (`O_CREAT|O_EXCL`,
+/// never through a symlink: a planted `.NAME.tmp-…` is not written
+/// through, another name is tried).
+fn create_temp(path: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy().into_owned());
+    let mut last = None;
+    for _ in 0..64 {
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tmp = path.with_file_name(format!(".{name}.tmp-{}-{k}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no temporary name left")))
+}
+
 /// Writes `path` atomically: `fill` writes a temporary file in the same
-/// directory, which is flushed to disk (fsync) and renamed over `path`. A
-/// crash or a full disk leaves the old file or none, never a truncated one;
-/// the temporary file is removed on error.
+/// directory, created exclusively and never through a link
+/// ([`create_temp`]), which is flushed to disk (fsync) and renamed over
+/// `path` (a symlink at `path` is replaced, not followed). A crash or a
+/// full disk leaves the old file or none, never a truncated one; the
+/// temporary file is removed on error.
 pub fn atomic_write(
     path: &Path,
     fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> Result<(), OutputError> {
-    let name = path
-        .file_name()
-        .map_or_else(Default::default, |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let (tmp, file) = create_temp(path).map_err(|e| OutputError::io(path, e))?;
     let result = (|| {
-        let file = std::fs::File::create(&tmp)?;
         let mut w = std::io::BufWriter::new(file);
         fill(&mut w)?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
-    result.map_err(|source| {
+    result.map_err(|cause| {
         let _ = std::fs::remove_file(&tmp);
-        OutputError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        OutputError::io(path, cause)
     })
+}
+
+/// Checks that every file psim would read back from `dir` (its
+/// [`PSIM_FILES`], `points/*`, and `points` itself) is a regular file (or a
+/// directory for `points`) when present: a symlink, FIFO or device is
+/// refused by name, so a later read neither follows a link out of the
+/// directory nor blocks.
+pub fn check_regular_files(dir: &Path) -> Result<(), OutputError> {
+    let bad = |path: PathBuf, kind: &std::fs::FileType| OutputError::NotRegular {
+        path,
+        what: psim_common::fs::describe(kind),
+    };
+    // report.html is only written (renamed over, a link replaced), never read.
+    for name in PSIM_FILES.iter().filter(|n| **n != "report.html") {
+        let f = dir.join(name);
+        if let Ok(m) = std::fs::symlink_metadata(&f) {
+            if !m.file_type().is_file() {
+                return Err(bad(f, &m.file_type()));
+            }
+        }
+    }
+    let points = dir.join("points");
+    match std::fs::symlink_metadata(&points) {
+        Err(_) => return Ok(()),
+        Ok(m) if !m.file_type().is_dir() => return Err(bad(points, &m.file_type())),
+        Ok(_) => {}
+    }
+    for entry in points
+        .read_dir()
+        .map_err(|e| OutputError::io(&points, e))?
+        .flatten()
+    {
+        let kind = entry
+            .file_type()
+            .map_err(|e| OutputError::io(&entry.path(), e))?;
+        if !kind.is_file() {
+            return Err(bad(entry.path(), &kind));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a `shard.json` in `dir` whose shard is not `I/N` with
+/// 1 ≤ N ≤ 10⁸ and I < N (absent: fine).
+fn check_shard_json(dir: &Path) -> Result<(), OutputError> {
+    let path = dir.join("shard.json");
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(());
+    }
+    let text = psim_common::fs::read_regular(&path, psim_common::fs::Links::Refuse)
+        .map_err(|e| OutputError::io(&path, e))?;
+    let bad = |message: String| OutputError::Invalid {
+        path: path.clone(),
+        message,
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    let field = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
+    match (field("index"), field("count")) {
+        (Some(i), Some(n)) if (1..=100_000_000).contains(&n) && i < n => Ok(()),
+        (i, n) => {
+            let show = |v: Option<u64>| v.map_or("missing".to_string(), |v| v.to_string());
+            Err(bad(format!(
+                "its shard must have 1 ≤ count ≤ 100000000 and index < count, got index {}, count {}; the file was edited or damaged: rerun this shard into a new --out",
+                show(i),
+                show(n)
+            )))
+        }
+    }
 }
 
 /// Removes psim's point files (`P.json`, `P.runs.csv`, and temporaries
 /// left by a kill) from `dir`, and `dir` if that empties it.
 fn remove_point_files(dir: &Path) -> Result<(), OutputError> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_dir() => {}
+        // A link is removed, never followed into its target.
+        Ok(m) if m.file_type().is_symlink() => {
+            return std::fs::remove_file(dir).map_err(|e| OutputError::io(dir, e));
+        }
+        _ => return Ok(()),
+    }
     let Ok(entries) = dir.read_dir() else {
         return Ok(());
     };
@@ -325,7 +627,7 @@ fn remove_point_files(dir: &Path) -> Result<(), OutputError> {
             && (name.ends_with(".json") || name.ends_with(".runs.csv") || name.contains(".tmp-"));
         if ours {
             let f = entry.path();
-            std::fs::remove_file(&f).map_err(|source| OutputError::Io { path: f, source })?;
+            std::fs::remove_file(&f).map_err(|e| OutputError::io(&f, e))?;
         }
     }
     let _ = std::fs::remove_dir(dir);
@@ -360,7 +662,7 @@ fn f(v: f64) -> String {
     if v.is_nan() {
         String::new()
     } else {
-        format!("{v}")
+        show(v)
     }
 }
 
@@ -409,7 +711,11 @@ pub fn write_sweep(
                     .path()
                     .join("points")
                     .join(format!("{}.runs.csv", p.summary.index));
-                std::io::copy(&mut std::fs::File::open(frag)?, w)?;
+                let mut src = psim_common::fs::open_regular(&frag, psim_common::fs::Links::Refuse)
+                    .map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("`{}`: {e}", frag.display()))
+                    })?;
+                std::io::copy(&mut src, w)?;
             }
         }
         Ok(())
@@ -507,10 +813,12 @@ pub fn write_sweep(
 /// delay model on the injected engine, workers/compute time/consistency on
 /// the others), then `rest`.
 fn columns(e: &Experiment, rest: &[&'static str]) -> Vec<&'static str> {
-    let axes: &[&str] = if e.base.cluster().is_some() {
-        &["workers", "compute_time", "consistency"]
-    } else {
-        &["delay"]
+    let axes: &[&str] = match e.base.cluster() {
+        Some(c) if c.worker_compute.is_some() => {
+            &["workers", "compute_time", "consistency", "worker_compute"]
+        }
+        Some(_) => &["workers", "compute_time", "consistency"],
+        None => &["delay"],
     };
     let mut c = vec!["point", "momentum", "step_size"];
     c.extend(axes.iter().copied());
@@ -520,17 +828,19 @@ fn columns(e: &Experiment, rest: &[&'static str]) -> Vec<&'static str> {
 
 /// A point's values of the [`columns`] before `rest`.
 fn point_head(s: &crate::sweep::PointSummary) -> Vec<String> {
-    let mut row = vec![
-        s.index.to_string(),
-        s.momentum.to_string(),
-        s.step_size.to_string(),
-    ];
+    let mut row = vec![s.index.to_string(), show(s.momentum), show(s.step_size)];
     match s.workers {
-        Some(w) => row.extend([
-            w.to_string(),
-            s.compute_time.clone().unwrap_or_default(),
-            s.consistency.clone().unwrap_or_default(),
-        ]),
+        Some(w) => {
+            row.extend([
+                w.to_string(),
+                s.compute_time.clone().unwrap_or_default(),
+                s.consistency.clone().unwrap_or_default(),
+            ]);
+            // Set for every point of the experiment or for none (columns).
+            if let Some(wc) = &s.worker_compute {
+                row.push(wc.clone());
+            }
+        }
         None => row.push(s.delay.clone().unwrap_or_default()),
     }
     row
@@ -828,33 +1138,27 @@ pub fn workers_plot(rows: &[WorkersRow], name: &str) -> Plot {
 /// row by row: every recorded push of every run, in the order applied.
 pub fn write_pushes(out: &OutputDir, sweep: &SweepResult) -> Result<PathBuf, OutputError> {
     use std::io::Write;
-    let path = out.checked("pushes.csv")?;
-    let io = |e: std::io::Error| OutputError::Io {
-        path: path.clone(),
-        source: e,
-    };
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io)?);
-    writeln!(w, "{}", psim_common::pushes::PUSHES_HEADER).map_err(io)?;
-    for p in &sweep.points {
-        for (run, rows) in &p.pushes {
-            for r in rows {
-                writeln!(
-                    w,
-                    "{},{run},{},{},{},{},{:e},{:e}",
-                    p.summary.index,
-                    r.worker,
-                    r.fetched_version,
-                    r.applied_version,
-                    r.staleness,
-                    r.compute_seconds,
-                    r.wait_seconds
-                )
-                .map_err(io)?;
+    out.write_with("pushes.csv", |w| {
+        writeln!(w, "{}", psim_common::pushes::PUSHES_HEADER)?;
+        for p in &sweep.points {
+            for (run, rows) in &p.pushes {
+                for r in rows {
+                    writeln!(
+                        w,
+                        "{},{run},{},{},{},{},{:e},{:e}",
+                        p.summary.index,
+                        r.worker,
+                        r.fetched_version,
+                        r.applied_version,
+                        r.staleness,
+                        r.compute_seconds,
+                        r.wait_seconds
+                    )?;
+                }
             }
         }
-    }
-    w.flush().map_err(io)?;
-    Ok(path)
+        Ok(())
+    })
 }
 
 /// The measured staleness over time (per point, first recorded run:
@@ -972,6 +1276,17 @@ mod tests {
         }
         assert!(dir.join("mine.txt").exists(), "other files are left alone");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn long_floats_in_toml_are_shortened_and_nothing_else() {
+        let tiny = format!("{}", 5e-324);
+        let text = format!("a = {tiny}\nb = [1.5, {tiny}]\nc = \"{tiny}\"\nd = 12\n");
+        let short = shorten_floats(&text);
+        assert_eq!(
+            short,
+            format!("a = 5e-324\nb = [1.5, 5e-324]\nc = \"{tiny}\"\nd = 12\n")
+        );
     }
 
     #[test]

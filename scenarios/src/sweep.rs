@@ -393,8 +393,15 @@ pub(crate) struct PointAcc {
 }
 
 /// Per-worker totals of a point's runs (cluster engines), folded run by run.
+///
+/// A worker's mean compute time is the mean over the runs of its per-run
+/// mean; it is known (`Some`) only if every run so far reported it for that
+/// worker: a worker absent from an earlier run, or a run without a compute
+/// time for it, makes it `None` (never a sum over fewer runs).
 #[derive(Default)]
 struct WorkerAcc {
+    /// Runs folded so far.
+    runs: usize,
     stats: Vec<psim_common::WorkerStats>,
     compute: Vec<Option<f64>>,
     hists: Vec<Option<StalenessHistogram>>,
@@ -402,15 +409,16 @@ struct WorkerAcc {
 
 impl WorkerAcc {
     fn add(&mut self, r: &RunResult) {
+        let n = r.workers.len();
+        if self.stats.len() < n {
+            self.stats.resize(n, Default::default());
+            // New slots: known (sum 0) only if no earlier run could have
+            // left them out, i.e. this is the first run.
+            let fresh = if self.runs == 0 { Some(0.0) } else { None };
+            self.compute.resize(n, fresh);
+            self.hists.resize(n, None);
+        }
         for (w, x) in r.workers.iter().enumerate() {
-            if self.stats.len() <= w {
-                self.stats.resize(w + 1, Default::default());
-                // A worker absent from earlier runs has no mean compute time.
-                let first = self.compute.is_empty();
-                self.compute
-                    .resize(w + 1, if first { Some(0.0) } else { None });
-                self.hists.resize(w + 1, None);
-            }
             let st = &mut self.stats[w];
             st.applied += x.applied;
             st.staleness_sum = st.staleness_sum.saturating_add(x.staleness_sum);
@@ -422,9 +430,10 @@ impl WorkerAcc {
                     .merge(h);
             }
         }
-        for w in r.workers.len()..self.compute.len() {
-            self.compute[w] = None;
+        for c in self.compute.iter_mut().skip(n) {
+            *c = None;
         }
+        self.runs += 1;
     }
 
     fn finish(self, runs: usize) -> Vec<WorkerSummary> {
@@ -544,7 +553,7 @@ impl PointAcc {
             momentum: config.momentum,
             step_size: config.step_size,
             delay: config.injected().map(|i| i.delay.to_string()),
-            mean_delay: config.injected().and_then(|i| i.delay.mean()),
+            mean_delay: config.injected().and_then(|i| i.delay.mean_steps()),
             workers: config.cluster().map(|c| c.workers),
             compute_time: config.cluster().map(|c| c.compute_time.to_string()),
             consistency: config.cluster().map(|c| c.consistency.to_string()),

@@ -46,26 +46,29 @@ pub fn verdict_word(holds: bool) -> &'static str {
 
 /// Parses a seed range `A..B` (inclusive, as in `1..10`) or a comma list.
 pub fn parse_seeds(text: &str) -> Result<Vec<u64>, String> {
-    let bad =
-        || format!("invalid seeds `{text}`: want A..B (inclusive, e.g. 1..10) or a comma list");
+    let max = psim_common::config::MAX_INTEGER;
+    let bad = || {
+        format!(
+            "invalid `--check-seeds` = `{text}`: want A..B (inclusive, e.g. 1..10, at most 10000 seeds) or a comma list of distinct seeds, each in [0, {max}] (the largest integer config.toml holds)"
+        )
+    };
+    let seed = |s: &str| -> Result<u64, String> {
+        let v: u64 = s.trim().parse().map_err(|_| bad())?;
+        if v > max {
+            return Err(bad());
+        }
+        Ok(v)
+    };
     if let Some((a, b)) = text.split_once("..") {
-        let a: u64 = a.trim().parse().map_err(|_| bad())?;
-        let b: u64 = b
-            .trim()
-            .trim_start_matches('=')
-            .parse()
-            .map_err(|_| bad())?;
+        let a = seed(a)?;
+        let b = seed(b.trim().trim_start_matches('='))?;
         if a > b || b - a >= 10_000 {
             return Err(bad());
         }
         return Ok((a..=b).collect());
     }
-    let v: Vec<u64> = text
-        .split(',')
-        .map(|s| s.trim().parse::<u64>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| bad())?;
-    if v.is_empty() {
+    let v: Vec<u64> = text.split(',').map(seed).collect::<Result<_, _>>()?;
+    if v.is_empty() || v.len() > 10_000 || v.iter().enumerate().any(|(i, s)| v[..i].contains(s)) {
         return Err(bad());
     }
     Ok(v)

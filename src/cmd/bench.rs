@@ -94,6 +94,11 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         "invalid `--runs` = {}: must be in [1, 1000000]",
         a.runs
     );
+    anyhow::ensure!(
+        (1..=1_000_000).contains(&a.batched_runs),
+        "invalid `--batched-runs` = {}: must be in [1, 1000000]",
+        a.batched_runs
+    );
     let repeat = a.repeat;
     let e1: Experiment = Tradeoff.experiment();
     let simd = Simd::detect();

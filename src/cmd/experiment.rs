@@ -369,7 +369,7 @@ pub fn parse_taus(text: &str) -> Result<Vec<Delay>, ConfigError> {
     if step == 0 || from > to {
         return Err(bad());
     }
-    let n = (to - from) / step + 1;
+    let n = ((to - from) / step).saturating_add(1);
     if n > MAX_TAUS {
         return Err(ConfigError::new(
             "taus",
@@ -637,7 +637,7 @@ impl Overrides {
 }
 
 fn load(path: &PathBuf) -> Result<Experiment> {
-    let text = std::fs::read_to_string(path)
+    let text = psim_common::fs::read_regular(path, psim_common::fs::Links::Follow)
         .with_context(|| format!("cannot read config `{}`", path.display()))?;
     toml::from_str(&text).with_context(|| {
         // A config.toml of psim before engine settings moved into
@@ -959,19 +959,10 @@ fn apply_scalar_engine(e: &mut Experiment, resuming: bool) -> Result<()> {
 fn check_memory(e: &Experiment) -> Result<()> {
     let need = psim_scenarios::sweep::memory_bytes(e);
     let (limit, source) = match std::env::var("PSIM_MEMORY_LIMIT") {
-        Ok(v) => {
-            let t = v.trim();
-            let (num, mul) = match t.char_indices().last() {
-                Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
-                Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
-                Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
-                _ => (t, 1),
-            };
-            let n: f64 = num.trim().parse().map_err(|_| {
-                anyhow::anyhow!("PSIM_MEMORY_LIMIT={v}: expected bytes, e.g. 4G or 500M")
-            })?;
-            ((n * mul as f64) as u64, "PSIM_MEMORY_LIMIT")
-        }
+        Ok(v) => (
+            crate::cmd::limits::parse_memory_limit(&v)?,
+            "PSIM_MEMORY_LIMIT",
+        ),
         Err(_) => match std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
             m.lines()
                 .find(|l| l.starts_with("MemAvailable:"))

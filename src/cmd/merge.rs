@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use psim_common::fs::Links;
 use psim_common::Experiment;
 use psim_scenarios::durable::{self, Progress, ShardFile};
 use psim_scenarios::output::{atomic_write, OutputDir};
@@ -22,7 +23,7 @@ pub struct MergeArgs {
 
 fn read_config(dir: &Path) -> Result<Experiment> {
     let path = dir.join("config.toml");
-    let text = std::fs::read_to_string(&path).with_context(|| {
+    let text = psim_common::fs::read_regular(&path, Links::Refuse).with_context(|| {
         format!(
             "`{}` is not a psim output directory (cannot read its config.toml)",
             dir.display()
@@ -35,6 +36,11 @@ fn read_config(dir: &Path) -> Result<Experiment> {
 pub fn merge(a: MergeArgs) -> Result<()> {
     let first = &a.dirs[0];
     let e = read_config(first)?;
+    e.validate()
+        .with_context(|| format!("invalid config `{}`", first.join("config.toml").display()))?;
+    let study = psim_scenarios::catalogue::study_of(&e);
+    let plan = study.plan(&e)?;
+    let total = plan.points.len();
     let mut shards: Vec<(PathBuf, ShardFile)> = Vec::new();
     for dir in &a.dirs {
         let other = read_config(dir)?;
@@ -45,15 +51,20 @@ pub fn merge(a: MergeArgs) -> Result<()> {
                 dir.display()
             );
         }
+        // Nothing in a shard is read through a link or from a FIFO.
+        psim_scenarios::output::check_regular_files(dir)?;
         let path = dir.join("shard.json");
-        let shard: ShardFile = match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .with_context(|| format!("invalid `{}`", path.display()))?,
-            Err(_) => bail!(
+        if std::fs::symlink_metadata(&path).is_err() {
+            bail!(
                 "`{}` has no shard.json: it was not written with --shard I/N",
                 dir.display()
-            ),
-        };
+            );
+        }
+        let text = psim_common::fs::read_regular(&path, Links::Refuse)
+            .with_context(|| format!("cannot read `{}`", path.display()))?;
+        let shard: ShardFile =
+            serde_json::from_str(&text).with_context(|| format!("invalid `{}`", path.display()))?;
+        check_shard_file(&path, &shard, &plan)?;
         shards.push((dir.clone(), shard));
     }
     let count = shards[0].1.shard.count;
@@ -90,9 +101,6 @@ pub fn merge(a: MergeArgs) -> Result<()> {
             if missing.len() > 1 { "are" } else { "is" }
         );
     }
-    let study = psim_scenarios::catalogue::study_of(&e);
-    let plan = study.plan(&e)?;
-    let total = plan.points.len();
     for (dir, s) in &shards {
         let done = durable::done_points(dir);
         let todo: Vec<&usize> = s.share.iter().filter(|p| !done.contains(p)).collect();
@@ -120,16 +128,15 @@ pub fn merge(a: MergeArgs) -> Result<()> {
         out.write_config(&e)?;
         out
     };
-    let points = out.path().join("points");
-    std::fs::create_dir_all(&points)
-        .with_context(|| format!("cannot create `{}`", points.display()))?;
+    psim_scenarios::output::check_regular_files(out.path())?;
+    let points = out.points_dir()?;
     let have = durable::done_points(out.path());
     for (dir, s) in &shards {
         for p in s.share.iter().filter(|p| !have.contains(p)) {
             // The rows first, then the marker, each atomically.
             for name in [format!("{p}.runs.csv"), format!("{p}.json")] {
                 let from = dir.join("points").join(&name);
-                let mut src = std::fs::File::open(&from)
+                let mut src = psim_common::fs::open_regular(&from, Links::Refuse)
                     .with_context(|| format!("cannot read `{}`", from.display()))?;
                 atomic_write(&points.join(&name), |w| {
                     std::io::copy(&mut src, w).map(|_| ())
@@ -147,17 +154,52 @@ pub fn merge(a: MergeArgs) -> Result<()> {
         (wall_seconds, threads),
         Default::default(),
     )? {
-        Progress::Complete(report) => {
-            print!("{report}");
-            println!(
-                "\nmerged {count} shards ({total} points) into {}",
-                out.path().display()
-            );
-            Ok(())
-        }
+        Progress::Complete(report) => crate::cmd::print(format_args!(
+            "{report}\nmerged {count} shards ({total} points) into {}\n",
+            out.path().display()
+        )),
         Progress::Partial { done, total, .. } => bail!(
             "after merging, {} of {total} points are still missing",
             total - done
         ),
     }
+}
+
+/// Checks a shard's `shard.json` against the experiment of `total` points:
+/// 1 ≤ count ≤ total, index < count, `points` = total, and a share that is
+/// exactly the points P < total with P mod count = index. Names the file.
+fn check_shard_file(
+    path: &Path,
+    s: &ShardFile,
+    plan: &psim_scenarios::executor::Plan,
+) -> Result<()> {
+    let (index, count) = (s.shard.index, s.shard.count);
+    let p = path.display();
+    let total = plan.points.len();
+    let chains = plan.chains().max(1);
+    if count == 0 || count > chains {
+        bail!("invalid `{p}`: shard count {count} must be in [1, {chains}] (the experiment's independent chains of points)");
+    }
+    if index >= count {
+        bail!("invalid `{p}`: shard index {index} must be below its count {count}");
+    }
+    if s.points != total {
+        bail!(
+            "invalid `{p}`: it records {} points but the experiment has {total}",
+            s.points
+        );
+    }
+    let expected = plan.share(s.shard);
+    if s.share != expected {
+        bail!(
+            "invalid `{p}`: its share is not the points of shard {index}/{count} (P < {total} whose chain starts at a point with P mod {count} = {index})"
+        );
+    }
+    if !(s.wall_seconds.is_finite() && s.wall_seconds >= 0.0) {
+        bail!(
+            "invalid `{p}`: wall_seconds = {} must be finite and ≥ 0",
+            s.wall_seconds
+        );
+    }
+    Ok(())
 }

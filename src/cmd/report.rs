@@ -15,6 +15,8 @@ pub struct ReportArgs {
 /// interrupted sweep, or one shard) is refused with a non-zero exit: the
 /// page would show a part of the experiment as if it were the whole.
 pub fn report(a: ReportArgs) -> Result<()> {
+    // Nothing is read through a link or from a FIFO (which would block).
+    psim_scenarios::output::check_regular_files(&a.dir)?;
     if let Some((done, total)) = psim_scenarios::durable::completeness(&a.dir) {
         let dir = a.dir.display();
         if done < total {
@@ -35,6 +37,5 @@ pub fn report(a: ReportArgs) -> Result<()> {
     }
     let path = psim_scenarios::report::write(&a.dir)
         .with_context(|| format!("building the report of `{}`", a.dir.display()))?;
-    println!("{}", path.display());
-    Ok(())
+    crate::cmd::print(format_args!("{}\n", path.display()))
 }

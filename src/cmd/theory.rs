@@ -1,13 +1,15 @@
 //! `psim theory`: the papers' closed-form predictions for given parameters.
 
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Result};
 use clap::Args;
+use psim_common::num::show;
 use psim_common::theory::{
     delay_bound_ode, delay_bound_sde, max_stable_delay, ode_pca_error, ou_stationary_error,
     ou_stationary_variance, pca_stiffest_curvature, phase_one_time, phase_three_min_epsilon,
     phase_three_time, phase_two_time, saddle_escape_steps, saddle_escape_steps_ou, PhaseInputs,
 };
 use psim_common::Delay;
+use std::fmt::Write as _;
 
 /// `psim theory`.
 #[derive(Args, Debug)]
@@ -99,13 +101,74 @@ fn validate(a: &TheoryArgs) -> Result<()> {
         check("c-d", c, c > 0.0, "finite and > 0")?;
     }
     check("gamma1", a.gamma1, a.gamma1 > 0.0, "finite and > 0")?;
+    // Magnitudes whose squares and products stay finite.
+    ensure!(
+        lam.iter().all(|l| (1e-100..=1e100).contains(l)),
+        "invalid `--spectrum` = {}: every eigenvalue must be in [1e-100, 1e100] (α² = 3λ² and the sums of products must stay finite)",
+        list(lam)
+    );
+    ensure!(
+        lam.len() <= 100_000,
+        "invalid `--spectrum`: {} eigenvalues, at most 100000",
+        lam.len()
+    );
+    // Heavy ball on the stiffest direction (curvature 2λ₁) is stable only
+    // for η·2λ₁ < 2(1+μ); beyond it every prediction below is meaningless.
+    let limit = 2.0 * (1.0 + a.momentum) / pca_stiffest_curvature(lam);
+    ensure!(
+        a.step_size < limit,
+        "invalid `--step-size` = {}: must be below the stability limit 2(1+μ)/(2λ₁) = {} of heavy ball at `--momentum` = {} on `--spectrum` λ₁ = {} (the predictions describe a stable run)",
+        show(a.step_size),
+        show(limit),
+        show(a.momentum),
+        show(lam[0])
+    );
+    if let Some(text) = &a.delay {
+        let d: Delay = text
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid `--delay`: {e}"))?;
+        d.validate_steps("delay")
+            .map_err(|e| anyhow::anyhow!("invalid `--delay`: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A list of numbers as psim prints them.
+fn list(v: &[f64]) -> String {
+    let shown: Vec<String> = v.iter().take(8).map(|x| show(*x)).collect();
+    format!(
+        "[{}{}]",
+        shown.join(", "),
+        if v.len() > 8 { ", …" } else { "" }
+    )
+}
+
+/// Refuses a derived quantity that is not a finite number in its range,
+/// naming it and the flags it comes from.
+fn derived(name: &str, v: f64, ok: bool, range: &str, from: &str) -> Result<()> {
+    if !(v.is_finite() && ok) {
+        bail!("{name} = {} is not {range} for these inputs ({from}); the prediction would be meaningless: change {from}", show(v));
+    }
     Ok(())
 }
 
 /// Prints every prediction.
 pub fn theory(a: TheoryArgs) -> Result<()> {
-    let lam = &a.spectrum;
     validate(&a)?;
+    let text = render(&a)?;
+    crate::cmd::print(format_args!("{text}"))
+}
+
+/// Every prediction as text; nothing is printed before every input and
+/// every derived quantity has been checked.
+fn render(a: &TheoryArgs) -> Result<String> {
+    let lam = &a.spectrum;
+    let mut o = String::new();
+    macro_rules! out {
+        ($($t:tt)*) => {
+            let _ = writeln!(o, $($t)*);
+        };
+    }
     let (mu, eta) = (a.momentum, a.step_size);
     let alpha = |i: usize, j: usize| {
         if i == j {
@@ -124,55 +187,121 @@ pub fn theory(a: TheoryArgs) -> Result<()> {
         step_size: eta,
         delta,
     };
-    println!("streaming PCA, Σ = diag{lam:?} (Gaussian data: α²_ij = λ_iλ_j, α²_ii = 3λ_i²), μ = {mu}, η = {eta}, δ = {delta:.4}\n");
-    println!("ODE of 001 Thm 3.3: h_i(t) ∝ h_i(0)·exp(λ_i t/(1−μ)), t = kη; from h = (δ, √(1−δ²), 0, …):");
+    let t1 = phase_one_time(&p, a.nu);
+    let t2 = phase_two_time(&p);
+    let floor = ou_stationary_error(eta, mu, lam, |i| alpha(i, 0));
+    let from = "`--spectrum`, `--momentum`, `--step-size`, `--delta`";
+    derived(
+        "φ = Σ_j α²_1j",
+        p.phi,
+        p.phi > 0.0,
+        "finite and > 0",
+        "`--spectrum`",
+    )?;
+    derived(
+        "T₁",
+        t1,
+        t1 >= 0.0,
+        "finite and ≥ 0",
+        "`--spectrum`, `--momentum`, `--step-size`, `--nu`",
+    )?;
+    derived(
+        "T₂",
+        t2,
+        t2 >= 0.0,
+        "finite and ≥ 0 (it needs δ² ≤ 1/2; δ defaults to √η)",
+        from,
+    )?;
+    derived(
+        "the OU stationary error",
+        floor,
+        floor >= 0.0,
+        "finite and ≥ 0",
+        from,
+    )?;
+    let c_d = a.c_d.unwrap_or(lam.iter().sum());
+    let ode_bound = delay_bound_ode(mu, lam[0], eta, a.gamma);
+    let sde_bound = delay_bound_sde(mu, lam[0], c_d, eta, a.gamma);
+    derived(
+        "the ODE delay bound",
+        ode_bound,
+        ode_bound >= 0.0,
+        "finite and ≥ 0",
+        "`--spectrum`, `--momentum`, `--step-size`, `--gamma`",
+    )?;
+    derived(
+        "the SDE delay bound",
+        sde_bound,
+        sde_bound >= 0.0,
+        "finite and ≥ 0",
+        "`--spectrum`, `--momentum`, `--step-size`, `--gamma`, `--c-d`",
+    )?;
+    let escape = saddle_escape_steps(eta, a.gamma1);
+    let escape_ou = saddle_escape_steps_ou(eta, a.gamma1, 1.0, 1.0, mu);
+    derived(
+        "the saddle escape time",
+        escape,
+        escape >= 0.0,
+        "finite and ≥ 0",
+        "`--step-size`, `--gamma1`",
+    )?;
+    derived(
+        "the OU saddle escape time",
+        escape_ou,
+        escape_ou >= 0.0,
+        "finite and ≥ 0",
+        "`--step-size`, `--gamma1`, `--momentum`",
+    )?;
+    out!("streaming PCA, Σ = diag{} (Gaussian data: α²_ij = λ_iλ_j, α²_ii = 3λ_i²), μ = {}, η = {}, δ = {delta:.4}\n", list(lam), show(mu), show(eta));
+    out!("ODE of 001 Thm 3.3: h_i(t) ∝ h_i(0)·exp(λ_i t/(1−μ)), t = kη; from h = (δ, √(1−δ²), 0, …):");
     let mut h0 = vec![0.0; lam.len()];
     h0[0] = delta;
     h0[1] = (1.0 - delta * delta).sqrt();
     for k in [0u64, 100, 1000, 10_000, 100_000] {
-        println!(
+        out!(
             "  step {k:>7}: error {:.6}",
             ode_pca_error(&h0, lam, mu, k as f64 * eta)
         );
     }
-    println!("\nOU stationary variance per coordinate (001 Thm 3.5), η α²_i1/(2(1−μ)(λ₁−λ_i)):");
+    out!("\nOU stationary variance per coordinate (001 Thm 3.5), η α²_i1/(2(1−μ)(λ₁−λ_i)):");
     for i in 1..lam.len() {
-        println!(
+        out!(
             "  h_{}: {:.6e}",
             i + 1,
             ou_stationary_variance(eta, mu, lam[0], lam[i], alpha(i, 0))
         );
     }
-    println!(
+    out!(
         "  stationary error (sum): {:.6e}",
         ou_stationary_error(eta, mu, lam, |i| alpha(i, 0))
     );
-    println!("\nphase lengths (t and steps = t/η):");
-    let t1 = phase_one_time(&p, a.nu);
-    println!(
+    out!("\nphase lengths (t and steps = t/η):");
+    out!(
         "  T₁ escape the saddle (001 Prop 3.10, ν = {}): t = {t1:.4}, {:.0} steps",
         a.nu,
         t1 / eta
     );
-    let t2 = phase_two_time(&p);
-    println!(
+    out!(
         "  T₂ traverse (ODE, 001 eq. B.9):              t = {t2:.4}, {:.0} steps",
         t2 / eta
     );
     let eps_min = phase_three_min_epsilon(&p);
-    let floor = ou_stationary_error(eta, mu, lam, |i| alpha(i, 0));
     match phase_three_time(&p, a.epsilon) {
-        Some(t3) => println!(
-            "  T₃ converge to ε = {} (001 Prop 3.6):        t = {t3:.4}, {:.0} steps",
-            a.epsilon,
-            t3 / eta
-        ),
-        None => println!(
-            "  T₃ (001 Prop 3.6): not defined at ε = {}: the bound needs (1−μ)(λ₁−λ₂)ε > 4ηφ",
-            a.epsilon
-        ),
+        Some(t3) => {
+            out!(
+                "  T₃ converge to ε = {} (001 Prop 3.6):        t = {t3:.4}, {:.0} steps",
+                a.epsilon,
+                t3 / eta
+            );
+        }
+        None => {
+            out!(
+                "  T₃ (001 Prop 3.6): not defined at ε = {}: the bound needs (1−μ)(λ₁−λ₂)ε > 4ηφ",
+                a.epsilon
+            );
+        }
     }
-    println!(
+    out!(
         "      feasibility limit of Prop 3.6's bound: T₃ is defined for ε > 4ηφ/((1−μ)(λ₁−λ₂)) = {eps_min:.4}{}",
         if eps_min >= 1.0 {
             " (≥ 1, the largest error: the bound says nothing at this η; it needs η ≍ ε(λ₁−λ₂)/φ)"
@@ -180,7 +309,7 @@ pub fn theory(a: TheoryArgs) -> Result<()> {
             ""
         }
     );
-    println!(
+    out!(
         "      this is a condition of the bound, not of the dynamics: the OU floor (stationary error) is {floor:.4e}"
     );
     if phase_three_time(&p, a.epsilon).is_none() {
@@ -196,36 +325,33 @@ pub fn theory(a: TheoryArgs) -> Result<()> {
             ..p
         };
         if let Some(t3) = phase_three_time(&p3, a.epsilon) {
-            println!(
+            out!(
                 "      where it is defined, e.g. η = {eta3:.3e} (half the largest η for this ε), from δ² = {:.3}: T₃ = {t3:.4}, {:.0} steps",
                 delta3 * delta3,
                 t3 / eta3
             );
         }
     }
-    let c_d = a.c_d.unwrap_or(lam.iter().sum());
-    let ode_bound = delay_bound_ode(mu, lam[0], eta, a.gamma);
-    let sde_bound = delay_bound_sde(mu, lam[0], c_d, eta, a.gamma);
-    println!(
+    out!(
         "\ndelay conditions of 001 (γ = {}, C_d = {c_d}; up to constants):",
         a.gamma
     );
-    println!("  ODE regime (Thm 3.3; E[τ] for random delays, eq. 4.1): τ ≲ (1−μ)²/(λ₁η^(1−γ))      = {ode_bound:.2}");
-    println!("  SDE regime (Lemma 3.4, Thm 3.5):                       τ ≲ (1−μ)²/((λ₁+C_d)η^(1/2−γ)) = {sde_bound:.2}");
+    out!("  ODE regime (Thm 3.3; E[τ] for random delays, eq. 4.1): τ ≲ (1−μ)²/(λ₁η^(1−γ))      = {ode_bound:.2}");
+    out!("  SDE regime (Lemma 3.4, Thm 3.5):                       τ ≲ (1−μ)²/((λ₁+C_d)η^(1/2−γ)) = {sde_bound:.2}");
     let c = pca_stiffest_curvature(lam);
-    println!("  largest stable constant delay of the linearised delayed heavy ball (curvature 2λ₁ = {c}): {}", max_stable_delay(mu, eta * c).map_or("unstable at τ = 0".into(), |d| d.to_string()));
+    out!("  largest stable constant delay of the linearised delayed heavy ball (curvature 2λ₁ = {c}): {}", max_stable_delay(mu, eta * c).map_or("unstable at τ = 0".into(), |d| d.to_string()));
     if let Some(text) = &a.delay {
-        let d: Delay = text.parse()?;
+        let d: Delay = text.parse()?; // validated above
         let (what, v) = match d.upper_bound() {
             Some(b) => ("max τ", b),
             None => ("E[τ]", d.mean().unwrap_or(f64::INFINITY)),
         };
-        println!(
+        out!(
             "  delay `{text}`: {what} = {v:.2} → ODE condition {}, SDE condition {}",
             if v <= ode_bound { "met" } else { "violated" },
             if v <= sde_bound { "met" } else { "violated" }
         );
     }
-    println!("\nsaddle escape (002 Thm 3), γ₁ = {}: (1/(2γ₁))·η⁻¹·log η⁻¹ = {:.0} steps; finite-η OU estimate (unit noise, radius 1, μ): {:.0} steps", a.gamma1, saddle_escape_steps(eta, a.gamma1), saddle_escape_steps_ou(eta, a.gamma1, 1.0, 1.0, mu));
-    Ok(())
+    out!("\nsaddle escape (002 Thm 3), γ₁ = {}: (1/(2γ₁))·η⁻¹·log η⁻¹ = {:.0} steps; finite-η OU estimate (unit noise, radius 1, μ): {:.0} steps", a.gamma1, escape, escape_ou);
+    Ok(o)
 }

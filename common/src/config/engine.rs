@@ -249,18 +249,19 @@ impl ClusterConfig {
             w.validate(self.workers)?;
         }
         if let Some(s) = self.stragglers {
-            if !(0.0..=1.0).contains(&s.fraction) {
+            // Fraction 0 (no straggler) or slowdown 1 (no slower) cannot take effect.
+            if !(s.fraction > 0.0 && s.fraction <= 1.0) {
                 return Err(ConfigError::new(
                     "engine.cluster.stragglers.fraction",
                     s.fraction,
-                    "in [0, 1]",
+                    "in (0, 1] (0 makes no worker a straggler; omit stragglers instead)",
                 ));
             }
-            if !(s.slowdown.is_finite() && s.slowdown >= 1.0) {
+            if !(s.slowdown.is_finite() && s.slowdown > 1.0) {
                 return Err(ConfigError::new(
                     "engine.cluster.stragglers.slowdown",
                     s.slowdown,
-                    "finite and ≥ 1",
+                    "finite and > 1 (1 makes stragglers as fast as the others; omit stragglers instead)",
                 ));
             }
         }
@@ -652,8 +653,9 @@ impl FromStr for WorkerCompute {
                     .map_err(|e| bad(format!("distribution: {e}")))?,
             )),
             "replay" => {
-                let body = std::fs::read_to_string(args)
-                    .map_err(|e| bad(format!("cannot read `{args}`: {e}")))?;
+                let body =
+                    crate::fs::read_regular(std::path::Path::new(args), crate::fs::Links::Follow)
+                        .map_err(|e| bad(format!("cannot read `{args}`: {e}")))?;
                 let log = crate::pushes::parse_push_log(&body)
                     .map_err(|e| bad(format!("`{args}` is not a psim push log: {e}")))?;
                 Ok(WorkerCompute::Replay {

@@ -220,6 +220,13 @@ impl Experiment {
             e.validate()
                 .map_err(|e| rename(e, &format!("grid.workers[{i}]")))?;
         }
+        // A value given twice would run (and report) the same point twice.
+        distinct("grid.momentum", &self.grid.momentum)?;
+        distinct("grid.step_size", &self.grid.step_size)?;
+        distinct("grid.delay", &self.grid.delay)?;
+        distinct("grid.workers", &self.grid.workers)?;
+        distinct("grid.compute_time", &self.grid.compute_time)?;
+        distinct("grid.consistency", &self.grid.consistency)?;
         if let Some(r) = &self.tradeoff {
             if !(r.factor.is_finite() && r.factor > 1.0) {
                 return Err(ConfigError::new(
@@ -253,6 +260,23 @@ impl Experiment {
         }
         Ok(())
     }
+}
+
+/// Refuses a grid axis that lists one value twice, naming both entries.
+fn distinct<T: PartialEq + std::fmt::Display>(
+    field: &str,
+    values: &[T],
+) -> Result<(), ConfigError> {
+    for (i, v) in values.iter().enumerate() {
+        if let Some(j) = values[..i].iter().position(|u| u == v) {
+            return Err(ConfigError::new(
+                format!("{field}[{i}]"),
+                v,
+                format!("distinct values: it repeats {field}[{j}], which would run and report the same points twice"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn rename(mut e: ConfigError, field: &str) -> ConfigError {

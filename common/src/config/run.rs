@@ -132,7 +132,7 @@ impl RunConfig {
         }
         self.engine.validate()?;
         self.rule.validate()?;
-        self.schedule.validate()?;
+        self.schedule.validate_for_steps(self.steps)?;
         self.objective.validate()
     }
 

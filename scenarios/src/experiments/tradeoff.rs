@@ -234,7 +234,27 @@ pub fn analyse_workers(
     injected: &[TradeoffRow],
 ) -> Vec<WorkersRow> {
     let workers_of = |p: &PointResult| p.summary.workers.unwrap_or(0) as f64;
-    curves(sweep, workers_of)
+    // One curve per (μ, η) *and* per setting of the other cluster axes
+    // (compute time, consistency, per-worker compute): points that differ
+    // there are different curves, never merged into one (which showed M
+    // twice and took ratios against another curve's baseline).
+    let mut split: Vec<((f64, f64), Vec<&PointResult>)> = Vec::new();
+    for (key, pts) in curves(sweep, workers_of) {
+        let mut sub: Vec<(String, Vec<&PointResult>)> = Vec::new();
+        for p in pts {
+            let s = &p.summary;
+            let axes = format!(
+                "{:?}|{:?}|{:?}",
+                s.compute_time, s.consistency, s.worker_compute
+            );
+            match sub.iter_mut().find(|(k, _)| *k == axes) {
+                Some((_, v)) => v.push(p),
+                None => sub.push((axes, vec![p])),
+            }
+        }
+        split.extend(sub.into_iter().map(|(_, v)| (key, v)));
+    }
+    split
         .into_iter()
         .map(|((momentum, step_size), pts)| {
             let curve: Vec<(f64, f64, usize)> = pts
@@ -383,7 +403,7 @@ pub fn write_delays(out: &OutputDir, sweep: &SweepResult) -> Result<String, Scen
 pub fn delay_of(p: &PointResult) -> f64 {
     p.config
         .injected()
-        .and_then(|i| i.delay.mean())
+        .and_then(|i| i.delay.mean_steps())
         .unwrap_or(f64::INFINITY)
 }
 
