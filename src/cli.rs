@@ -1,7 +1,10 @@
-//! `psim`: the command-line front end. Thin by design: parsing, progress,
-//! printing; the work lives in the library crates.
+//! The `psim` command line: clap's definition and dispatch, shared by the
+//! `psim` binary (`src/main.rs`) and the `psim` command the Python package
+//! installs (`python/psim/_cli.py` → `_psim.cli_main`). Thin by design:
+//! parsing, progress, printing; the work lives in the library crates.
 
-use psim::cmd;
+use crate::cmd;
+use std::ffi::OsString;
 
 use clap::{Parser, Subcommand};
 
@@ -84,21 +87,30 @@ enum Command {
     Report(cmd::report::ReportArgs),
 }
 
-fn main() -> std::process::ExitCode {
-    // Rust ignores SIGPIPE, so printing into a closed pipe (`psim … | head`)
-    // would panic; the default action ends the process quietly, like any CLI.
-    #[cfg(unix)]
-    // SAFETY: called first thing in main, before any other thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-    tracing_subscriber::fmt()
+/// Runs the command line `args` (the program name first, as
+/// `std::env::args_os` gives it) and returns the exit code: 0 on success
+/// (and for `--help`, `--version`), 2 on a usage error or a failed command,
+/// after printing `error: …` to stderr.
+pub fn main<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    // A second call in one process (the Python package) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
+        .try_init();
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `--help` and `--version` are "errors" that print to stdout and exit 0.
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
     let result = match cli.command {
         Command::Run(a) => cmd::experiment::run(a),
         Command::Sweep(a) => cmd::experiment::sweep(a),
@@ -110,10 +122,10 @@ fn main() -> std::process::ExitCode {
         Command::Speedup(a) => cmd::speedup::speedup(a),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::from(2)
+            2
         }
     }
 }
