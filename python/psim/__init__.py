@@ -13,9 +13,15 @@ writes the CLI's output directory (``psim report DIR`` works on it).
 
 Your own objective: pass ``objective=`` an object with ``dim``,
 ``initial_point`` (an array, or a method returning one), ``gradient(params,
-rng) -> ndarray`` and ``error(params) -> float`` (or ``loss``). ``rng`` is a
-``numpy.random.Generator`` seeded from psim's seed tree per run and worker, so
-runs are deterministic.
+rng) -> ndarray`` (float64, shape ``(dim,)``) and ``error(params) -> float``
+(or ``loss``). ``rng`` is a ``numpy.random.Generator`` seeded from psim's seed
+tree per run and worker, so runs are deterministic. Each worker computes on
+its own instance (``objective.for_worker(i)`` if defined, else
+``copy.deepcopy(objective)``, made afresh per run); ``initial_point`` and
+``error`` run on the server's instance (``for_worker(None)`` or a deep copy).
+``config.toml`` records the objective's class (``module:qualname``) and
+constructor arguments (``psim_spec()``, or the ``__init__`` parameters read
+back from attributes), and ``run(config=...)`` re-imports it.
 
 The GIL is released while Rust runs; Ctrl-C stops the sweep (runs under way
 finish first) and raises ``KeyboardInterrupt``; ``progress=False`` turns the

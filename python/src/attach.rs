@@ -11,10 +11,13 @@
 //! only thread that may delete it.
 //!
 //! At interpreter exit a thread must not take the GIL any more, so
-//! [`wait_detached`] (called by `execute` before it returns) waits until the
-//! threads attached during a call have ended, and [`shutting_down`]
-//! (registered with `atexit`) makes a late destructor leave its thread
-//! state to the interpreter's finalisation instead.
+//! [`wait_detached`] (called by `execute` before it returns, for at most
+//! 100 ms) waits until the threads attached during a call have ended, and
+//! [`shutting_down`] (registered with `atexit`) makes a later destructor
+//! leave its thread state to the interpreter's finalisation instead. A
+//! destructor caught between the two blocks in PyO3's `PyGILState_Ensure`,
+//! which hangs that exiting thread rather than unwinding it, until the
+//! process ends.
 
 use pyo3::ffi;
 use std::cell::RefCell;

@@ -277,7 +277,10 @@ impl Instance {
             if let Some(i) = copy_out(&init_attr, &mut v, "initial_point")? {
                 return Err(refusal(
                     "initial_point",
-                    format!("initial_point: value {} at index {i} is not finite", py_float(v[i])),
+                    format!(
+                        "initial_point: value {} at index {i} is not finite",
+                        py_float(v[i])
+                    ),
                 ));
             }
             Init::Fixed(v)
@@ -793,10 +796,12 @@ fn execute(
         }
         joined.map_err(|_| PyRuntimeError::new_err("psim: the run panicked (a bug of psim)"))
     })?;
-    // Threads that called Python end before we return, so none is left to
-    // take the GIL while the interpreter exits.
+    // Threads that called Python (a sweep's pool ends its threads just
+    // after the sweep) detach before we return, so none is left to take the
+    // GIL while the interpreter exits. Bounded: threads that live on (a
+    // global pool) keep their thread state until the process ends.
     if objective.is_some() {
-        py.allow_threads(|| attach::wait_detached(Duration::from_secs(5)));
+        py.allow_threads(|| attach::wait_detached(Duration::from_millis(100)));
     }
     if let Some(e) = objective.as_ref().and_then(|(o, _)| o.take_failure()) {
         return Err(e);
