@@ -759,16 +759,35 @@ fn execute(
     let tick = || {
         done.fetch_add(1, Ordering::Relaxed);
     };
+    // Dropped by the run's thread when it finishes: wakes the wait below at
+    // once (a plain sleep would add up to 50 ms to every call).
+    let (finished_tx, finished) = std::sync::mpsc::channel::<()>();
     let outcome = std::thread::scope(|s| -> PyResult<_> {
-        let handle = s.spawn(|| match &objective {
-            None => cli::execute_with(experiment, &exec, scenario, &tick, Some(&cancel)),
-            Some((o, spec)) => run_objective(experiment, &exec, o, spec, &tick, &cancel),
+        let handle = s.spawn(|| {
+            let _finished = finished_tx;
+            match &objective {
+                None => cli::execute_with(experiment, &exec, scenario, &tick, Some(&cancel)),
+                Some((o, spec)) => run_objective(experiment, &exec, o, spec, &tick, &cancel),
+            }
         });
         let mut wait = Duration::from_micros(200);
         let mut shown = u64::MAX;
         let mut interrupt = None;
-        while !handle.is_finished() {
-            py.allow_threads(|| std::thread::sleep(wait));
+        let mut receiver = Some(finished);
+        loop {
+            // The receiver goes into allow_threads by value (it is not Sync).
+            let rx = receiver.take().expect("put back below");
+            let (ended, rx) = py.allow_threads(move || {
+                let timed_out = matches!(
+                    rx.recv_timeout(wait),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                );
+                (!timed_out, rx)
+            });
+            receiver = Some(rx);
+            if ended {
+                break;
+            }
             wait = (wait * 2).min(Duration::from_millis(50));
             if let Err(e) = py.check_signals() {
                 interrupt = Some(e);
