@@ -29,3 +29,12 @@ def test_readme_snippets_run_as_written_in_seconds(name, tmp_path, monkeypatch):
         exec(compile(block, f"{name} python block {i + 1}", "exec"), namespace)
         seconds = time.perf_counter() - started
         assert seconds < LIMIT_SECONDS, f"{name} python block {i + 1} took {seconds:.1f} s"
+
+
+def test_the_benchmark_runs_from_the_repository_root_on_the_installed_package():
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, os.path.join("python", "bench_overhead.py"), "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "site-packages" in p.stdout.splitlines()[0] and "heavy ball" in p.stdout, p.stdout
