@@ -227,22 +227,7 @@ fn copy_array(
     // SAFETY: the GIL is held and no Python code runs while we read.
     unsafe {
         match array.as_slice() {
-            Ok(s) => {
-                // Copied and checked in one pass (8 lanes: vectorised).
-                let mut finite = [true; 8];
-                let mut o8 = out.chunks_exact_mut(8);
-                let mut s8 = s.chunks_exact(8);
-                for (o, v) in (&mut o8).zip(&mut s8) {
-                    for k in 0..8 {
-                        o[k] = v[k];
-                        finite[k] &= v[k].is_finite();
-                    }
-                }
-                o8.into_remainder().copy_from_slice(s8.remainder());
-                if finite.iter().all(|&f| f) {
-                    return Ok(first_non_finite(&out[out.len() - out.len() % 8..]));
-                }
-            }
+            Ok(s) => out.copy_from_slice(s),
             Err(_) => {
                 for (o, v) in out.iter_mut().zip(array.as_array().iter()) {
                     *o = *v;
