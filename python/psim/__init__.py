@@ -360,6 +360,11 @@ def _objective_spec(objective: Any) -> Dict[str, Any]:
 
     if "<locals>" in cls.__qualname__:
         return refused(f"`{cls.__qualname__}` is defined inside a function, so it cannot be imported")
+    found: Any = sys.modules.get(cls.__module__)
+    for part in cls.__qualname__.split("."):
+        found = getattr(found, part, None)
+    if found is not cls:
+        return refused(f"`{reference}` does not name this class (it is not reachable by that name in its module)")
     if hasattr(objective, "psim_spec"):
         args = objective.psim_spec()
         if not isinstance(args, dict):

@@ -285,6 +285,28 @@ def test_psim_spec_and_unreplayable_objectives(tmp_path):
     assert e.value.field == "objective" and "inside a function" in str(e.value)
 
 
+_Hidden = type("NotThisName", (Quadratic,), {})
+
+
+class ArrayArg(Quadratic):
+    def __init__(self, h):
+        super().__init__(dim=len(h))
+        self.h = np.asarray(h)
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda: _Hidden(), "does not name this class"),
+    (lambda: ArrayArg(np.array([2.0, 1.0])), "`h` is a ndarray, not a plain value"),
+], ids=["unreachable-name", "array-argument"])
+def test_what_cannot_be_replayed_is_recorded_as_such_and_refused(tmp_path, make, reason):
+    psim.run(objective=make(), out=tmp_path / "a", **dict(VT, runs=1))
+    text = (tmp_path / "a" / "config.toml").read_text()
+    assert "replayable = false" in text and reason in text, text
+    with pytest.raises(psim.PsimError) as e:
+        psim.run(config=tmp_path / "a" / "config.toml", **QUIET)
+    assert e.value.field == "objective" and reason in str(e.value)
+
+
 class WithSpec(Quadratic):
     def __init__(self, weights):
         super().__init__(dim=len(weights))
