@@ -438,7 +438,7 @@ def _execute(command: str, allowed: Dict[str, tuple], settings: Dict[str, Any], 
         given = [k for k in ("spectrum", "covariance", "data", "init") if settings.get(k) is not None]
         if given:
             raise PsimError(
-                f"`{given[0]}` sets the built-in streaming-PCA objective; with objective= it would be ignored, so it is refused",
+                f"{given[0]}: sets the built-in streaming-PCA objective; with objective= it would be ignored, so it is refused",
                 given[0],
             )
     argv = _argv(command, allowed, settings) + list(extra)

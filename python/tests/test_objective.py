@@ -240,6 +240,8 @@ def test_a_broken_objective_is_refused_naming_what_is_wrong(make, field):
     (dict(engine="threads", workers=2, compute_time="exp:-1"), "compute_time"),
     (dict(history_policy="x"), "history_policy"),
     (dict(momentum=1.5), "momentum"),
+    (dict(objective=Quadratic(), spectrum=[4, 3]), "spectrum"),
+    (dict(objective=Quadratic(), threads=2), "threads"),
     (dict(step_size="abc"), "step_size"),
 ])
 def test_every_refusal_names_its_keyword_first(settings, field):
