@@ -691,9 +691,12 @@ fn spec_summary(spec: &toml::Value) -> String {
 /// Prepares and runs `argv` (`["psim", "run", "--momentum=0.9", …]`).
 ///
 /// Returns (report, output directory). `objective`: a Python objective for
-/// `run`/`sweep`. `progress(done, total)` is called from this thread while
-/// the run goes on (the GIL is released in between). Ctrl-C stops the runs
-/// not yet started and raises KeyboardInterrupt.
+/// `run`/`sweep`, with `objective_spec`, the JSON of its `[base.objective]`
+/// table in config.toml (`kind = "python"`, `reference`, `args`, or
+/// `replayable = false` and a `reason`). `progress(done, total)` is called
+/// from this thread while the run goes on (the GIL is released in
+/// between); `done` never exceeds `total`. Ctrl-C stops the runs not yet
+/// started and raises KeyboardInterrupt.
 #[pyfunction]
 #[pyo3(signature = (argv, objective=None, progress=None, expect_name=None, objective_spec=None))]
 fn execute(
