@@ -61,8 +61,9 @@ def test_thread_local_persists_across_calls_on_an_engine_thread(settings):
     _FRESH.clear()
     r = psim.run(objective=LocalCounting(), step_size=0.01, momentum=0.5, **settings, **QUIET)
     assert r.runs["final_error"].iloc[0] < Quadratic().error(np.ones(4))
-    # One fresh thread-local per engine thread (the tasks engine has a runtime of at most 2-4 threads), not one per call.
-    assert 1 <= len(_FRESH) <= 4, len(_FRESH)
+    # One fresh thread-local per engine thread (3 worker threads; the tasks
+    # engine's runtime has one thread per core), not one per call (1000).
+    assert 1 <= len(_FRESH) <= max(4, os.cpu_count() or 1), len(_FRESH)
     assert len(set(_FRESH)) == len(_FRESH)
 
 
