@@ -2,4 +2,5 @@
 //! CLI and the Python package (`python/`) share, so both validate and
 //! word their errors the same way.
 
+pub mod cli;
 pub mod cmd;

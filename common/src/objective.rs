@@ -29,6 +29,17 @@ pub trait Objective: Send + Sync {
     /// data from `rng`. Must not allocate.
     fn gradient(&self, point: &[f64], rng: &mut PsimRng, out: &mut [f64]);
 
+    /// [`Objective::gradient`] as computed by worker `worker` (what every
+    /// engine's `Worker::compute` calls). The default ignores the worker;
+    /// an objective that keeps state per worker (the Python package's
+    /// adapter gives each worker its own instance of the user's object)
+    /// overrides it.
+    #[inline]
+    fn worker_gradient(&self, worker: u64, point: &[f64], rng: &mut PsimRng, out: &mut [f64]) {
+        let _ = worker;
+        self.gradient(point, rng, out)
+    }
+
     /// The optimisation error at `point` (0 at the optimum); engines record
     /// it on a trace and at the end of a run.
     fn error(&self, point: &[f64]) -> f64;

@@ -13,9 +13,15 @@ writes the CLI's output directory (``psim report DIR`` works on it).
 
 Your own objective: pass ``objective=`` an object with ``dim``,
 ``initial_point`` (an array, or a method returning one), ``gradient(params,
-rng) -> ndarray`` and ``error(params) -> float`` (or ``loss``). ``rng`` is a
-``numpy.random.Generator`` seeded from psim's seed tree per run and worker, so
-runs are deterministic.
+rng) -> ndarray`` (float64, shape ``(dim,)``) and ``error(params) -> float``
+(or ``loss``). ``rng`` is a ``numpy.random.Generator`` seeded from psim's seed
+tree per run and worker, so runs are deterministic. Each worker computes on
+its own instance (``objective.for_worker(i)`` if defined, else
+``copy.deepcopy(objective)``, made afresh per run); ``initial_point`` and
+``error`` run on the server's instance (``for_worker(None)`` or a deep copy).
+``config.toml`` records the objective's class (``module:qualname``) and
+constructor arguments (``psim_spec()``, or the ``__init__`` parameters read
+back from attributes), and ``run(config=...)`` re-imports it.
 
 The GIL is released while Rust runs; Ctrl-C stops the sweep (runs under way
 finish first) and raises ``KeyboardInterrupt``; ``progress=False`` turns the
@@ -25,6 +31,8 @@ progress bar off.
 from __future__ import annotations
 
 import difflib
+import importlib
+import inspect
 import json
 import os
 import re
@@ -85,7 +93,25 @@ _FLAG_TO_KEY = {flag: key for key, (flag, _) in {**SETTINGS, **_SWEEP_ONLY}.item
 _FLAG_TO_KEY.update({"--config": "config", "--out": "out", "--force": "force"})
 
 
-def _field_of(message: str, field: Optional[str]) -> Optional[str]:
+# Config keys whose last part is not the keyword's name.
+_KEY_ALIASES = {"engine.history.policy": "history_policy", "history.policy": "history_policy"}
+
+
+def _given_values(argv: List[str]) -> List[tuple]:
+    """(keyword, value text) for every ``--flag=value`` of ``argv``, a comma list split."""
+    given = []
+    for arg in argv:
+        flag, eq, value = arg.partition("=")
+        key = _FLAG_TO_KEY.get(flag)
+        if eq and key:
+            given.append((key, value))
+            given.extend((key, v) for v in value.split(",") if v != value)
+    return given
+
+
+def _field_of(message: str, field: Optional[str], given: List[tuple] = ()) -> Optional[str]:
+    if field in _KEY_ALIASES:
+        return _KEY_ALIASES[field]
     m = re.search(r"invalid `([^`]+)` =", message)
     if m and not field:
         field = m.group(1)
@@ -100,6 +126,12 @@ def _field_of(message: str, field: Optional[str]) -> Optional[str]:
             if key == last or key == field:
                 return key
         return field
+    # A message that names no setting but quotes the value one keyword gave
+    # (a delay model's parse error: "invalid delay model `foo`").
+    for token in re.findall(r"[`']([^`']+)[`']", message):
+        for key, value in given:
+            if token == value:
+                return key
     return None
 
 
@@ -160,10 +192,13 @@ def _argv(command: str, allowed: Dict[str, tuple], settings: Dict[str, Any]) -> 
 
 
 class _Bar:
-    """A tqdm bar when tqdm is installed, else one stderr line."""
+    """A tqdm bar when tqdm is installed, else one stderr line; nothing when
+    stderr is not a terminal (a log file gets no ``\\r`` fragments)."""
 
     def __init__(self, enabled: bool):
-        self.enabled = enabled
+        isatty = getattr(sys.stderr, "isatty", None)
+        # A notebook's stderr is no terminal, but tqdm.auto draws a widget there.
+        self.enabled = enabled and (bool(isatty and isatty()) or "ipykernel" in sys.modules)
         self.bar = None
         self.last = -1
 
@@ -293,6 +328,106 @@ class Result:
         return directory
 
 
+_PLAIN = (bool, int, float, str)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as TOML-able plain data (numbers, text, lists and dicts of them), else raises TypeError."""
+    if isinstance(value, (np.bool_, np.integer, np.floating)):
+        value = value.item()
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _plain(v) for k, v in value.items()}
+    raise TypeError(f"a {type(value).__name__}")
+
+
+def _objective_spec(objective: Any) -> Dict[str, Any]:
+    """How config.toml records a Python objective: ``kind = "python"``, its
+    ``reference`` (``module:qualname`` of its class) and the constructor's
+    keyword ``args``: ``objective.psim_spec()`` if it defines one (a dict of
+    plain values), else each ``__init__`` parameter read back from the
+    attribute of the same name. ``replayable = false`` and a ``reason`` when
+    that cannot be done."""
+    cls = type(objective)
+    reference = f"{cls.__module__}:{cls.__qualname__}"
+    spec: Dict[str, Any] = {"kind": "python", "reference": reference}
+
+    def refused(reason: str) -> Dict[str, Any]:
+        return dict(spec, replayable=False, reason=reason)
+
+    if "<locals>" in cls.__qualname__:
+        return refused(f"`{cls.__qualname__}` is defined inside a function, so it cannot be imported")
+    found: Any = sys.modules.get(cls.__module__)
+    for part in cls.__qualname__.split("."):
+        found = getattr(found, part, None)
+    if found is not cls:
+        return refused(f"`{reference}` does not name this class (it is not reachable by that name in its module)")
+    if hasattr(objective, "psim_spec"):
+        args = objective.psim_spec()
+        if not isinstance(args, dict):
+            raise PsimError(f"objective: psim_spec() must return a dict of constructor keyword arguments, got {args!r}", "objective")
+        try:
+            return dict(spec, args=_plain(args))
+        except TypeError as e:
+            raise PsimError(f"objective: psim_spec() returned {e}, not plain data (numbers, text, lists, dicts)", "objective") from None
+    args: Dict[str, Any] = {}
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        params = []
+    for p in params:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if not hasattr(objective, p.name):
+            if p.default is p.empty:
+                return refused(f"`{p.name}` of {cls.__qualname__}() is not an attribute of the object; define psim_spec() returning the constructor's keyword arguments")
+            continue
+        value = getattr(objective, p.name)
+        if value is None and p.default is None:
+            continue
+        try:
+            args[p.name] = _plain(value)
+        except TypeError as e:
+            return refused(f"`{p.name}` is {e}, not a plain value; define psim_spec() returning the constructor's keyword arguments")
+    return dict(spec, args=args)
+
+
+def _objective_from_spec(spec: Dict[str, Any]) -> Any:
+    """Re-imports and builds the objective a config.toml records, or raises PsimError naming ``objective``."""
+    reference = spec.get("reference", "?")
+    if spec.get("replayable", True) is False:
+        raise PsimError(f"objective: the config records the Python objective `{reference}`, which cannot be replayed: {spec.get('reason', '')}", "objective")
+    module, _, qualname = str(reference).partition(":")
+    try:
+        target: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+    except Exception as e:  # ImportError, AttributeError, or the module's own error
+        raise PsimError(
+            f"objective: cannot import `{reference}`, the Python objective the config records ({type(e).__name__}: {e}); "
+            "make its module importable (sys.path) or pass objective= yourself",
+            "objective",
+        ) from None
+    args = spec.get("args", {})
+    try:
+        return target(**args)
+    except Exception as e:
+        raise PsimError(f"objective: `{reference}(**{args!r})` failed: {type(e).__name__}: {e}", "objective") from None
+
+
+def _read_config(config: Any) -> str:
+    if isinstance(config, dict):
+        return _psim.json_to_toml(json.dumps(config))
+    try:
+        with open(os.fspath(config)) as f:
+            return f.read()
+    except OSError as e:
+        raise PsimError(f"config: cannot read `{os.fspath(config)}`: {e}", "config") from None
+
+
 def _execute(command: str, allowed: Dict[str, tuple], settings: Dict[str, Any], extra: List[str] = (), expect_name=None) -> Result:
     config = settings.pop("config", None)
     out = settings.pop("out", None)
@@ -303,21 +438,47 @@ def _execute(command: str, allowed: Dict[str, tuple], settings: Dict[str, Any], 
         given = [k for k in ("spectrum", "covariance", "data", "init") if settings.get(k) is not None]
         if given:
             raise PsimError(
-                f"`{given[0]}` sets the built-in streaming-PCA objective; with objective= it would be ignored, so it is refused",
+                f"{given[0]}: sets the built-in streaming-PCA objective; with objective= it would be ignored, so it is refused",
                 given[0],
             )
     argv = _argv(command, allowed, settings) + list(extra)
     tmp_config = None
     try:
         if config is not None:
-            if isinstance(config, dict):
+            text = _read_config(config)
+            recorded = _psim.split_python_objective(text)
+            if recorded is not None:
+                spec_json, text = recorded
+                if objective is None:
+                    objective = _objective_from_spec(json.loads(spec_json))
+            if isinstance(config, dict) or recorded is not None:
                 tmp_config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
-                tmp_config.write(_psim.json_to_toml(json.dumps(config)))
+                tmp_config.write(text)
                 tmp_config.close()
                 path = tmp_config.name
             else:
                 path = os.fspath(config)
             argv.append(f"--config={path}")
+        resume = settings.get("resume")
+        if resume is not None and objective is None:
+            # A directory of a Python objective resumes with that objective,
+            # re-imported from its config.toml, as a replay does.
+            try:
+                text = _read_config(os.path.join(os.fspath(resume), "config.toml"))
+            except (OSError, PsimError):
+                text = None
+            recorded = _psim.split_python_objective(text) if text is not None else None
+            if recorded is not None:
+                objective = _objective_from_spec(json.loads(recorded[0]))
+        spec = None
+        if objective is not None:
+            if not hasattr(objective, "dim"):
+                raise PsimError(
+                    f"dim: a `{type(objective).__name__}` has no `dim`; an objective needs `dim` (the number of parameters), "
+                    "`initial_point`, `gradient(params, rng)` and `error(params)`",
+                    "dim",
+                )
+            spec = json.dumps(_objective_spec(objective))
         tmp = None
         if settings.get("resume") is not None:
             # --resume DIR continues DIR: it is the output directory.
@@ -334,11 +495,12 @@ def _execute(command: str, allowed: Dict[str, tuple], settings: Dict[str, Any], 
         argv.append("--quiet")
         bar = _Bar(bool(progress))
         try:
-            report, path = _psim.execute(argv, objective, bar, expect_name)
+            report, path = _psim.execute(argv, objective, bar, expect_name, spec)
         except _psim.NativeError as e:
             message, field = e.args
-            key = _field_of(message, field)
-            raise PsimError(f"{key}: {message}" if key else message, key) from None
+            key = _field_of(message, field, _given_values(argv))
+            prefixed = key is None or message.startswith((f"{key}:", f"{key} "))
+            raise PsimError(message if prefixed else f"{key}: {message}", key) from None
         finally:
             bar.close()
         return Result(path, report, tmp)

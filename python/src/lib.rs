@@ -7,7 +7,9 @@
 //! progress on the calling thread, and writes the CLI's output directory.
 //! A user's objective written in Python runs through [`PyObjective`].
 
-use numpy::{PyArray1, PyArrayMethods, PyUntypedArrayMethods};
+mod attach;
+
+use numpy::{PyArray1, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use psim::cmd::experiment::{self as cli, Prepared};
 use psim_common::{ConfigError, Objective, PsimRng};
 use psim_scenarios::executor::{BuiltIn, ObjectiveSource};
@@ -43,18 +45,46 @@ enum Init {
     Call(Py<PyAny>),
 }
 
-struct Inner {
-    name: String,
-    dim: usize,
+/// One instance of the user's objective: its bound methods.
+struct Instance {
     init: Init,
     gradient: Py<PyAny>,
     error: Py<PyAny>,
+}
+
+/// What a worker owns during a run: its own instance of the objective, its
+/// `numpy.random.Generator`, the array its parameters are handed in, its
+/// count of calls.
+struct WorkerSlot {
+    instance: Instance,
+    generator: Py<PyAny>,
+    /// Reused from call to call while nobody else holds it (refcount 1).
+    params: Mutex<Py<PyArray1<f64>>>,
+    calls: AtomicU64,
+}
+
+struct Inner {
+    name: String,
+    dim: usize,
+    /// The user's object: never called during a run, only copied.
+    source: Py<PyAny>,
+    /// Whether `source` defines `for_worker`.
+    for_worker: bool,
+    /// `copy.deepcopy`.
+    deepcopy: Py<PyAny>,
     /// `numpy.random.default_rng`.
     make_rng: Py<PyAny>,
-    /// Each worker's generator of the current run, by the address of the
-    /// worker's own data stream (stable for the run).
-    rngs: Mutex<HashMap<usize, Py<PyAny>>>,
-    /// The first exception raised by the user's code.
+    /// The server's instance: `initial_point` and `error`.
+    server: Instance,
+    /// Each worker's slot in the current run, by worker index.
+    workers: Mutex<HashMap<u64, Arc<WorkerSlot>>>,
+    /// Runs started (`initial_point` calls) and runs per point, to name a run.
+    runs_started: AtomicU64,
+    runs_per_point: u64,
+    /// Gradient calls in the current run.
+    run_calls: AtomicU64,
+    /// The first failure: an exception of the user's code, or psim's
+    /// refusal of what it returned.
     failure: Mutex<Option<PyErr>>,
     failed: AtomicBool,
     cancel: Arc<AtomicBool>,
@@ -62,71 +92,180 @@ struct Inner {
 
 /// A user's objective written in Python, called back with the GIL.
 ///
-/// Determinism: at a worker's first gradient in a run, one u64 is drawn
-/// from that worker's data stream (psim's seed tree: seed → run → worker)
-/// and seeds the `numpy.random.Generator` handed to the user for the rest
-/// of the run. Runs are one at a time (`threads` 1), so the generators of
-/// a run are created afresh at its start ([`Objective::initial_point`]).
-/// The first exception raised by the user's code stops the sweep and is
-/// re-raised in Python.
+/// **One instance per worker.** At a worker's first gradient of a run, the
+/// worker gets its own instance, `objective.for_worker(i)` if the object
+/// defines it, else `copy.deepcopy(objective)`; the server evaluates
+/// `initial_point` and `error` on a separate instance made by the same rule
+/// (`for_worker(None)`), once per call of `psim.run`/`sweep`. So no two
+/// workers, and no worker and the server, ever share Python state (a
+/// PyTorch module's `.grad`, a cache), on any engine.
+///
+/// **Determinism:** at the same first gradient, one u64 is drawn from the
+/// worker's data stream (psim's seed tree: seed → run → worker) and seeds
+/// the `numpy.random.Generator` handed to that worker for the rest of the
+/// run. Runs are one at a time (`threads` 1), so a run's workers are made
+/// afresh at its start ([`Objective::initial_point`]).
+///
+/// **Speed:** each engine thread keeps one Python thread state for the
+/// whole run ([`attach`]); parameters are copied into a numpy array the
+/// worker reuses (no allocation); the gradient must be a float64 array of
+/// shape `(dim,)` and is copied out, checked finite.
+///
+/// The first exception raised by the user's code, or the first value psim
+/// refuses, stops the sweep and is raised in Python.
 #[derive(Clone)]
 pub struct PyObjective(Arc<Inner>);
 
-/// Copies a returned vector into `out`: float64 arrays directly, anything
-/// else through `numpy.asarray(x, dtype=float64).ravel()`.
-fn copy_out(value: &Bound<'_, PyAny>, out: &mut [f64], what: &str) -> PyResult<()> {
+fn refusal(field: &str, message: String) -> PyErr {
+    NativeError::new_err((message, Some(field.to_string())))
+}
+
+/// `(shape, dtype)` of an array-like as Python writes them, for messages.
+fn describe(value: &Bound<'_, PyAny>) -> String {
+    let shape = value
+        .getattr("shape")
+        .and_then(|s| s.str().map(|s| s.to_string()))
+        .unwrap_or_else(|_| "?".into());
+    let dtype = value
+        .getattr("dtype")
+        .and_then(|s| s.str().map(|s| s.to_string()))
+        .unwrap_or_else(|_| "?".into());
+    format!("shape {shape} and dtype {dtype}")
+}
+
+/// Copies a returned vector into `out`. It must be a float64 array of
+/// shape `(dim,)` (any strides), or something `numpy.asarray` turns into
+/// one (a list of floats); anything else is refused naming `what`, with its
+/// shape and dtype. Returns the index of the first non-finite value.
+fn copy_out(value: &Bound<'_, PyAny>, out: &mut [f64], what: &str) -> PyResult<Option<usize>> {
     let py = value.py();
-    let fast;
+    let expected = || format!("a float64 numpy array of shape ({},)", out.len());
+    if value.is_none() {
+        return Err(refusal(
+            what,
+            format!("{what} returned None; it must return {}", expected()),
+        ));
+    }
+    let converted;
     let array = match value.downcast::<PyArray1<f64>>() {
         Ok(a) => a,
         Err(_) => {
-            let np = py.import("numpy")?;
-            let kwargs = pyo3::types::PyDict::new(py);
-            kwargs.set_item("dtype", "float64")?;
-            fast = np
-                .call_method("asarray", (value,), Some(&kwargs))?
-                .call_method0("ravel")?;
-            fast.downcast::<PyArray1<f64>>()?
+            let any = if value.downcast::<PyUntypedArray>().is_ok() {
+                value.clone()
+            } else {
+                converted = py
+                    .import("numpy")?
+                    .call_method1("asarray", (value,))
+                    .map_err(|e| {
+                        refusal(
+                            what,
+                            format!(
+                                "{what} returned a {} that numpy cannot read as an array ({e}); it must return {}",
+                                value.get_type().name().map(|n| n.to_string()).unwrap_or_default(),
+                                expected()
+                            ),
+                        )
+                    })?;
+                converted.clone()
+            };
+            match any.downcast::<PyArray1<f64>>() {
+                Ok(a) => {
+                    let a = a.clone();
+                    return copy_array(&a, out, what);
+                }
+                Err(_) => {
+                    let kind = if any.is(value) {
+                        "an array".to_string()
+                    } else {
+                        format!(
+                            "a {} (as an array: {})",
+                            value
+                                .get_type()
+                                .name()
+                                .map(|n| n.to_string())
+                                .unwrap_or_default(),
+                            describe(&any)
+                        )
+                    };
+                    let shown = if any.is(value) {
+                        describe(&any)
+                    } else {
+                        String::new()
+                    };
+                    return Err(refusal(
+                        what,
+                        format!(
+                            "{what} returned {kind}{}{shown}; it must return {} (convert with `.astype(numpy.float64)`, reshape to ({},))",
+                            if shown.is_empty() { "" } else { " of " },
+                            expected(),
+                            out.len()
+                        ),
+                    ));
+                }
+            }
         }
     };
-    let ro = array.try_readonly()?;
-    if ro.len() != out.len() {
-        return Err(PyValueError::new_err(format!(
-            "{what} returned {} values; the objective's dim is {}",
-            ro.len(),
-            out.len()
-        )));
+    copy_array(array, out, what)
+}
+
+fn copy_array(
+    array: &Bound<'_, PyArray1<f64>>,
+    out: &mut [f64],
+    what: &str,
+) -> PyResult<Option<usize>> {
+    if array.len() != out.len() {
+        return Err(refusal(
+            what,
+            format!(
+                "{what} returned an array of {}; it must return a float64 numpy array of shape ({},) (the objective's dim)",
+                describe(array.as_any()),
+                out.len()
+            ),
+        ));
     }
-    match ro.as_slice() {
-        Ok(s) => out.copy_from_slice(s),
-        Err(_) => {
-            for (o, v) in out.iter_mut().zip(ro.as_array().iter()) {
-                *o = *v;
+    // SAFETY: the GIL is held and no Python code runs while we read.
+    unsafe {
+        match array.as_slice() {
+            Ok(s) => out.copy_from_slice(s),
+            Err(_) => {
+                for (o, v) in out.iter_mut().zip(array.as_array().iter()) {
+                    *o = *v;
+                }
             }
         }
     }
-    Ok(())
+    Ok(first_non_finite(out))
 }
 
-impl PyObjective {
-    fn new(obj: &Bound<'_, PyAny>, cancel: Arc<AtomicBool>) -> PyResult<Self> {
-        let py = obj.py();
+/// A float as Python prints it (`nan`, `inf`), for messages.
+fn py_float(v: f64) -> String {
+    if v.is_nan() {
+        "nan".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// The index of the first NaN or infinity, if any.
+fn first_non_finite(x: &[f64]) -> Option<usize> {
+    if x.iter().fold(true, |ok, v| ok & v.is_finite()) {
+        None
+    } else {
+        x.iter().position(|v| !v.is_finite())
+    }
+}
+
+impl Instance {
+    fn of(obj: &Bound<'_, PyAny>, dim: usize) -> PyResult<Self> {
         let name = obj.get_type().name()?.to_string();
         let missing = |what: &str| {
-            PyValueError::new_err(format!(
-                "objective: a `{name}` has no `{what}`; an objective needs `dim`, `initial_point` (an array, or a method returning one), `gradient(params, rng)` and `error(params)` (or `loss(params)`)"
-            ))
+            refusal(
+                what,
+                format!(
+                    "{what}: a `{name}` has no `{what}`; an objective needs `dim`, `initial_point` (an array, or a method returning one), `gradient(params, rng)` and `error(params)` (or `loss(params)`)"
+                ),
+            )
         };
-        let dim: usize = obj
-            .getattr("dim")
-            .map_err(|_| missing("dim"))?
-            .extract()
-            .map_err(|_| PyValueError::new_err("objective: `dim` must be a positive int"))?;
-        if dim == 0 {
-            return Err(PyValueError::new_err(
-                "objective: `dim` must be a positive int, got 0",
-            ));
-        }
         let init_attr = obj
             .getattr("initial_point")
             .map_err(|_| missing("initial_point"))?;
@@ -134,7 +273,15 @@ impl PyObjective {
             Init::Call(init_attr.unbind())
         } else {
             let mut v = vec![0.0; dim];
-            copy_out(&init_attr, &mut v, "initial_point")?;
+            if let Some(i) = copy_out(&init_attr, &mut v, "initial_point")? {
+                return Err(refusal(
+                    "initial_point",
+                    format!(
+                        "initial_point: value {} at index {i} is not finite",
+                        py_float(v[i])
+                    ),
+                ));
+            }
             Init::Fixed(v)
         };
         let gradient = obj.getattr("gradient").map_err(|_| missing("gradient"))?;
@@ -142,24 +289,117 @@ impl PyObjective {
             Ok(e) if e.is_callable() => e,
             _ => obj.getattr("loss").map_err(|_| missing("error"))?,
         };
-        if !gradient.is_callable() || !error.is_callable() {
-            return Err(PyValueError::new_err(
-                "objective: `gradient` and `error` (or `loss`) must be methods",
+        if !gradient.is_callable() {
+            return Err(refusal(
+                "gradient",
+                "gradient: must be a method `gradient(params, rng)`".into(),
             ));
         }
-        let make_rng = py.import("numpy.random")?.getattr("default_rng")?;
-        Ok(Self(Arc::new(Inner {
-            name,
-            dim,
+        if !error.is_callable() {
+            return Err(refusal(
+                "error",
+                "error: must be a method `error(params)` (or `loss(params)`)".into(),
+            ));
+        }
+        Ok(Self {
             init,
             gradient: gradient.unbind(),
             error: error.unbind(),
-            make_rng: make_rng.unbind(),
-            rngs: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+impl PyObjective {
+    fn new(obj: &Bound<'_, PyAny>, runs_per_point: u64, cancel: Arc<AtomicBool>) -> PyResult<Self> {
+        let py = obj.py();
+        let name = obj.get_type().name()?.to_string();
+        let dim_attr = obj.getattr("dim").map_err(|_| {
+            refusal(
+                "dim",
+                format!("dim: a `{name}` has no `dim`; an objective needs `dim` (the number of parameters, an int), `initial_point`, `gradient(params, rng)` and `error(params)`"),
+            )
+        })?;
+        let dim: usize = match dim_attr.extract::<i64>() {
+            Ok(d) if d > 0 && !dim_attr.is_instance_of::<pyo3::types::PyBool>() => d as usize,
+            _ => {
+                return Err(refusal(
+                    "dim",
+                    format!("dim: must be a positive int, got {}", dim_attr.repr()?),
+                ))
+            }
+        };
+        // Checked on the user's object itself, so a broken one is refused
+        // before any copy is made.
+        Instance::of(obj, dim)?;
+        let for_worker = match obj.getattr("for_worker") {
+            Ok(f) if f.is_callable() => true,
+            Ok(_) => {
+                return Err(refusal(
+                    "for_worker",
+                    "for_worker: must be a method `for_worker(i)` returning worker i's instance (None: the server's)".into(),
+                ))
+            }
+            Err(_) => false,
+        };
+        let deepcopy = py.import("copy")?.getattr("deepcopy")?.unbind();
+        let make_rng = py.import("numpy.random")?.getattr("default_rng")?.unbind();
+        let source = obj.clone().unbind();
+        let server = Self::instance_for(py, &source, for_worker, &deepcopy, None, dim)?;
+        Ok(Self(Arc::new(Inner {
+            name,
+            dim,
+            source,
+            for_worker,
+            deepcopy,
+            make_rng,
+            server,
+            workers: Mutex::new(HashMap::new()),
+            runs_started: AtomicU64::new(0),
+            runs_per_point: runs_per_point.max(1),
+            run_calls: AtomicU64::new(0),
             failure: Mutex::new(None),
             failed: AtomicBool::new(false),
             cancel,
         })))
+    }
+
+    /// Worker `worker`'s instance (`None`: the server's): `for_worker` or a
+    /// deep copy, checked to have the source's `dim`.
+    fn instance_for(
+        py: Python<'_>,
+        source: &Py<PyAny>,
+        for_worker: bool,
+        deepcopy: &Py<PyAny>,
+        worker: Option<u64>,
+        dim: usize,
+    ) -> PyResult<Instance> {
+        let who = match worker {
+            Some(w) => format!("worker {w}"),
+            None => "the server".to_string(),
+        };
+        let copy = if for_worker {
+            source.call_method1(py, "for_worker", (worker,))?
+        } else {
+            deepcopy.call1(py, (source,)).map_err(|e| {
+                refusal(
+                    "objective",
+                    format!(
+                        "objective: cannot make {who}'s copy with copy.deepcopy ({e}); define `for_worker(i)` returning worker i's instance (None: the server's)"
+                    ),
+                )
+            })?
+        };
+        let copy = copy.bind(py);
+        let copy_dim = copy.getattr("dim").and_then(|d| d.extract::<usize>()).ok();
+        if copy_dim != Some(dim) {
+            return Err(refusal(
+                "for_worker",
+                format!(
+                    "for_worker: {who}'s instance has dim {copy_dim:?}, the objective's is {dim}"
+                ),
+            ));
+        }
+        Instance::of(copy, dim)
     }
 
     fn fail(&self, e: PyErr) {
@@ -183,25 +423,95 @@ impl PyObjective {
         self.0.failed.load(Ordering::Relaxed)
     }
 
-    fn generator(&self, py: Python<'_>, rng: &mut PsimRng) -> PyResult<Py<PyAny>> {
-        let key = rng as *const PsimRng as usize;
-        if let Some(g) = self
+    /// "run R of point P" for the run under way (runs go one at a time, in order).
+    fn run_name(&self) -> String {
+        let started = self.0.runs_started.load(Ordering::Relaxed).max(1) - 1;
+        format!(
+            "run {} of point {}",
+            started % self.0.runs_per_point,
+            started / self.0.runs_per_point
+        )
+    }
+
+    /// Worker `worker`'s slot of the current run, made at its first gradient.
+    fn slot(&self, py: Python<'_>, worker: u64, rng: &mut PsimRng) -> PyResult<Arc<WorkerSlot>> {
+        let found = self
             .0
-            .rngs
+            .workers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            return Ok(g.clone_ref(py));
+            .get(&worker)
+            .cloned();
+        if let Some(s) = found {
+            return Ok(s);
         }
-        // Created outside the lock: Python may switch threads meanwhile.
-        let g = self.0.make_rng.call1(py, (rng.next_u64(),))?;
-        self.0
-            .rngs
+        // Made outside the lock: Python may switch threads meanwhile.
+        let inner = &self.0;
+        let instance = Self::instance_for(
+            py,
+            &inner.source,
+            inner.for_worker,
+            &inner.deepcopy,
+            Some(worker),
+            inner.dim,
+        )?;
+        let generator = inner.make_rng.call1(py, (rng.next_u64(),))?;
+        let slot = Arc::new(WorkerSlot {
+            instance,
+            generator,
+            params: Mutex::new(PyArray1::<f64>::zeros(py, inner.dim, false).unbind()),
+            calls: AtomicU64::new(0),
+        });
+        inner
+            .workers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key, g.clone_ref(py));
-        Ok(g)
+            .insert(worker, slot.clone());
+        Ok(slot)
+    }
+
+    fn call_gradient(
+        &self,
+        py: Python<'_>,
+        worker: u64,
+        point: &[f64],
+        rng: &mut PsimRng,
+        out: &mut [f64],
+    ) -> PyResult<()> {
+        let slot = self.slot(py, worker, rng)?;
+        let call = slot.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        let run_call = self.0.run_calls.fetch_add(1, Ordering::Relaxed) + 1;
+        let params = {
+            let mut held = slot.params.lock().unwrap_or_else(|p| p.into_inner());
+            if held.get_refcnt(py) > 1 {
+                // The user kept last call's array: it keeps its values.
+                *held = PyArray1::<f64>::zeros(py, point.len(), false).unbind();
+            }
+            let a = held.bind(py).clone();
+            // SAFETY: a fresh or private contiguous array of length dim, the GIL held.
+            unsafe { a.as_slice_mut() }
+                .expect("a new numpy array is contiguous")
+                .copy_from_slice(point);
+            a
+        };
+        let v = slot
+            .instance
+            .gradient
+            .bind(py)
+            .call1((params, slot.generator.bind(py)))?;
+        if let Some(i) = copy_out(&v, out, "gradient")? {
+            if first_non_finite(point).is_none() {
+                return Err(refusal(
+                    "gradient",
+                    format!(
+                        "gradient: returned {} at index {i} for finite parameters: worker {worker}'s call {call} in {} (the run's gradient call {run_call}); psim stops here rather than record a divergence",
+                        py_float(out[i]),
+                        self.run_name()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -211,18 +521,31 @@ impl Objective for PyObjective {
     }
 
     fn initial_point(&self, _rng: &mut PsimRng, out: &mut [f64]) {
+        attach::ensure();
         Python::with_gil(|py| {
-            // A new run: its workers' generators are drawn afresh.
-            let old = std::mem::take(&mut *self.0.rngs.lock().unwrap_or_else(|p| p.into_inner()));
+            // A new run: its workers' instances and generators are made afresh.
+            let old =
+                std::mem::take(&mut *self.0.workers.lock().unwrap_or_else(|p| p.into_inner()));
             drop(old);
-            match &self.0.init {
+            self.0.runs_started.fetch_add(1, Ordering::Relaxed);
+            self.0.run_calls.store(0, Ordering::Relaxed);
+            match &self.0.server.init {
                 Init::Fixed(v) => out.copy_from_slice(v),
                 Init::Call(f) => {
-                    if let Err(e) = f
+                    let checked = f
                         .call0(py)
-                        .and_then(|v| copy_out(v.bind(py), out, "initial_point()"))
-                    {
-                        self.fail(e);
+                        .and_then(|v| copy_out(v.bind(py), out, "initial_point"));
+                    match checked {
+                        Ok(None) => {}
+                        Ok(Some(i)) => self.fail(refusal(
+                            "initial_point",
+                            format!(
+                                "initial_point: returned {} at index {i} in {}",
+                                py_float(out[i]),
+                                self.run_name()
+                            ),
+                        )),
+                        Err(e) => self.fail(e),
                     }
                 }
             }
@@ -230,17 +553,17 @@ impl Objective for PyObjective {
     }
 
     fn gradient(&self, point: &[f64], rng: &mut PsimRng, out: &mut [f64]) {
+        self.worker_gradient(0, point, rng, out)
+    }
+
+    fn worker_gradient(&self, worker: u64, point: &[f64], rng: &mut PsimRng, out: &mut [f64]) {
         if self.failed() {
             out.fill(0.0);
             return;
         }
+        attach::ensure();
         Python::with_gil(|py| {
-            let result = self.generator(py, rng).and_then(|g| {
-                let params = PyArray1::from_slice(py, point);
-                let v = self.0.gradient.bind(py).call1((params, g.bind(py)))?;
-                copy_out(&v, out, "gradient")
-            });
-            if let Err(e) = result {
+            if let Err(e) = self.call_gradient(py, worker, point, rng, out) {
                 self.fail(e);
                 out.fill(0.0);
             }
@@ -251,15 +574,37 @@ impl Objective for PyObjective {
         if self.failed() {
             return 0.0;
         }
+        attach::ensure();
         Python::with_gil(|py| {
             let params = PyArray1::from_slice(py, point);
-            match self
-                .0
-                .error
-                .bind(py)
-                .call1((params,))
-                .and_then(|v| v.extract::<f64>())
-            {
+            let value = self.0.server.error.bind(py).call1((params,)).and_then(|v| {
+                v.extract::<f64>().map_err(|_| {
+                    refusal(
+                        "error",
+                        format!(
+                            "error: returned {} ({}); it must return a float",
+                            v.repr().map(|r| r.to_string()).unwrap_or_default(),
+                            v.get_type()
+                                .name()
+                                .map(|n| n.to_string())
+                                .unwrap_or_default()
+                        ),
+                    )
+                })
+            });
+            match value {
+                Ok(v) if !v.is_finite() && first_non_finite(point).is_none() => {
+                    self.fail(refusal(
+                        "error",
+                        format!(
+                            "error: returned {} for finite parameters in {} (after {} gradient calls of the run)",
+                            py_float(v),
+                            self.run_name(),
+                            self.0.run_calls.load(Ordering::Relaxed)
+                        ),
+                    ));
+                    0.0
+                }
                 Ok(v) => v,
                 Err(e) => {
                     self.fail(e);
@@ -272,39 +617,82 @@ impl Objective for PyObjective {
 
 /// A Python objective as the executor's objective source: every point
 /// runs the user's objective (never the batched engine, which implements
-/// the built-in objectives only).
-struct PySource(PyObjective);
+/// the built-in objectives only), and `config.toml` records it by its
+/// reference `spec` (`kind = "python"`), so `psim.run(config=...)` and
+/// `resume=` re-import it.
+struct PySource {
+    objective: PyObjective,
+    spec: toml::Value,
+}
 
 impl ObjectiveSource for PySource {
     type Objective = PyObjective;
     fn build(&self, _cfg: &psim_common::RunConfig) -> Result<PyObjective, ConfigError> {
-        Ok(self.0.clone())
+        Ok(self.objective.clone())
     }
     fn batchable(&self) -> bool {
         false
+    }
+    fn recorded_config(&self, e: &psim_common::Experiment) -> Option<Result<String, String>> {
+        Some(config_with(e, &self.spec).map_err(|err| err.to_string()))
+    }
+}
+
+/// The `config.toml` text of `e` with the Python objective's reference
+/// `spec` as `[base.objective]` (`kind = "python"`): the CLI refuses such a
+/// file (it cannot run Python), and `psim.run(config=...)` or `resume=`
+/// re-imports the objective from it.
+fn config_with(e: &psim_common::Experiment, spec: &toml::Value) -> anyhow::Result<String> {
+    let mut value = toml::Value::try_from(e)?;
+    let base = value
+        .get_mut("base")
+        .and_then(|b| b.as_table_mut())
+        .ok_or_else(|| anyhow::anyhow!("config: no [base] table (a bug of psim)"))?;
+    base.insert("objective".into(), spec.clone());
+    let text = toml::to_string(&value)?;
+    let header = "# Resolved psim configuration with a Python objective: replay with `psim.run(config=<this file>)` (the CLI cannot run it).\n";
+    Ok(format!("{header}{text}"))
+}
+
+/// How the report names the recorded objective.
+fn spec_summary(spec: &toml::Value) -> String {
+    let reference = spec
+        .get("reference")
+        .and_then(|r| r.as_str())
+        .unwrap_or("?");
+    match spec.get("replayable").and_then(|r| r.as_bool()) {
+        Some(false) => format!(
+            "`{reference}`, not replayable: {}",
+            spec.get("reason").and_then(|r| r.as_str()).unwrap_or("")
+        ),
+        _ => format!("`{reference}` (psim.run(config=...) re-imports it)"),
     }
 }
 
 /// Prepares and runs `argv` (`["psim", "run", "--momentum=0.9", …]`).
 ///
 /// Returns (report, output directory). `objective`: a Python objective for
-/// `run`/`sweep`. `progress(done, total)` is called from this thread while
-/// the run goes on (the GIL is released in between). Ctrl-C stops the runs
-/// not yet started and raises KeyboardInterrupt.
+/// `run`/`sweep`, with `objective_spec`, the JSON of its `[base.objective]`
+/// table in config.toml (`kind = "python"`, `reference`, `args`, or
+/// `replayable = false` and a `reason`). `progress(done, total)` is called
+/// from this thread while the run goes on (the GIL is released in
+/// between); `done` never exceeds `total`. Ctrl-C stops the runs not yet
+/// started and raises KeyboardInterrupt.
 #[pyfunction]
-#[pyo3(signature = (argv, objective=None, progress=None, expect_name=None))]
+#[pyo3(signature = (argv, objective=None, progress=None, expect_name=None, objective_spec=None))]
 fn execute(
     py: Python<'_>,
     argv: Vec<String>,
     objective: Option<Bound<'_, PyAny>>,
     progress: Option<Bound<'_, PyAny>>,
     expect_name: Option<String>,
+    objective_spec: Option<String>,
 ) -> PyResult<(String, String)> {
     let Prepared {
         experiment,
         scenario,
         exec,
-    } = cli::prepare(&argv).map_err(|e| native_error(&e))?;
+    } = cli::with_python_objectives(|| cli::prepare(&argv)).map_err(|e| native_error(&e))?;
     if let Some(name) = expect_name {
         if experiment.name != name {
             return Err(NativeError::new_err((
@@ -332,7 +720,19 @@ fn execute(
                     Some("optimal_delay".to_string()),
                 )));
             }
-            Some(PyObjective::new(&o, cancel.clone())?)
+            let spec_json = objective_spec.ok_or_else(|| {
+                PyRuntimeError::new_err("psim: a Python objective without its spec (a bug of psim)")
+            })?;
+            let spec: toml::Value = serde_json::from_str(&spec_json).map_err(|e| {
+                refusal(
+                    "objective",
+                    format!("objective: its spec is not plain data ({e})"),
+                )
+            })?;
+            Some((
+                PyObjective::new(&o, experiment.base.runs as u64, cancel.clone())?,
+                spec,
+            ))
         }
     };
     if objective.is_some() && exec.threads > 1 {
@@ -350,32 +750,52 @@ fn execute(
             done.fetch_add(1, Ordering::Relaxed);
         }
     };
+    // Dropped by the run's thread when it finishes: wakes the wait below at
+    // once (a plain sleep would add up to 50 ms to every call).
+    let (finished_tx, finished) = std::sync::mpsc::channel::<()>();
     let outcome = std::thread::scope(|s| -> PyResult<_> {
-        let handle = s.spawn(|| match &objective {
-            None => cli::execute_with(experiment, &exec, &BuiltIn, &tick, Some(&cancel)),
-            Some(o) => {
-                let mut exec = exec.clone();
-                exec.threads = 1;
-                cli::execute_with(
-                    experiment,
-                    &exec,
-                    &PySource(o.clone()),
-                    &tick,
-                    Some(&cancel),
-                )
+        let handle = s.spawn(|| {
+            let _finished = finished_tx;
+            match &objective {
+                None => cli::execute_with(experiment, &exec, &BuiltIn, &tick, Some(&cancel)),
+                Some((o, spec)) => {
+                    let mut exec = exec.clone();
+                    exec.threads = 1;
+                    let source = PySource {
+                        objective: o.clone(),
+                        spec: spec.clone(),
+                    };
+                    cli::execute_with(experiment, &exec, &source, &tick, Some(&cancel))
+                }
             }
         });
         let mut wait = Duration::from_micros(200);
         let mut shown = u64::MAX;
         let mut interrupt = None;
-        while !handle.is_finished() {
-            py.allow_threads(|| std::thread::sleep(wait));
+        let mut receiver = Some(finished);
+        loop {
+            // The receiver goes into allow_threads by value (it is not Sync).
+            let rx = receiver.take().expect("put back below");
+            let (ended, rx) = py.allow_threads(move || {
+                let timed_out = matches!(
+                    rx.recv_timeout(wait),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                );
+                (!timed_out, rx)
+            });
+            receiver = Some(rx);
+            if ended {
+                break;
+            }
             wait = (wait * 2).min(Duration::from_millis(50));
             if let Err(e) = py.check_signals() {
                 interrupt = Some(e);
                 break;
             }
-            let n = done.load(Ordering::Relaxed);
+            // A scenario may run more than it announced: never show more than the total.
+            let n = done
+                .load(Ordering::Relaxed)
+                .min(total.load(Ordering::Relaxed));
             if let (Some(cb), true) = (&progress, n != shown) {
                 shown = n;
                 if let Err(e) = cb.call1((n, total.load(Ordering::Relaxed))) {
@@ -403,19 +823,29 @@ fn execute(
             return Err(e);
         }
         if let Some(cb) = &progress {
-            cb.call1((done.load(Ordering::Relaxed), total.load(Ordering::Relaxed)))?;
+            let total = total.load(Ordering::Relaxed);
+            cb.call1((done.load(Ordering::Relaxed).min(total), total))?;
         }
         joined.map_err(|_| PyRuntimeError::new_err("psim: the run panicked (a bug of psim)"))
     })?;
-    if let Some(e) = objective.as_ref().and_then(|o| o.take_failure()) {
+    // Threads that called Python (a sweep's pool ends its threads just
+    // after the sweep) detach before we return, so none is left to take the
+    // GIL while the interpreter exits. Bounded: threads that live on (a
+    // global pool) keep their thread state until the process ends.
+    if objective.is_some() {
+        py.allow_threads(|| attach::wait_detached(Duration::from_millis(100)));
+    }
+    if let Some(e) = objective.as_ref().and_then(|(o, _)| o.take_failure()) {
         return Err(e);
     }
     match outcome {
         Ok(cli::Executed::Complete { report, out }) => {
             let report = match &objective {
-                Some(o) => format!(
-                    "objective: Python `{}` (dim {}); config.toml records the experiment's other settings, not the Python objective\n{report}",
-                    o.0.name, o.0.dim
+                Some((o, spec)) => format!(
+                    "objective: Python `{}` (dim {}); config.toml records it as {}\n{report}",
+                    o.0.name,
+                    o.0.dim,
+                    spec_summary(spec)
                 ),
                 None => report,
             };
@@ -476,28 +906,28 @@ fn scenarios() -> Vec<(String, String)> {
         .collect()
 }
 
-/// A Python objective's gradient called `n` times at a fixed point, from
-/// Rust, with the GIL released in between as in a run: the seconds per
-/// call (for `bench_overhead.py`).
+/// The objective table of a config.toml text: `Some((spec as JSON, the
+/// text with the default objective in its place))` if it records a Python
+/// objective (`kind = "python"`), else `None`.
 #[pyfunction]
-fn time_gradient(py: Python<'_>, objective: Bound<'_, PyAny>, n: u64) -> PyResult<f64> {
-    let o = PyObjective::new(&objective, Arc::new(AtomicBool::new(false)))?;
-    let dim = o.dim();
-    let seconds = py.allow_threads(|| {
-        let mut rng = psim_common::SeedTree::new(1).rng(0, 0, psim_common::seed::Stream::Data);
-        let mut point = vec![0.0; dim];
-        o.initial_point(&mut rng, &mut point);
-        let mut g = vec![0.0; dim];
-        let started = std::time::Instant::now();
-        for _ in 0..n {
-            o.gradient(&point, &mut rng, &mut g);
-        }
-        started.elapsed().as_secs_f64() / n.max(1) as f64
-    });
-    if let Some(e) = o.take_failure() {
-        return Err(e);
+fn split_python_objective(text: &str) -> PyResult<Option<(String, String)>> {
+    let bad =
+        |e: String| NativeError::new_err((format!("config: {e}"), Some("config".to_string())));
+    match cli::split_python_objective(text).map_err(|e| bad(format!("{e:#}")))? {
+        None => Ok(None),
+        Some((spec, rest)) => Ok(Some((
+            serde_json::to_string(&spec).map_err(|e| bad(e.to_string()))?,
+            rest,
+        ))),
     }
-    Ok(seconds)
+}
+
+/// The `psim` command line (`argv[0]` is the program name), run with the
+/// GIL released; returns the exit code. The `psim` command `pip install`
+/// puts on PATH calls this.
+#[pyfunction]
+fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
+    i32::from(py.allow_threads(|| psim::cli::main(argv)))
 }
 
 #[pymodule]
@@ -507,6 +937,11 @@ fn _psim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(json_to_toml, m)?)?;
     m.add_function(wrap_pyfunction!(scenarios, m)?)?;
     m.add_function(wrap_pyfunction!(flags, m)?)?;
-    m.add_function(wrap_pyfunction!(time_gradient, m)?)?;
+    m.add_function(wrap_pyfunction!(split_python_objective, m)?)?;
+    m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(attach::shutting_down, m)?)?;
+    m.py()
+        .import("atexit")?
+        .call_method1("register", (m.getattr("shutting_down")?,))?;
     Ok(())
 }

@@ -483,12 +483,51 @@ pub fn remove_temporaries(dir: &Path) {
     }
 }
 
+/// The objective table of a config.toml text: `Some((spec, the text with
+/// the default objective in its place))` when it records a Python
+/// objective (`kind = "python"`, written by the Python package), else
+/// `None`. What reads a directory without running it (merge, report,
+/// completeness) reads the rest; what runs it needs the objective back.
+pub fn split_python_objective(
+    text: &str,
+) -> Result<Option<(toml::Value, String)>, toml::de::Error> {
+    let mut value: toml::Value = toml::from_str(text)?;
+    let Some(base) = value.get_mut("base").and_then(|b| b.as_table_mut()) else {
+        return Ok(None);
+    };
+    let is_python = base
+        .get("objective")
+        .and_then(|o| o.get("kind"))
+        .and_then(|k| k.as_str())
+        == Some("python");
+    if !is_python {
+        return Ok(None);
+    }
+    let spec = base.remove("objective").expect("checked above");
+    let default = toml::Value::try_from(psim_common::RunConfig::default().objective)
+        .expect("the default objective serialises");
+    base.insert("objective".into(), default);
+    Ok(Some((
+        spec,
+        toml::to_string(&value).expect("a TOML value serialises"),
+    )))
+}
+
+/// The experiment of a config.toml text, a recorded Python objective
+/// replaced by the default (for readers that do not run it).
+pub fn read_experiment(text: &str) -> Result<Experiment, toml::de::Error> {
+    match split_python_objective(text)? {
+        Some((_, rest)) => toml::from_str(&rest),
+        None => toml::from_str(text),
+    }
+}
+
 /// How complete a psim output directory is: `(done, total)` points when it
 /// is a durable directory (it has `config.toml` and a `points/` folder or a
 /// `shard.json`), `None` otherwise.
 pub fn completeness(dir: &Path) -> Option<(usize, usize)> {
     let text = crate::output::read_regular(&dir.join("config.toml")).ok()?;
-    let e: Experiment = toml::from_str(&text).ok()?;
+    let e: Experiment = read_experiment(&text).ok()?;
     if !dir.join("points").is_dir() && !dir.join("shard.json").is_file() {
         return None;
     }

@@ -187,6 +187,12 @@ pub trait ObjectiveSource: Sync {
     /// Whether the batched engine may run these points: only for the
     /// built-in objectives it implements itself.
     fn batchable(&self) -> bool;
+    /// The `config.toml` text to record for `e` when the source records
+    /// its objective itself (a user's objective, by its reference), so a
+    /// replay or a resume runs the same objective; `None`: `e` as it is.
+    fn recorded_config(&self, _e: &Experiment) -> Option<Result<String, String>> {
+        None
+    }
 }
 
 /// The objective each configuration names.

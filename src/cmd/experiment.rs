@@ -636,9 +636,40 @@ impl Overrides {
     }
 }
 
-fn load(path: &PathBuf) -> Result<Experiment> {
-    let text = psim_common::fs::read_regular(path, psim_common::fs::Links::Follow)
+thread_local! {
+    static PYTHON_OBJECTIVES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (the Python package's `prepare`) with config files that record
+/// a Python objective readable: their `[base.objective]` is set aside (the
+/// package re-imports the objective from it and hands it in) and the rest
+/// read as usual. Everywhere else such a file is refused: the command line
+/// cannot run Python, and must not run another objective in its place.
+pub fn with_python_objectives<T>(f: impl FnOnce() -> T) -> T {
+    let before = PYTHON_OBJECTIVES.with(|c| c.replace(true));
+    let out = f();
+    PYTHON_OBJECTIVES.with(|c| c.set(before));
+    out
+}
+
+pub use psim_scenarios::durable::split_python_objective;
+
+fn load(path: &Path) -> Result<Experiment> {
+    let mut text = psim_common::fs::read_regular(path, psim_common::fs::Links::Follow)
         .with_context(|| format!("cannot read config `{}`", path.display()))?;
+    if let Ok(Some((spec, rest))) = split_python_objective(&text) {
+        if !PYTHON_OBJECTIVES.with(|c| c.get()) {
+            let reference = spec
+                .get("reference")
+                .and_then(|r| r.as_str())
+                .unwrap_or("?");
+            bail!(
+                "`{}` records a Python objective (`objective`: {reference}); the command line cannot run it, and will not run another objective in its place: replay it with psim.run(config=...) or resume it with resume=... from Python",
+                path.display()
+            );
+        }
+        text = rest;
+    }
     toml::from_str(&text).with_context(|| {
         // A config.toml of psim before engine settings moved into
         // `[base.engine]`: say how to convert it rather than only what failed.
@@ -824,7 +855,14 @@ pub fn execute_with<S: ObjectiveSource>(
                 None => e.name.clone(),
             };
             let out = OutputDir::create(exec.out.as_deref(), &name, exec.force)?;
-            out.write_config(&e)?;
+            match source.recorded_config(&e) {
+                Some(text) => {
+                    out.write("config.toml", text.map_err(anyhow::Error::msg)?)?;
+                }
+                None => {
+                    out.write_config(&e)?;
+                }
+            }
             out
         }
     };

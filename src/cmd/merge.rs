@@ -21,7 +21,10 @@ pub struct MergeArgs {
     out: PathBuf,
 }
 
-fn read_config(dir: &Path) -> Result<Experiment> {
+/// The experiment of `dir/config.toml` and the file's text (a Python
+/// objective's reference is kept in the text, copied as it is to the
+/// merged directory; merging runs no objective).
+fn read_config_text(dir: &Path) -> Result<(Experiment, String)> {
     let path = dir.join("config.toml");
     let text = psim_common::fs::read_regular(&path, Links::Refuse).with_context(|| {
         format!(
@@ -29,13 +32,19 @@ fn read_config(dir: &Path) -> Result<Experiment> {
             dir.display()
         )
     })?;
-    toml::from_str(&text).with_context(|| format!("invalid config `{}`", path.display()))
+    let e = durable::read_experiment(&text)
+        .with_context(|| format!("invalid config `{}`", path.display()))?;
+    Ok((e, text))
+}
+
+fn read_config(dir: &Path) -> Result<Experiment> {
+    Ok(read_config_text(dir)?.0)
 }
 
 /// Checks the shards, copies their point files into OUT and writes the outputs.
 pub fn merge(a: MergeArgs) -> Result<()> {
     let first = &a.dirs[0];
-    let e = read_config(first)?;
+    let (e, config_text) = read_config_text(first)?;
     e.validate()
         .with_context(|| format!("invalid config `{}`", first.join("config.toml").display()))?;
     let study = psim_scenarios::catalogue::study_of(&e);
@@ -125,7 +134,7 @@ pub fn merge(a: MergeArgs) -> Result<()> {
         OutputDir::existing(&a.out)?
     } else {
         let out = OutputDir::create(Some(&a.out), &e.name, false)?;
-        out.write_config(&e)?;
+        out.write("config.toml", &config_text)?;
         out
     };
     psim_scenarios::output::check_regular_files(out.path())?;

@@ -37,7 +37,7 @@ impl Worker {
     /// returns it (valid until the next call).
     #[inline]
     pub fn compute<O: Objective + ?Sized>(&mut self, objective: &O, params: &[f64]) -> &[f64] {
-        objective.gradient(params, &mut self.rng, &mut self.gradient);
+        objective.worker_gradient(self.id, params, &mut self.rng, &mut self.gradient);
         &self.gradient
     }
 
