@@ -313,3 +313,36 @@ fn a_point_is_on_disk_as_soon_as_its_own_runs_are_done() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn tampered_or_foreign_point_files_are_refused_by_resume_and_report() {
+    let base = ["run", "--runs", "3", "--steps", "200", "--quiet"];
+    // A row changed after it was written: report and resume name the file.
+    let d = tmp("tamper");
+    let o = psim(&[&base[..], &["--out", s(&d)]].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    let rows = d.join("points/0.runs.csv");
+    let t = std::fs::read_to_string(&rows).unwrap();
+    std::fs::write(&rows, t.replacen("steps_reached", "steps_reached ", 1)).unwrap();
+    let o = psim(&["report", s(&d)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("0.runs.csv") && text(&o).contains("checksum"), "{}", text(&o));
+    let o = psim(&["run", "--resume", s(&d), "--quiet"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("checksum"), "{}", text(&o));
+    // config.toml edited between an interrupted run and its resume: the
+    // finished point was computed for another configuration.
+    let d2 = tmp("edited");
+    let o = psim(&[&base[..], &["--out", s(&d2)]].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    let cfg = d2.join("config.toml");
+    let t = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, t.replace("steps = 200", "steps = 300")).unwrap();
+    std::fs::remove_file(d2.join("summary.json")).unwrap();
+    let o = psim(&["run", "--resume", s(&d2), "--quiet"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("another configuration"), "{}", text(&o));
+    for x in [&d, &d2] {
+        let _ = std::fs::remove_dir_all(x);
+    }
+}

@@ -23,9 +23,10 @@ its own instance (``objective.for_worker(i)`` if defined, else
 constructor arguments (``psim_spec()``, or the ``__init__`` parameters read
 back from attributes), and ``run(config=...)`` re-imports it.
 
-The GIL is released while Rust runs; Ctrl-C stops the sweep (runs under way
-finish first) and raises ``KeyboardInterrupt``; ``progress=False`` turns the
-progress bar off.
+The GIL is released while Rust runs; Ctrl-C stops the sweep within a second
+(runs under way included), keeps every finished point on disk and raises
+``KeyboardInterrupt`` saying how to continue (``resume=DIR``);
+``progress=False`` turns the progress bar off.
 """
 
 from __future__ import annotations

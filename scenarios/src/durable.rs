@@ -50,7 +50,8 @@ pub struct PointFile {
 }
 
 /// A deterministic share of a sweep's points: point P belongs to shard
-/// `P mod count`.
+/// `P mod count`, or, for a point whose runs start where another point's
+/// ended, its chain's first point's (`Plan::share`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shard {
     /// This shard, in 0..count.
@@ -163,7 +164,7 @@ pub struct ShardFile {
     pub shard: Shard,
     /// Points of the experiment in all.
     pub points: usize,
-    /// Points of this shard (those P with P mod count = index).
+    /// Points of this shard ([`crate::executor::Plan::share`]).
     pub share: Vec<usize>,
     /// Wall-clock seconds this shard's runs took, over all its attempts.
     pub wall_seconds: f64,
@@ -520,6 +521,29 @@ pub fn read_experiment(text: &str) -> Result<Experiment, toml::de::Error> {
         Some((_, rest)) => toml::from_str(&rest),
         None => toml::from_str(text),
     }
+}
+
+/// Checks every point file of the durable directory `dir` against its
+/// experiment's plan (fingerprint) and its rows file (checksum): the same
+/// check a resume and a merge make, for readers of a finished directory
+/// (`psim report`). Names the first file that does not match.
+pub fn verify_points(dir: &Path) -> Result<(), SweepError> {
+    let text = crate::output::read_regular(&dir.join("config.toml"))
+        .map_err(|e| bad(format!("cannot read `{}`: {e}", dir.join("config.toml").display())))?;
+    let e = read_experiment(&text)
+        .map_err(|err| bad(format!("invalid `{}`: {err}", dir.join("config.toml").display())))?;
+    let plan = crate::catalogue::plan_of(&e).map_err(|err| bad(err.to_string()))?;
+    for p in done_points(dir) {
+        if p >= plan.points.len() {
+            return Err(bad(format!(
+                "`{}` holds point {p}, but the experiment has {} points",
+                dir.display(),
+                plan.points.len()
+            )));
+        }
+        load_point(dir, &e.name, &plan, p, false)?;
+    }
+    Ok(())
 }
 
 /// How complete a psim output directory is: `(done, total)` points when it

@@ -221,7 +221,8 @@ pub struct Execution {
     /// `psim reproduce tradeoff --resume psim-out/tradeoff`.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "force"])]
     pub resume: Option<PathBuf>,
-    /// Run a share of the points, I/N (point P belongs to shard P mod N), or
+    /// Run a share of the points, I/N (point P belongs to shard P mod N; a
+    /// point that starts where another ended goes with it), or
     /// `auto`: from SLURM_ARRAY_TASK_ID/COUNT, JOB_COMPLETION_INDEX or HQ_TASK_ID;
     /// combine the shards' directories with `psim merge`, e.g. `--shard 0/3 --out s0`.
     #[arg(long, value_name = "I/N|auto")]

@@ -34,6 +34,9 @@ pub fn report(a: ReportArgs) -> Result<()> {
         if !a.dir.join("summary.json").is_file() {
             bail!("`{dir}` has all {total} points but not its outputs (interrupted while writing them); `psim run --resume {dir}` writes them");
         }
+        // Every point file must still be what the experiment computed: its
+        // fingerprint against config.toml, its rows against their checksum.
+        psim_scenarios::durable::verify_points(&a.dir)?;
     }
     let path = psim_scenarios::report::write(&a.dir)
         .with_context(|| format!("building the report of `{}`", a.dir.display()))?;
