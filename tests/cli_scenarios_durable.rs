@@ -326,7 +326,11 @@ fn tampered_or_foreign_point_files_are_refused_by_resume_and_report() {
     std::fs::write(&rows, t.replacen("steps_reached", "steps_reached ", 1)).unwrap();
     let o = psim(&["report", s(&d)]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("0.runs.csv") && text(&o).contains("checksum"), "{}", text(&o));
+    assert!(
+        text(&o).contains("0.runs.csv") && text(&o).contains("checksum"),
+        "{}",
+        text(&o)
+    );
     let o = psim(&["run", "--resume", s(&d), "--quiet"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("checksum"), "{}", text(&o));

@@ -523,18 +523,78 @@ def run(*, config=None, objective=None, out=None, progress: bool = True, **setti
     return _execute("run", _COMMANDS["run"], dict(settings, config=config, objective=objective, out=out, progress=progress))
 
 
-def sweep(*, config=None, objective=None, out=None, progress: bool = True, optimal_delay: bool = False, **settings) -> Result:
+def sweep(*, config=None, objective=None, out=None, progress: bool = True, optimal_delay: bool = False, processes: int = 1, **settings) -> Result:
     """A grid over momentum, step size, delays, workers, compute times, consistency (``psim sweep``).
 
     A list value makes a grid axis: ``psim.sweep(momentum=[0.7, 0.9], taus="0:100:20")``.
     ``optimal_delay=True`` adds E1's tradeoff analysis (built-in objectives).
+    ``processes=N`` runs the grid's points in N worker processes (the
+    shards ``shard="i/N"`` of the command line, merged as ``psim merge``
+    does): every core with a Python objective, whose calls each hold the
+    GIL. The numbers are identical to one process.
     """
+    if not isinstance(processes, int) or isinstance(processes, bool) or processes < 1:
+        raise PsimError(f"processes: expected an int ≥ 1, got {processes!r}", "processes")
+    if processes > 1:
+        return _in_processes(
+            dict(settings, config=config, objective=objective, out=out, optimal_delay=optimal_delay), processes
+        )
     allowed = _COMMANDS["sweep"]
     return _execute(
         "sweep",
         allowed,
         dict(settings, config=config, objective=objective, out=out, progress=progress, optimal_delay=optimal_delay),
     )
+
+
+def _shard_worker(settings: Dict[str, Any], spec: Optional[Dict[str, Any]], out: str, shard: str) -> str:
+    """One shard of ``_in_processes``, in a worker process: the objective is
+    re-imported from its reference, as a replay does."""
+    objective = _objective_from_spec(spec) if spec is not None else None
+    sweep(**dict(settings, objective=objective, out=out, shard=shard, progress=False))
+    return out
+
+
+def _in_processes(settings: Dict[str, Any], processes: int) -> Result:
+    import multiprocessing
+
+    for key in ("shard", "shard_count", "resume"):
+        if settings.get(key) is not None:
+            raise PsimError(f"processes: splits the sweep into shards itself; `{key}` is refused with it", "processes")
+    objective = settings.pop("objective", None)
+    spec = None
+    if objective is not None:
+        spec = _objective_spec(objective)
+        if spec.get("replayable", True) is False:
+            raise PsimError(
+                f"processes: each worker process re-imports the objective from its reference, and `{spec['reference']}` cannot be: {spec.get('reason', '')}",
+                "processes",
+            )
+    out = settings.pop("out", None)
+    tmp = None
+    if out is None:
+        tmp = tempfile.TemporaryDirectory(prefix="psim-")
+        out = os.path.join(tmp.name, "merged")
+    out = os.fspath(out)
+    parts = tempfile.mkdtemp(prefix="psim-shards-")
+    try:
+        jobs = [(settings, spec, os.path.join(parts, f"s{i}"), f"{i}/{processes}") for i in range(processes)]
+        # `spawn`: a fresh interpreter per worker (a fork would copy the
+        # engine's threads' state); the settings and the reference are plain data.
+        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+            dirs = pool.starmap(_shard_worker, jobs)
+        try:
+            _psim.merge(list(dirs), out)
+        except _psim.NativeError as e:
+            raise PsimError(f"processes: merging the {processes} shards failed: {e.args[0]}; the shards are in {parts}", "processes") from None
+        with open(os.path.join(out, "report.txt")) as f:
+            report = f.read()
+        shutil.rmtree(parts, ignore_errors=True)
+    except BaseException:
+        if tmp is not None:
+            tmp.cleanup()
+        raise
+    return Result(out, report, tmp)
 
 
 def reproduce(name: str, *, config=None, out=None, progress: bool = True, **settings) -> Result:

@@ -922,6 +922,18 @@ fn split_python_objective(text: &str) -> PyResult<Option<(String, String)>> {
     }
 }
 
+/// `psim merge DIRS --out OUT` without printing: returns the report
+/// (`psim.sweep(processes=N)` merges its shards with it).
+#[pyfunction]
+fn merge(py: Python<'_>, dirs: Vec<String>, out: String) -> PyResult<String> {
+    let args = psim::cmd::merge::MergeArgs {
+        dirs: dirs.into_iter().map(Into::into).collect(),
+        out: out.into(),
+    };
+    py.allow_threads(|| psim::cmd::merge::merge_dirs(&args))
+        .map_err(|e| native_error(&e))
+}
+
 /// The `psim` command line (`argv[0]` is the program name), run with the
 /// GIL released; returns the exit code. The `psim` command `pip install`
 /// puts on PATH calls this.
@@ -939,6 +951,7 @@ fn _psim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(flags, m)?)?;
     m.add_function(wrap_pyfunction!(split_python_objective, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(merge, m)?)?;
     m.add_function(wrap_pyfunction!(attach::shutting_down, m)?)?;
     m.py()
         .import("atexit")?

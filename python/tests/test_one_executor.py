@@ -161,3 +161,36 @@ def test_a_long_python_run_stops_within_a_second_of_sigint():
     assert done.returncode == 0, done.stderr
     took = float(done.stdout.split()[-1])
     assert took < 1.0, done.stdout
+
+
+class Shifted(Quadratic):
+    """An importable objective with a constructor argument (replayable)."""
+
+    def __init__(self, scale=1.0):
+        self.scale = scale
+
+    def gradient(self, params, rng):
+        return self.scale * super().gradient(params, rng)
+
+
+def test_processes_split_the_sweep_and_give_identical_numbers(tmp_path):
+    settings = dict(momentum=[0.0, 0.5, 0.9], step_size=[0.01, 0.02], runs=2, steps=500, seed=5, progress=False)
+    one = psim.sweep(objective=Shifted(0.5), out=tmp_path / "one", **settings)
+    two = psim.sweep(objective=Shifted(0.5), out=tmp_path / "two", processes=2, **settings)
+    cols = [c for c in one.runs.columns if c != "wall_seconds"]
+    pd.testing.assert_frame_equal(one.runs[cols], two.runs[cols])
+    pd.testing.assert_frame_equal(one.traces, two.traces)
+    text = open(os.path.join(two.path, "config.toml")).read()
+    assert "Shifted" in text and "python" in text
+
+
+def test_processes_refuses_what_it_cannot_do():
+    class Local(Quadratic):
+        pass
+
+    with pytest.raises(psim.PsimError) as e:
+        psim.sweep(objective=Local(), momentum=[0.1, 0.2], processes=2, progress=False)
+    assert e.value.field == "processes"
+    with pytest.raises(psim.PsimError) as e:
+        psim.sweep(momentum=[0.1, 0.2], processes=0, progress=False)
+    assert e.value.field == "processes"

@@ -528,10 +528,18 @@ pub fn read_experiment(text: &str) -> Result<Experiment, toml::de::Error> {
 /// check a resume and a merge make, for readers of a finished directory
 /// (`psim report`). Names the first file that does not match.
 pub fn verify_points(dir: &Path) -> Result<(), SweepError> {
-    let text = crate::output::read_regular(&dir.join("config.toml"))
-        .map_err(|e| bad(format!("cannot read `{}`: {e}", dir.join("config.toml").display())))?;
-    let e = read_experiment(&text)
-        .map_err(|err| bad(format!("invalid `{}`: {err}", dir.join("config.toml").display())))?;
+    let text = crate::output::read_regular(&dir.join("config.toml")).map_err(|e| {
+        bad(format!(
+            "cannot read `{}`: {e}",
+            dir.join("config.toml").display()
+        ))
+    })?;
+    let e = read_experiment(&text).map_err(|err| {
+        bad(format!(
+            "invalid `{}`: {err}",
+            dir.join("config.toml").display()
+        ))
+    })?;
     let plan = crate::catalogue::plan_of(&e).map_err(|err| bad(err.to_string()))?;
     for p in done_points(dir) {
         if p >= plan.points.len() {

@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 pub struct MergeArgs {
     /// The shards' output directories (each written with --shard I/N).
     #[arg(required = true)]
-    dirs: Vec<PathBuf>,
+    pub dirs: Vec<PathBuf>,
     /// Where the merged outputs go: a new or empty directory, or an earlier
     /// merge of the same experiment (a rerun copies only what is missing).
     #[arg(long)]
-    out: PathBuf,
+    pub out: PathBuf,
 }
 
 /// The experiment of `dir/config.toml` and the file's text (a Python
@@ -43,6 +43,13 @@ fn read_config(dir: &Path) -> Result<Experiment> {
 
 /// Checks the shards, copies their point files into OUT and writes the outputs.
 pub fn merge(a: MergeArgs) -> Result<()> {
+    let report = merge_dirs(&a)?;
+    crate::cmd::print(format_args!("{report}"))
+}
+
+/// Merges the shard directories `a.dirs` into `a.out` and returns the
+/// report (the Python package's `processes=N` calls this too).
+pub fn merge_dirs(a: &MergeArgs) -> Result<String> {
     let first = &a.dirs[0];
     let (e, config_text) = read_config_text(first)?;
     e.validate()
@@ -163,7 +170,7 @@ pub fn merge(a: MergeArgs) -> Result<()> {
         (wall_seconds, threads),
         Default::default(),
     )? {
-        Progress::Complete(report) => crate::cmd::print(format_args!(
+        Progress::Complete(report) => Ok(format!(
             "{report}\nmerged {count} shards ({total} points) into {}\n",
             out.path().display()
         )),
