@@ -350,3 +350,45 @@ fn tampered_or_foreign_point_files_are_refused_by_resume_and_report() {
         let _ = std::fs::remove_dir_all(x);
     }
 }
+
+#[test]
+fn a_relative_trace_path_replays_from_another_folder() {
+    let d = tmp("relative");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("delays.txt"), "1 2 3 5 8\n").unwrap();
+    let out = d.join("out");
+    let o = cmd(&[
+        "run",
+        "--delay",
+        "trace:delays.txt",
+        "--runs",
+        "2",
+        "--steps",
+        "300",
+        "--quiet",
+        "--out",
+        s(&out),
+    ])
+    .current_dir(&d)
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    let recorded = format!("trace:{}", d.join("delays.txt").display());
+    assert!(config.contains(&recorded), "{config}");
+    let again = d.join("again");
+    let o = cmd(&[
+        "run",
+        "--config",
+        s(&out.join("config.toml")),
+        "--quiet",
+        "--out",
+        s(&again),
+    ])
+    .current_dir(std::env::temp_dir())
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    same_outputs(&out, &again, "replay from another folder");
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -516,7 +516,7 @@ fn parse_one(spec: &str, text: &str) -> Result<Delay, DelayParseError> {
                 let log = crate::pushes::parse_push_log(&body)
                     .map_err(|e| DelayParseError::new(spec, format!("push log `{args}`: {e}")))?;
                 return Ok(Delay::Trace {
-                    path: args.to_string(),
+                    path: crate::fs::absolute(args),
                     values: log.staleness.iter().map(|&s| s as f64).collect(),
                     ordered: true,
                 });
@@ -537,7 +537,7 @@ fn parse_one(spec: &str, text: &str) -> Result<Delay, DelayParseError> {
                 ));
             }
             Delay::Trace {
-                path: args.to_string(),
+                path: crate::fs::absolute(args),
                 values: values.into(),
                 ordered: false,
             }

@@ -295,6 +295,16 @@ class Result:
         return df[keys + ["wall_seconds"]]
 
     @property
+    def workers(self):
+        """Per-worker contributions on the cluster engines (``workers.csv``) as a DataFrame, or None."""
+        return self._csv("workers.csv")
+
+    @property
+    def pushes(self):
+        """Every applied push of a run with ``record_pushes=True`` (``pushes.csv``) as a DataFrame, or None."""
+        return self._csv("pushes.csv")
+
+    @property
     def traces(self):
         """Mean error traces per point (``traces.csv``) as a DataFrame."""
         return self._csv("traces.csv")

@@ -194,3 +194,15 @@ def test_processes_refuses_what_it_cannot_do():
     with pytest.raises(psim.PsimError) as e:
         psim.sweep(momentum=[0.1, 0.2], processes=0, progress=False)
     assert e.value.field == "processes"
+
+
+def test_workers_and_pushes_are_dataframes():
+    r = psim.run(engine="virtual-time", workers=4, compute_time=1, worker_compute="linear:1,1",
+                 record_pushes=True, steps=400, runs=1, progress=False)
+    w = r.workers
+    assert list(w["worker"]) == [0, 1, 2, 3]
+    # Worker i takes i+1 time units: its mean compute time is i+1.
+    assert np.allclose(w["mean_compute"].to_numpy(), [1, 2, 3, 4])
+    p = r.pushes
+    assert len(p) > 0 and {"worker", "staleness"} <= set(p.columns)
+    assert psim.run(steps=100, runs=1, progress=False).workers is None

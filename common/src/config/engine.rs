@@ -659,7 +659,7 @@ impl FromStr for WorkerCompute {
                 let log = crate::pushes::parse_push_log(&body)
                     .map_err(|e| bad(format!("`{args}` is not a psim push log: {e}")))?;
                 Ok(WorkerCompute::Replay {
-                    path: args.to_string(),
+                    path: crate::fs::absolute(args),
                     times: log.compute.into(),
                 })
             }
