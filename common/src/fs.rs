@@ -112,6 +112,16 @@ pub fn describe(kind: &std::fs::FileType) -> &'static str {
     }
 }
 
+/// `path` made absolute against the current directory (without resolving
+/// links), as text: an input file's path is recorded this way in
+/// `config.toml`, so a replay or a resume from another folder reads the
+/// same file. A path that cannot be made absolute is kept as given.
+pub fn absolute(path: &str) -> String {
+    std::path::absolute(path)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| path.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,14 +149,4 @@ mod tests {
         assert!(err.contains("directory"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
-}
-
-/// `path` made absolute against the current directory (without resolving
-/// links), as text: an input file's path is recorded this way in
-/// `config.toml`, so a replay or a resume from another folder reads the
-/// same file. A path that cannot be made absolute is kept as given.
-pub fn absolute(path: &str) -> String {
-    std::path::absolute(path)
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| path.to_string())
 }
