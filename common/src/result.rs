@@ -101,6 +101,59 @@ pub struct StalenessHistogram {
     hdr: Histogram<u64>,
 }
 
+/// A finished staleness histogram as its (value, count) pairs, ascending:
+/// what a point keeps once its runs are folded (16 bytes per distinct value
+/// instead of the live histogram's arrays, so a sweep's memory does not grow
+/// with its number of points). Its statistics are the histogram's, computed
+/// the same way in the same order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StalenessCounts(pub Vec<(u64, u64)>);
+
+impl StalenessCounts {
+    /// The pairs, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// Number of recorded values.
+    pub fn count(&self) -> u64 {
+        self.0.iter().map(|(_, c)| c).sum()
+    }
+
+    /// As [`StalenessHistogram::quantile`].
+    pub fn quantile(&self, q: f64) -> u64 {
+        let n = self.count();
+        if n == 0 {
+            return 0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (v, c) in self.iter() {
+            seen += c;
+            if seen >= rank {
+                return v;
+            }
+        }
+        self.0.last().map_or(0, |(v, _)| *v)
+    }
+
+    /// As [`StalenessHistogram::mean`].
+    pub fn mean(&self) -> f64 {
+        let n = self.count();
+        if n == 0 {
+            return 0.0;
+        }
+        let s: f64 = self.iter().map(|(v, c)| v as f64 * c as f64).sum();
+        s / n as f64
+    }
+}
+
+impl From<&StalenessHistogram> for StalenessCounts {
+    fn from(h: &StalenessHistogram) -> Self {
+        Self(h.iter().collect())
+    }
+}
+
 impl Default for StalenessHistogram {
     fn default() -> Self {
         Self::new()

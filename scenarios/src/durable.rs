@@ -19,7 +19,7 @@
 use crate::executor::{fnv1a, Plan, PlannedPoint, PointStore};
 use crate::output::{OutputDir, OutputError};
 use crate::sweep::{PointResult, PointSummary, RunRow, SweepError, TraceRow};
-use psim_common::{Experiment, StalenessHistogram};
+use psim_common::Experiment;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -202,7 +202,14 @@ pub struct DiskStore<'a> {
     name: String,
     done: BTreeSet<usize>,
     logs: PushLogs,
+    synced: std::time::Instant,
 }
+
+/// The longest a finished point waits to be flushed to disk: point files
+/// are renamed into place at once (a killed process loses none) and
+/// flushed together at most this long after (a power loss may lose the
+/// last second's points, which their checksums then name).
+pub const GROUP_COMMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Push logs of this attempt's points, by point (`--record-pushes`).
 pub type PushLogs =
@@ -216,7 +223,15 @@ impl<'a> DiskStore<'a> {
             name: name.to_string(),
             done: done_points(out.path()),
             logs: PushLogs::new(),
+            synced: std::time::Instant::now(),
         }
+    }
+
+    /// Flushes the points written so far to disk.
+    pub fn sync(&mut self) -> Result<(), SweepError> {
+        self.out.sync()?;
+        self.synced = std::time::Instant::now();
+        Ok(())
     }
 
     /// The push logs of the points this store was handed.
@@ -259,6 +274,9 @@ impl PointStore for DiskStore<'_> {
         })? + "\n";
         self.out.write_point_bytes(index, &json, &rows)?;
         self.done.insert(index);
+        if self.synced.elapsed() >= GROUP_COMMIT {
+            self.sync()?;
+        }
         Ok(())
     }
 
@@ -328,10 +346,7 @@ pub fn load_point(
             f.runs_checksum
         )));
     }
-    let mut staleness = StalenessHistogram::new();
-    for (v, c) in f.staleness {
-        staleness.record_n(v, c);
-    }
+    let staleness = psim_common::result::StalenessCounts(f.staleness);
     let rows = if rows {
         parse_rows(&bytes, &plan.points[index], plan.columns.len())
             .map_err(|err| bad(format!("`{}`: {err}; {hint}", rows_path.display())))?

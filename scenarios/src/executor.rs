@@ -513,7 +513,10 @@ pub fn run_in_dir<S: ObjectiveSource>(
     let todo = plan.share(shard);
     let measure = |p: usize, cfg: &RunConfig, r: &RunResult| study.measure(e, p, cfg, r);
     let mut store = DiskStore::new(out, &e.name);
-    let (wall_seconds, threads) = execute(&plan, &todo, source, Some(&measure), &mut store, opts)?;
+    let ran = execute(&plan, &todo, source, Some(&measure), &mut store, opts);
+    // The points written since the last group commit, cancelled or not.
+    store.sync()?;
+    let (wall_seconds, threads) = ran?;
     let logs = store.take_logs();
     finish(study, e, &plan, out, (wall_seconds, threads), logs)
 }

@@ -381,12 +381,30 @@ impl OutputDir {
         rows: &[u8],
     ) -> Result<(), OutputError> {
         let dir = self.points_dir()?;
-        atomic_write(&dir.join(format!("{index}.runs.csv")), |f| {
+        atomic_write_unsynced(&dir.join(format!("{index}.runs.csv")), |f| {
             f.write_all(rows)
         })?;
-        atomic_write(&dir.join(format!("{index}.json")), |f| {
+        atomic_write_unsynced(&dir.join(format!("{index}.json")), |f| {
             f.write_all(json.as_bytes())
         })?;
+        Ok(())
+    }
+
+    /// Flushes everything written to the directory's file system to disk
+    /// (`syncfs`): the group commit of point files, which are written
+    /// without a flush each ([`OutputDir::write_point_bytes`]).
+    pub fn sync(&self) -> Result<(), OutputError> {
+        let dir = std::fs::File::open(&self.path).map_err(|e| OutputError::io(&self.path, e))?;
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: syncfs on a file descriptor this function owns.
+            if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+                return Err(OutputError::io(&self.path, std::io::Error::last_os_error()));
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        dir.sync_all().map_err(|e| OutputError::io(&self.path, e))?;
         Ok(())
     }
 
@@ -521,12 +539,32 @@ pub fn atomic_write(
     path: &Path,
     fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> Result<(), OutputError> {
+    write_aside(path, fill, true)
+}
+
+/// [`atomic_write`] without the flush to disk: atomic against a killed
+/// process (the page cache survives it), made durable against a power
+/// loss by the next [`OutputDir::sync`] (point files: group commit).
+pub fn atomic_write_unsynced(
+    path: &Path,
+    fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), OutputError> {
+    write_aside(path, fill, false)
+}
+
+fn write_aside(
+    path: &Path,
+    fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+    sync: bool,
+) -> Result<(), OutputError> {
     let (tmp, file) = create_temp(path).map_err(|e| OutputError::io(path, e))?;
     let result = (|| {
         let mut w = std::io::BufWriter::new(file);
         fill(&mut w)?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
         std::fs::rename(&tmp, path)
     })();
     result.map_err(|cause| {

@@ -258,8 +258,8 @@ pub struct PointResult {
     pub rows: Vec<RunRow>,
     /// Mean error trace.
     pub trace: Vec<TraceRow>,
-    /// Merged staleness histogram.
-    pub staleness: StalenessHistogram,
+    /// Merged staleness histogram, as its (value, count) pairs.
+    pub staleness: psim_common::result::StalenessCounts,
     /// Every recorded push of every run, in run order (`--record-pushes`).
     pub pushes: Vec<(u64, Vec<psim_common::pushes::PushRecord>)>,
 }
@@ -580,7 +580,7 @@ impl PointAcc {
             summary,
             rows,
             trace,
-            staleness,
+            staleness: (&staleness).into(),
             pushes,
         }
     }
