@@ -182,6 +182,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("--tail-fraction", "0.6"),
     ("--divergence-norm", "1.0001"),
     ("--target-error", "0.99999"),
+    ("--record-params", "true"),
     ("--rule", "nesterov"),
     ("--schedule", "anneal:50:0.1"),
     ("--spectrum", "5,3,2,1"),

@@ -345,6 +345,10 @@ pub struct RunResult {
     /// (`--record-pushes`; at most [`crate::pushes::MAX_RECORDED_PUSHES`]).
     #[serde(skip)]
     pub pushes: Option<Vec<crate::pushes::PushRecord>>,
+    /// The final parameters, when the configuration keeps them
+    /// (`record_params`; empty on a diverged run's non-finite iterate too).
+    #[serde(skip)]
+    pub final_params: Option<Vec<f64>>,
 }
 
 /// What one worker contributed to a run: 24 bytes plus its mean compute time.

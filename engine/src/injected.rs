@@ -138,6 +138,7 @@ pub fn run_injected_from<O: Objective + ?Sized>(
         capped_sleeps: 0,
         workers: Vec::new(),
         pushes: None,
+        final_params: cfg.record_params.then(|| server.params().to_vec()),
     };
     (result, server.params().to_vec())
 }

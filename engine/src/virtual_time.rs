@@ -513,6 +513,7 @@ pub fn run_virtual_time<O: Objective + ?Sized>(
             .rec
             .finish(outcome, state.version(), state.params(), Some(now));
     let counters = *state.counters();
+    let final_params = cfg.record_params.then(|| state.params().to_vec());
     RunResult {
         run,
         outcome,
@@ -527,6 +528,7 @@ pub fn run_virtual_time<O: Objective + ?Sized>(
         capped_sleeps: 0,
         workers: stats,
         pushes,
+        final_params,
     }
 }
 

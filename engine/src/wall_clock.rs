@@ -148,6 +148,7 @@ pub fn finish<O: Objective + ?Sized>(
 ) -> Result<RunResult, EngineError> {
     let (state, monitor, reason) = core.into_parts();
     let counters = *state.counters();
+    let final_params = cfg.record_params.then(|| state.params().to_vec());
     counters.check().map_err(EngineError::Invariant)?;
     let sent: u64 = reports.iter().map(|r| r.pushes).sum();
     if sent != counters.received {
@@ -254,6 +255,7 @@ pub fn finish<O: Objective + ?Sized>(
         virtual_seconds: None,
         capped_sleeps: capped,
         workers,
+        final_params,
         pushes: records.map(|mut all| {
             // The server's order: the version each push produced.
             all.sort_by_key(|p| (p.applied_version, p.worker));

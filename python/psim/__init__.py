@@ -295,6 +295,20 @@ class Result:
         return df[keys + ["wall_seconds"]]
 
     @property
+    def params(self) -> Optional[np.ndarray]:
+        """The final parameters of every run, one row per run in ``runs`` order
+        (runs × dim), when the run kept them (``record_params=True``; columns
+        ``param_0…`` of ``runs.csv``), else None."""
+        df = self._csv("runs.csv")
+        if df is None:
+            return None
+        cols = [c for c in df.columns if c.startswith("param_")]
+        if not cols:
+            return None
+        cols.sort(key=lambda c: int(c.split("_", 1)[1]))
+        return df[cols].to_numpy(dtype=np.float64)
+
+    @property
     def workers(self):
         """Per-worker contributions on the cluster engines (``workers.csv``) as a DataFrame, or None."""
         return self._csv("workers.csv")

@@ -206,3 +206,15 @@ def test_workers_and_pushes_are_dataframes():
     p = r.pushes
     assert len(p) > 0 and {"worker", "staleness"} <= set(p.columns)
     assert psim.run(steps=100, runs=1, progress=False).workers is None
+
+
+@pytest.mark.parametrize("engine", [dict(), dict(engine="virtual-time", workers=4)])
+def test_final_parameters_of_every_run(engine, tmp_path):
+    r = psim.sweep(objective=Quadratic(), momentum=[0.0, 0.5], runs=3, steps=500, seed=2,
+                   record_params=True, out=tmp_path / "p", progress=False, **engine)
+    p = r.params
+    assert p.shape == (6, 4) and p.dtype == np.float64
+    # The error reported per run is the objective's error at those parameters.
+    errors = [Quadratic().error(x) for x in p]
+    assert np.allclose(errors, r.runs["final_error"].to_numpy(), rtol=1e-12)
+    assert psim.run(steps=50, runs=1, progress=False).params is None

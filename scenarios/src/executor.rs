@@ -83,7 +83,14 @@ impl Plan {
     /// The points of a plain sweep: every grid point, batched where possible.
     pub fn sweep(e: &psim_common::Experiment) -> Self {
         Self {
-            points: e.points().into_iter().map(PlannedPoint::new).collect(),
+            points: e
+                .points()
+                .into_iter()
+                .map(|config| PlannedPoint {
+                    keep_params: config.record_params,
+                    ..PlannedPoint::new(config)
+                })
+                .collect(),
             columns: Vec::new(),
             rows: false,
             batch: true,
@@ -141,9 +148,11 @@ impl Plan {
                     )));
                 }
             }
-            if (p.start_from.is_some() || p.keep_params) && p.config.injected().is_none() {
+            let injected_only =
+                p.start_from.is_some() || (p.keep_params && !p.config.record_params);
+            if injected_only && p.config.injected().is_none() {
                 return Err(SweepError::Durable(format!(
-                    "plan point {i}: start points and kept parameters need the injected engine"
+                    "plan point {i}: start points and parameters the configuration does not record need the injected engine"
                 )));
             }
         }
@@ -343,7 +352,7 @@ fn run_stage<S: ObjectiveSource>(
                 && !opts.scalar
                 && source.batchable()
                 && point.start_from.is_none()
-                && !point.keep_params
+                && (!point.keep_params || cfg.record_params)
                 && batched::unsupported(cfg).is_none();
             let width = if batch { batched::L as u64 } else { 1 };
             (0..runs).step_by(width as usize).map(move |r| Job {
@@ -367,9 +376,12 @@ fn run_stage<S: ObjectiveSource>(
                 if job.batch {
                     Ok(engine::run_runs(cfg, objective, job.runs.clone())?
                         .into_iter()
-                        .map(|r| (r, Vec::new()))
+                        .map(|mut r| {
+                            let params = r.final_params.take().unwrap_or_default();
+                            (r, params)
+                        })
                         .collect())
-                } else if point.keep_params || point.start_from.is_some() {
+                } else if point.start_from.is_some() || (point.keep_params && !cfg.record_params) {
                     let start = starts
                         .get(&job.point)
                         .map(|s| s[job.runs.start as usize].as_slice());
@@ -383,10 +395,19 @@ fn run_stage<S: ObjectiveSource>(
                     };
                     Ok(vec![(engine::verify(r)?, params)])
                 } else {
-                    Ok(vec![(
-                        engine::run(cfg, objective, job.runs.start)?,
-                        Vec::new(),
-                    )])
+                    let mut r = engine::run(cfg, objective, job.runs.start)?;
+                    let params = match (point.keep_params, r.final_params.take()) {
+                        (true, Some(p)) => p,
+                        // Kept by the plan, not recorded by the configuration.
+                        (true, None) => {
+                            return Err(EngineError::Invariant(
+                                "a point keeps its parameters but its runs do not record them"
+                                    .into(),
+                            ))
+                        }
+                        (false, _) => Vec::new(),
+                    };
+                    Ok(vec![(r, params)])
                 }
             })?;
         // A run under way when the flag was raised stopped early: discard

@@ -731,10 +731,12 @@ pub fn write_sweep(
     // durably (their rows were dropped once written), from their
     // `points/P.runs.csv`, copied as they are (same formatting code).
     let path = out.checked("runs.csv")?;
+    // Kept final parameters (`record_params`) follow the fixed columns.
+    let mut header: Vec<String> = runs_header(e).iter().map(|c| c.to_string()).collect();
+    header.extend((0..param_count(out, sweep, header.len())).map(|i| format!("param_{i}")));
     atomic_write(&path, |w| {
         let mut c = csv::Writer::from_writer(&mut *w);
-        c.write_record(runs_header(e))
-            .map_err(std::io::Error::other)?;
+        c.write_record(&header).map_err(std::io::Error::other)?;
         c.flush()?;
         drop(c);
         for p in &sweep.points {
@@ -845,6 +847,34 @@ pub fn write_sweep(
         None => {}
     }
     Ok(files)
+}
+
+/// How many `param_*` columns the runs of `sweep` carry: the kept final
+/// parameters' dimension, read off the first run (its row in memory, or
+/// its point file's first line beyond the `fixed` columns).
+fn param_count(out: &OutputDir, sweep: &SweepResult, fixed: usize) -> usize {
+    if !sweep.experiment.base.record_params {
+        return 0;
+    }
+    let Some(p) = sweep.points.first() else {
+        return 0;
+    };
+    if let Some(r) = p.rows.first() {
+        return r.params.len();
+    }
+    let frag = out
+        .path()
+        .join("points")
+        .join(format!("{}.runs.csv", p.summary.index));
+    read_regular(&frag)
+        .ok()
+        .and_then(|t| {
+            let mut r = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(t.as_bytes());
+            r.records().next()?.ok().map(|rec| rec.len())
+        })
+        .map_or(0, |n| n.saturating_sub(fixed))
 }
 
 /// The point columns of every CSV: index, μ, η, then the engine axes (the

@@ -104,6 +104,9 @@ flag_table! {
     [DivergenceNorm, "divergence-norm"] divergence_norm: Option<f64>,
     /// Stop a run once its error reaches this.
     [TargetError, "target-error"] target_error: Option<f64>,
+    /// Keep every run's final parameters: columns param_0… of runs.csv
+    /// (Python: `Result.params`), e.g. `--record-params`.
+    [RecordParams, "record-params", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL"] record_params: Option<bool>,
     /// Engine: injected, virtual-time, threads, tasks.
     [Engine, "engine"] engine: Option<String>,
     /// Update rule: sgd, heavy-ball (default), nesterov, staleness-aware, dc-asgd:LAMBDA.
@@ -591,6 +594,9 @@ impl Overrides {
         set!(steps => b.steps, runs => b.runs, seed => b.seed, record_every => b.record_every, tail_fraction => b.tail_fraction, divergence_norm => b.divergence_norm);
         if let Some(t) = self.target_error {
             b.target_error = Some(t);
+        }
+        if let Some(r) = self.record_params {
+            b.record_params = r;
         }
         if let Some(x) = &self.rule {
             b.rule = parse::<psim_common::RuleKind>(x)?;

@@ -35,6 +35,10 @@ pub struct RunConfig {
     /// Stop a run early once its error falls to this value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_error: Option<f64>,
+    /// Keep every run's final parameters (columns `param_0…` of
+    /// `runs.csv`; `Result.params` in Python).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record_params: bool,
     /// The engine that drives the run, with its own settings.
     #[serde(default)]
     pub engine: EngineConfig,
@@ -58,6 +62,7 @@ impl Default for RunConfig {
             runs: 100,
             seed: 1,
             record_every: 100,
+            record_params: false,
             tail_fraction: 0.25,
             divergence_norm: 1e6,
             target_error: None,

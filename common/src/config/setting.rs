@@ -28,6 +28,8 @@ pub enum Setting {
     DivergenceNorm,
     /// Early stop at an error.
     TargetError,
+    /// Keep every run's final parameters.
+    RecordParams,
     /// The server's update rule.
     Rule,
     /// The step-size schedule.
@@ -78,7 +80,7 @@ const ALL_ENGINES: &[EngineKind] = &[
 
 impl Setting {
     /// Every setting, in table order.
-    pub const ALL: [Setting; 26] = [
+    pub const ALL: [Setting; 27] = [
         Setting::Momentum,
         Setting::StepSize,
         Setting::Steps,
@@ -88,6 +90,7 @@ impl Setting {
         Setting::TailFraction,
         Setting::DivergenceNorm,
         Setting::TargetError,
+        Setting::RecordParams,
         Setting::Rule,
         Setting::Schedule,
         Setting::Objective,
@@ -119,6 +122,7 @@ impl Setting {
             Setting::TailFraction => "base.tail_fraction",
             Setting::DivergenceNorm => "base.divergence_norm",
             Setting::TargetError => "base.target_error",
+            Setting::RecordParams => "base.record_params",
             Setting::Rule => "base.rule",
             Setting::Schedule => "base.schedule",
             Setting::Objective => "base.objective",
@@ -173,6 +177,7 @@ impl Setting {
             Setting::TailFraction => format!("{:?}", b.tail_fraction),
             Setting::DivergenceNorm => format!("{:?}", b.divergence_norm),
             Setting::TargetError => format!("{:?}", b.target_error),
+            Setting::RecordParams => b.record_params.to_string(),
             Setting::Rule => b.rule.to_string(),
             Setting::Schedule => b.schedule.to_string(),
             Setting::Objective => format!("{:?}", b.objective),

@@ -478,6 +478,7 @@ fn run<const D: usize, B: LaneBits>(plan: &Plan, runs: &[u64]) -> Vec<RunResult>
                 capped_sleeps: 0,
                 workers: Vec::new(),
                 pushes: None,
+                final_params: plan.record_params.then(|| end.params.to_vec()),
             }
         })
         .collect()

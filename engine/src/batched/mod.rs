@@ -141,6 +141,7 @@ pub(crate) struct Plan {
     pub target: Option<f64>,
     pub limit2: f64,
     pub seed: u64,
+    pub record_params: bool,
 }
 
 /// Why `cfg` runs on the scalar engine, or `None` when it is batched.
@@ -222,6 +223,7 @@ impl Plan {
             target: cfg.target_error,
             limit2: cfg.divergence_norm * cfg.divergence_norm,
             seed: cfg.seed,
+            record_params: cfg.record_params,
         })
     }
 }
