@@ -5,6 +5,7 @@
 use crate::catalogue::{Scenario, ScenarioError};
 use crate::output::{write_sweep, OutputDir};
 use crate::sweep::SweepResult;
+use psim_common::num::show;
 use psim_common::{Experiment, Setting};
 use std::fmt::Write as _;
 
@@ -56,8 +57,8 @@ pub fn points_report(s: &SweepResult) -> String {
         let _ = writeln!(
             t,
             "{:>6} {:>9} {:>24} | {:>9} {:>11.5} {:>10.5} {:>10.5} {:>10.5} | {:>8.2} {:>6} {:>6} {:>8} | {:>9} {:>9} {:>8}",
-            x.momentum,
-            x.step_size,
+            show(x.momentum),
+            show(x.step_size),
             x.setting(),
             format!("{}/{}", x.diverged, x.runs),
             x.error.mean,
@@ -97,8 +98,8 @@ pub fn points_report(s: &SweepResult) -> String {
             let _ = writeln!(
                 t,
                 "{:>6} {:>9} {:>24} | {:>10} {:>8.2} {:>6} {:>6} {:>7} {:>8}",
-                x.momentum,
-                x.step_size,
+                show(x.momentum),
+                show(x.step_size),
                 x.setting(),
                 q.count,
                 q.mean,
@@ -127,8 +128,8 @@ pub fn points_report(s: &SweepResult) -> String {
         let _ = writeln!(
             t,
             "\nper worker, μ={} η={} {} (workers.csv):",
-            x.momentum,
-            x.step_size,
+            show(x.momentum),
+            show(x.step_size),
             x.setting()
         );
         let _ = writeln!(
