@@ -122,30 +122,42 @@ impl StalenessCounts {
 
     /// As [`StalenessHistogram::quantile`].
     pub fn quantile(&self, q: f64) -> u64 {
-        let n = self.count();
-        if n == 0 {
-            return 0;
-        }
-        let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (v, c) in self.iter() {
-            seen += c;
-            if seen >= rank {
-                return v;
-            }
-        }
-        self.0.last().map_or(0, |(v, _)| *v)
+        quantile_of(self.iter(), self.count(), q)
+            .unwrap_or_else(|| self.0.last().map_or(0, |(v, _)| *v))
     }
 
     /// As [`StalenessHistogram::mean`].
     pub fn mean(&self) -> f64 {
-        let n = self.count();
-        if n == 0 {
-            return 0.0;
-        }
-        let s: f64 = self.iter().map(|(v, c)| v as f64 * c as f64).sum();
-        s / n as f64
+        mean_of(self.iter(), self.count())
     }
+}
+
+/// The smallest value v of ascending `(value, count)` pairs with at least a
+/// fraction `q` of the `n` values ≤ v: `Some(0)` when empty, `None` when the
+/// pairs hold fewer than the rank (the caller's largest value then). The one
+/// implementation of [`StalenessHistogram`] and [`StalenessCounts`].
+fn quantile_of(pairs: impl Iterator<Item = (u64, u64)>, n: u64, q: f64) -> Option<u64> {
+    if n == 0 {
+        return Some(0);
+    }
+    let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (v, c) in pairs {
+        seen += c;
+        if seen >= rank {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// The mean of `n` values given as `(value, count)` pairs (0 when empty).
+fn mean_of(pairs: impl Iterator<Item = (u64, u64)>, n: u64) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    let s: f64 = pairs.map(|(v, c)| v as f64 * c as f64).sum();
+    s / n as f64
 }
 
 impl From<&StalenessHistogram> for StalenessCounts {
@@ -220,29 +232,12 @@ impl StalenessHistogram {
 
     /// The smallest recorded value v with at least a fraction `q` of values ≤ v.
     pub fn quantile(&self, q: f64) -> u64 {
-        let n = self.count();
-        if n == 0 {
-            return 0;
-        }
-        let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (v, c) in self.iter() {
-            seen += c;
-            if seen >= rank {
-                return v;
-            }
-        }
-        self.max()
+        quantile_of(self.iter(), self.count(), q).unwrap_or_else(|| self.max())
     }
 
     /// Mean of the recorded values (0 when empty).
     pub fn mean(&self) -> f64 {
-        let n = self.count();
-        if n == 0 {
-            return 0.0;
-        }
-        let s: f64 = self.iter().map(|(v, c)| v as f64 * c as f64).sum();
-        s / n as f64
+        mean_of(self.iter(), self.count())
     }
 
     /// Largest recorded value (0 when empty).
