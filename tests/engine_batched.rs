@@ -58,14 +58,9 @@ fn sweep_bits(s: &SweepResult) -> Vec<(u64, u64, String, u64)> {
 #[test]
 fn batched_and_scalar_agree_on_every_e1_point() {
     let e1 = Tradeoff.experiment();
-    let scalar = run_sweep(
-        &e1,
-        &SweepOptions {
-            scalar: true,
-            ..SweepOptions::default()
-        },
-    )
-    .unwrap();
+    let mut on_scalar = e1.clone();
+    on_scalar.base.engine.injected_mut().unwrap().scalar = true;
+    let scalar = run_sweep(&on_scalar, &SweepOptions::default()).unwrap();
     let batched = run_sweep(&e1, &SweepOptions::default()).unwrap();
     let mut beyond3 = Vec::new();
     for (a, b) in scalar.points.iter().zip(&batched.points) {

@@ -349,7 +349,6 @@ fn run_stage<S: ObjectiveSource>(
             let cfg = &point.config;
             let runs = cfg.runs as u64;
             let batch = plan.batch
-                && !opts.scalar
                 && source.batchable()
                 && point.start_from.is_none()
                 && (!point.keep_params || cfg.record_params)

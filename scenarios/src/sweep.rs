@@ -284,10 +284,6 @@ pub struct SweepOptions<'a> {
     pub threads: usize,
     /// Called after every finished run, from any thread.
     pub progress: Option<&'a (dyn Fn() + Sync)>,
-    /// Run every point on the scalar engine, even where the batched path of
-    /// the injected engine applies (the reference; results then differ in
-    /// their random numbers, not in their law).
-    pub scalar: bool,
     /// When raised, runs under way stop within a few thousand steps, runs
     /// not yet started are skipped, finished points are kept, and the
     /// executor returns [`SweepError::Cancelled`].

@@ -166,13 +166,12 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             applied_b = applied(&s);
             if !a.no_scalar_sweep {
                 let c = cpu_seconds(false);
-                let s = run_sweep(
-                    &e1,
-                    &SweepOptions {
-                        scalar: true,
-                        ..SweepOptions::default()
-                    },
-                )?;
+                // The scalar engine as `--scalar-engine` asks for it.
+                let mut on_scalar = e1.clone();
+                if let Some(inj) = on_scalar.base.engine.injected_mut() {
+                    inj.scalar = true;
+                }
+                let s = run_sweep(&on_scalar, &SweepOptions::default())?;
                 cpus_s.push((cpu_seconds(false) - c) / s.threads as f64);
                 walls_s.push(s.wall_seconds);
                 applied_s = applied(&s);

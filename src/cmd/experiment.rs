@@ -932,7 +932,6 @@ pub fn execute_with<S: ObjectiveSource>(
             exec.threads
         },
         progress: Some(&tick),
-        scalar: false,
         cancel,
     };
     match executor::run_in_dir(study, &e, source, &out, shard, &opts) {
@@ -1176,7 +1175,6 @@ fn check_seeds(
     let opts = SweepOptions {
         threads: exec.threads,
         progress: Some(&tick),
-        scalar: false,
         cancel: None,
     };
     let check = verdict::check_seeds(scenario, &e, &seeds, root.path(), &opts)?;
