@@ -151,6 +151,8 @@ def _text(key: str, value: Any) -> str:
 def _argv(command: str, allowed: Dict[str, tuple], settings: Dict[str, Any]) -> List[str]:
     argv = ["psim", command]
     for key, value in settings.items():
+        if key in CLI_ONLY:
+            raise PsimError(f"{key}: a flag of the command line only: {CLI_ONLY[key]}", key)
         if key not in allowed:
             close = difflib.get_close_matches(key, list(allowed), n=1)
             hint = f" (did you mean `{close[0]}`?)" if close else ""

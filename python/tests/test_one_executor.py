@@ -68,18 +68,8 @@ def test_scalar_engine_is_recorded_and_replayed(tmp_path):
     assert not r.runs["final_error"].equals(batched.runs["final_error"])
 
 
-class Quadratic:
-    """f(x) = ½ Σ hᵢ xᵢ², gradients with Gaussian noise."""
-
-    dim = 4
-    h = np.array([4.0, 3.0, 2.0, 1.0])
-    initial_point = np.ones(4)
-
-    def gradient(self, params, rng):
-        return self.h * params + 0.1 * rng.standard_normal(self.dim)
-
-    def error(self, params):
-        return float(0.5 * np.sum(self.h * params**2))
+# The test objective of test_psim.py (one definition for both files).
+from test_psim import Quadratic  # noqa: E402
 
 
 SWEEP = dict(momentum=[0.0, 0.3, 0.6, 0.9], step_size=0.01, runs=3, steps=3000, seed=3, progress=False)
@@ -218,3 +208,10 @@ def test_final_parameters_of_every_run(engine, tmp_path):
     errors = [Quadratic().error(x) for x in p]
     assert np.allclose(errors, r.runs["final_error"].to_numpy(), rtol=1e-12)
     assert psim.run(steps=50, runs=1, progress=False).params is None
+
+
+@pytest.mark.parametrize("key", sorted(psim.CLI_ONLY))
+def test_cli_only_flags_are_refused_by_name_with_their_reason(key):
+    with pytest.raises(psim.PsimError) as e:
+        psim.reproduce("tradeoff", progress=False, **{key: True})
+    assert e.value.field == key and psim.CLI_ONLY[key] in str(e.value)

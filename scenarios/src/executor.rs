@@ -317,7 +317,8 @@ pub fn execute<S: ObjectiveSource>(
 }
 
 fn cancelled(opts: &SweepOptions<'_>) -> bool {
-    psim_engine::cancel::raised(&opts.cancel.cloned())
+    opts.cancel
+        .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 #[allow(clippy::too_many_arguments)]
