@@ -25,9 +25,9 @@ pub mod update;
 
 pub use config::{
     validate_name, Backend, ClusterConfig, Consistency, DataDistribution, EngineConfig, EngineKind,
-    Experiment, FailurePolicy, Grid, HistoryConfig, HistoryPolicy, InitialPoint, InjectedConfig,
-    MlpActivation, MlpConfig, ObjectiveConfig, PcaConfig, RunConfig, Setting, Stragglers,
-    TasksConfig, ThreadsConfig, Tolerance, VirtualTimeConfig, WorkerCompute,
+    Experiment, FailurePolicy, Grid, GridAxes, HistoryConfig, HistoryPolicy, InitialPoint,
+    InjectedConfig, MlpActivation, MlpConfig, ObjectiveConfig, PcaConfig, RunConfig, Setting,
+    Stragglers, TasksConfig, ThreadsConfig, Tolerance, VirtualTimeConfig, WorkerCompute,
 };
 pub use delay::{Delay, DelayModel};
 pub use error::{ConfigError, DelayParseError};

@@ -116,6 +116,22 @@ pub trait Scenario: Sync {
         done: &SweepResult,
         out: &OutputDir,
     ) -> Result<String, ScenarioError>;
+
+    /// The analysis for a study that reads each point once, in grid order
+    /// (plain sweeps): `points` reads them back from disk one at a time, so
+    /// memory does not grow with the number of points. `None`: the study
+    /// needs all points at once ([`Scenario::analyse`]).
+    fn analyse_streamed(
+        &self,
+        _experiment: &Experiment,
+        _points: &mut dyn Iterator<
+            Item = Result<crate::sweep::PointResult, crate::sweep::SweepError>,
+        >,
+        _run: (f64, usize),
+        _out: &OutputDir,
+    ) -> Option<Result<String, ScenarioError>> {
+        None
+    }
 }
 
 /// Checks that `e` changes, against the scenario's defaults on its engine,

@@ -308,7 +308,8 @@ pub fn load_point(
             path.display()
         ))
     })?;
-    let config = &plan.points[index].config;
+    let point = plan.points.get(index);
+    let config = &point.config;
     if f.format != FORMAT
         || f.experiment != name
         || f.points != plan.points.len()
@@ -348,7 +349,7 @@ pub fn load_point(
     }
     let staleness = psim_common::result::StalenessCounts(f.staleness);
     let rows = if rows {
-        parse_rows(&bytes, &plan.points[index], plan.columns.len())
+        parse_rows(&bytes, &point, plan.columns.len())
             .map_err(|err| bad(format!("`{}`: {err}; {hint}", rows_path.display())))?
     } else {
         Vec::new()

@@ -38,141 +38,7 @@ use std::time::Instant;
 /// folded (trace and staleness histogram, ≈ 20 KB a run) to `WINDOW × 8`.
 pub const WINDOW: usize = 256;
 
-/// One point of a plan.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlannedPoint {
-    /// The configuration its runs use (`config.runs` runs).
-    pub config: RunConfig,
-    /// Run r starts from the final parameters of run r of this earlier
-    /// point (E5's staged noise), instead of the objective's initial point.
-    pub start_from: Option<usize>,
-    /// Keep every run's final parameters (columns `param_0…` of the runs
-    /// file), for analyses that look at the iterate itself.
-    pub keep_params: bool,
-}
-
-impl PlannedPoint {
-    /// A point of independent runs from the objective's initial point.
-    pub fn new(config: RunConfig) -> Self {
-        Self {
-            config,
-            start_from: None,
-            keep_params: false,
-        }
-    }
-}
-
-/// What to run: points, and what the analysis needs of each run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
-    /// The points, in the order the analysis reads them.
-    pub points: Vec<PlannedPoint>,
-    /// Names of the per-run columns the scenario measures on each finished
-    /// run (its `measure`), written to the runs file after the fixed columns.
-    pub columns: Vec<String>,
-    /// Whether the analysis reads the runs' rows (otherwise only the points'
-    /// aggregates are read back).
-    pub rows: bool,
-    /// Whether runs may go through the batched injected engine (other
-    /// random numbers, same law): plain sweeps and the tradeoff; scenarios
-    /// whose published numbers come from the scalar engine say no.
-    pub batch: bool,
-}
-
-impl Plan {
-    /// The points of a plain sweep: every grid point, batched where possible.
-    pub fn sweep(e: &psim_common::Experiment) -> Self {
-        Self {
-            points: e
-                .points()
-                .into_iter()
-                .map(|config| PlannedPoint {
-                    keep_params: config.record_params,
-                    ..PlannedPoint::new(config)
-                })
-                .collect(),
-            columns: Vec::new(),
-            rows: false,
-            batch: true,
-        }
-    }
-
-    /// The first point of `p`'s chain of start points (`p` itself when it
-    /// starts from the objective's initial point).
-    pub fn root(&self, mut p: usize) -> usize {
-        while let Some(from) = self.points[p].start_from {
-            p = from;
-        }
-        p
-    }
-
-    /// The points of `shard`: point P goes where its chain's first point
-    /// goes (`root mod count`), so a chain of start points never spans two
-    /// shards.
-    pub fn share(&self, shard: Shard) -> Vec<usize> {
-        (0..self.points.len())
-            .filter(|&p| shard.owns(self.root(p)))
-            .collect()
-    }
-
-    /// Independent chains of points: the most shards that all get a point.
-    pub fn chains(&self) -> usize {
-        self.points
-            .iter()
-            .filter(|p| p.start_from.is_none())
-            .count()
-    }
-
-    /// Runs in all (the progress bar's length).
-    pub fn total_runs(&self) -> u64 {
-        self.points.iter().map(|p| p.config.runs as u64).sum()
-    }
-
-    /// Runs of the points `todo`.
-    pub fn runs_of(&self, todo: &[usize]) -> u64 {
-        todo.iter()
-            .map(|&p| self.points[p].config.runs as u64)
-            .sum()
-    }
-
-    /// Checks what the executor needs: dependencies point backwards, and a
-    /// start point or kept parameters only on the injected engine (the one
-    /// engine that starts a run from given parameters).
-    pub fn validate(&self) -> Result<(), SweepError> {
-        for (i, p) in self.points.iter().enumerate() {
-            p.config.validate()?;
-            if let Some(from) = p.start_from {
-                if from >= i || self.points[from].config.runs != p.config.runs {
-                    return Err(SweepError::Durable(format!(
-                        "plan point {i} starts from point {from}, which must come before it with as many runs"
-                    )));
-                }
-            }
-            let injected_only =
-                p.start_from.is_some() || (p.keep_params && !p.config.record_params);
-            if injected_only && p.config.injected().is_none() {
-                return Err(SweepError::Durable(format!(
-                    "plan point {i}: start points and parameters the configuration does not record need the injected engine"
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// A fingerprint of point `p` as planned: its resolved configuration
-    /// (trace files' values included), its start and what it keeps. A
-    /// point file records it; resume, merge and report refuse a point file
-    /// whose fingerprint differs from the plan's (an edited config.toml, a
-    /// rewritten trace file).
-    pub fn fingerprint(&self, p: usize) -> String {
-        let point = &self.points[p];
-        let text = format!(
-            "{:?}|{:?}|{}|{:?}",
-            point.config, point.start_from, point.keep_params, self.columns
-        );
-        format!("{:016x}", fnv1a(text.as_bytes()))
-    }
-}
+pub use crate::plan::{Plan, PlannedPoint, Points};
 
 /// 64-bit FNV-1a: a stable (across builds and platforms) hash for
 /// fingerprints and checksums; not cryptographic, it detects accidents and
@@ -297,15 +163,15 @@ pub fn execute<S: ObjectiveSource>(
         // A stage: every point whose start is available.
         let done = store.done();
         let (ready, wait): (Vec<usize>, Vec<usize>) = left.iter().partition(|&&p| {
-            plan.points[p]
-                .start_from
+            plan.points
+                .start_from(p)
                 .is_none_or(|from| done.contains(&from))
         });
         if ready.is_empty() {
             let p = wait[0];
             return Err(SweepError::Durable(format!(
                 "point {p} starts from point {}, which is neither finished nor part of this run (another shard's?)",
-                plan.points[p].start_from.unwrap_or(p)
+                plan.points.start_from(p).unwrap_or(p)
             )));
         }
         run_stage(plan, &ready, source, measure, store, opts, &pool)?;
@@ -331,44 +197,40 @@ fn run_stage<S: ObjectiveSource>(
     opts: &SweepOptions<'_>,
     pool: &rayon::ThreadPool,
 ) -> Result<(), SweepError> {
-    let objectives: BTreeMap<usize, S::Objective> = ready
-        .iter()
-        .map(|&p| Ok((p, source.build(&plan.points[p].config)?)))
-        .collect::<Result<_, ConfigError>>()?;
     // Start points of dependent points, from the stored points they follow.
     let mut starts: BTreeMap<usize, Vec<Vec<f64>>> = BTreeMap::new();
     for &p in ready {
-        if let Some(from) = plan.points[p].start_from {
+        if let Some(from) = plan.points.start_from(p) {
             let prev = store.load(plan, from, true)?;
             starts.insert(p, prev.rows.into_iter().map(|r| r.params).collect());
         }
     }
-    let jobs: Vec<Job> = ready
-        .iter()
-        .flat_map(|&p| {
-            let point = &plan.points[p];
-            let cfg = &point.config;
-            let runs = cfg.runs as u64;
-            let batch = plan.batch
-                && source.batchable()
-                && point.start_from.is_none()
-                && (!point.keep_params || cfg.record_params)
-                && batched::unsupported(cfg).is_none();
-            let width = if batch { batched::L as u64 } else { 1 };
-            (0..runs).step_by(width as usize).map(move |r| Job {
-                point: p,
-                runs: r..(r + width).min(runs),
-                batch,
-            })
+    // Jobs and objectives are made a window at a time: memory in the
+    // window, not in the number of points.
+    let mut jobs = ready.iter().flat_map(|&p| {
+        let point = plan.points.get(p);
+        let cfg = &point.config;
+        let runs = cfg.runs as u64;
+        let batch = plan.batch
+            && source.batchable()
+            && point.start_from.is_none()
+            && (!point.keep_params || cfg.record_params)
+            && batched::unsupported(cfg).is_none();
+        let width = if batch { batched::L as u64 } else { 1 };
+        (0..runs).step_by(width as usize).map(move |r| Job {
+            point: p,
+            runs: r..(r + width).min(runs),
+            batch,
         })
-        .collect();
+    });
     let window = WINDOW.max(pool.current_num_threads() * 4);
     let mut acc: Option<PointAcc> = None;
-    let run_job = |job: &Job| -> JobResult {
+    let mut objectives: BTreeMap<usize, S::Objective> = BTreeMap::new();
+    let run_job = |job: &Job, objectives: &BTreeMap<usize, S::Objective>| -> JobResult {
         if cancelled(opts) {
             return Ok(None);
         }
-        let point = &plan.points[job.point];
+        let point = plan.points.get(job.point);
         let cfg = &point.config;
         let objective = &objectives[&job.point];
         let results: Vec<(RunResult, Vec<f64>)> =
@@ -428,10 +290,24 @@ fn run_stage<S: ObjectiveSource>(
                 .collect(),
         ))
     };
-    for chunk in jobs.chunks(window) {
+    loop {
+        let chunk: Vec<Job> = jobs.by_ref().take(window).collect();
+        if chunk.is_empty() {
+            break;
+        }
         if cancelled(opts) {
             return Err(SweepError::Cancelled);
         }
+        // The objectives of this window's points (a point that spans two
+        // windows keeps its objective).
+        let needed: BTreeSet<usize> = chunk.iter().map(|j| j.point).collect();
+        objectives.retain(|p, _| needed.contains(p));
+        for &p in &needed {
+            if let std::collections::btree_map::Entry::Vacant(slot) = objectives.entry(p) {
+                slot.insert(source.build(&plan.points.get(p).config)?);
+            }
+        }
+        let objectives = &objectives;
         let (tx, rx) = std::sync::mpsc::channel::<(usize, JobResult)>();
         let mut stop: Option<SweepError> = None;
         std::thread::scope(|scope| -> Result<(), SweepError> {
@@ -441,7 +317,7 @@ fn run_stage<S: ObjectiveSource>(
                         .par_iter()
                         .enumerate()
                         .for_each_with(tx, |tx, (i, job)| {
-                            let _ = tx.send((i, run_job(job)));
+                            let _ = tx.send((i, run_job(job, objectives)));
                         })
                 })
             });
@@ -461,7 +337,8 @@ fn run_stage<S: ObjectiveSource>(
                         Ok(None) => stop = Some(SweepError::Cancelled),
                         Ok(Some(runs)) => {
                             let job = &chunk[next];
-                            let cfg = &plan.points[job.point].config;
+                            let point = plan.points.get(job.point);
+                            let cfg = &point.config;
                             for (mut run, extras, params) in runs {
                                 let a = acc.get_or_insert_with(|| {
                                     PointAcc::new(job.point, cfg.clone(), cfg.runs as usize)
@@ -561,6 +438,15 @@ pub fn finish(
             wall_seconds,
             threads,
         });
+    }
+    if logs.is_empty() {
+        let mut points =
+            (0..total).map(|p| durable::load_point(out.path(), &e.name, plan, p, plan.rows));
+        if let Some(report) = study.analyse_streamed(e, &mut points, (wall_seconds, threads), out) {
+            let report = report?;
+            out.write("report.txt", &report)?;
+            return Ok(Progress::Complete(report));
+        }
     }
     let points = (0..total)
         .map(|p| {

@@ -17,6 +17,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+mod stream;
+pub use stream::SweepWriter;
+
 /// Every file psim writes into an output directory. `psim report` embeds
 /// only these, `--force` removes only these, and [`OutputDir::write`]
 /// refuses any other name (so a new file must be listed here).
@@ -712,131 +715,18 @@ pub fn write_sweep(
     tradeoff: Option<&TradeoffTable>,
 ) -> Result<Vec<PathBuf>, OutputError> {
     let e = &sweep.experiment;
-    let mut files = Vec::new();
-    let summary = Summary {
-        name: &e.name,
-        psim_version: env!("CARGO_PKG_VERSION"),
-        seed: e.base.seed,
-        runs: e.base.runs,
-        steps: e.base.steps,
-        threads: sweep.threads,
-        wall_seconds: sweep.wall_seconds,
-        points: sweep.points.iter().map(|p| &p.summary).collect(),
-        tradeoff,
-    };
-    files.push(out.write_json("summary.json", &summary)?);
-    let columns = |rest: &[&'static str]| columns(e, rest);
-    let head = |p: &crate::sweep::PointResult| point_head(&p.summary);
-    // runs.csv: each point's rows from memory, or, for points that ran
-    // durably (their rows were dropped once written), from their
-    // `points/P.runs.csv`, copied as they are (same formatting code).
-    let path = out.checked("runs.csv")?;
-    // Kept final parameters (`record_params`) follow the fixed columns.
-    let mut header: Vec<String> = runs_header(e).iter().map(|c| c.to_string()).collect();
-    header.extend((0..param_count(out, sweep, header.len())).map(|i| format!("param_{i}")));
-    atomic_write(&path, |w| {
-        let mut c = csv::Writer::from_writer(&mut *w);
-        c.write_record(&header).map_err(std::io::Error::other)?;
-        c.flush()?;
-        drop(c);
-        for p in &sweep.points {
-            if p.rows.len() == p.summary.runs {
-                let mut c = csv::Writer::from_writer(&mut *w);
-                for r in runs_rows(e, p) {
-                    c.write_record(&r).map_err(std::io::Error::other)?;
-                }
-                c.flush()?;
-            } else {
-                let frag = out
-                    .path()
-                    .join("points")
-                    .join(format!("{}.runs.csv", p.summary.index));
-                let mut src = psim_common::fs::open_regular(&frag, psim_common::fs::Links::Refuse)
-                    .map_err(|e| {
-                        std::io::Error::new(e.kind(), format!("`{}`: {e}", frag.display()))
-                    })?;
-                std::io::copy(&mut src, w)?;
-            }
-        }
-        Ok(())
-    })?;
-    files.push(path);
-    files.push(out.write_csv(
-        "traces.csv",
-        &columns(&["step", "runs", "mean_error", "p10_error", "p90_error"]),
-        sweep.points.iter().flat_map(|p| {
-            p.trace.iter().map(move |t| {
-                let mut row = head(p);
-                row.extend([
-                    t.step.to_string(),
-                    t.runs.to_string(),
-                    f(t.mean),
-                    f(t.p10),
-                    f(t.p90),
-                ]);
-                row
-            })
-        }),
-    )?);
-    files.push(out.write_csv(
-        "staleness.csv",
-        &columns(&["staleness", "count"]),
-        sweep.points.iter().flat_map(|p| {
-            p.staleness.iter().map(move |(v, c)| {
-                let mut row = head(p);
-                row.extend([v.to_string(), c.to_string()]);
-                row
-            })
-        }),
-    )?);
-    if sweep
-        .points
-        .iter()
-        .any(|p| !p.summary.per_worker.is_empty())
-    {
-        let opt = |v: Option<u64>| v.map_or(String::new(), |v| v.to_string());
-        files.push(out.write_csv(
-            "workers.csv",
-            &columns(&[
-                "worker",
-                "mean_compute",
-                "applied_per_run",
-                "share",
-                "mean_staleness",
-                "p50_staleness",
-                "p90_staleness",
-                "p99_staleness",
-                "max_staleness",
-            ]),
-            sweep.points.iter().flat_map(|p| {
-                p.summary.per_worker.iter().map(move |w| {
-                    let mut row = head(p);
-                    row.extend([
-                        w.worker.to_string(),
-                        w.mean_compute.map_or(String::new(), f),
-                        f(w.applied_per_run),
-                        f(w.share),
-                        f(w.mean_staleness),
-                        opt(w.p50),
-                        opt(w.p90),
-                        opt(w.p99),
-                        w.max.to_string(),
-                    ]);
-                    row
-                })
-            }),
-        )?);
+    let mut w = SweepWriter::new(out, e, (sweep.wall_seconds, sweep.threads), tradeoff)?;
+    for p in &sweep.points {
+        w.add(p)?;
     }
+    let mut files = Vec::new();
     if sweep.points.iter().any(|p| !p.pushes.is_empty()) {
         files.push(write_pushes(out, sweep)?);
         let (time, workers) = pushes_plots(sweep);
         files.push(out.write("pushes.svg", time.to_svg())?);
         files.push(out.write("pushes-workers.svg", workers.to_svg())?);
     }
-    files.push(out.write(
-        "traces.svg",
-        traces_plot(sweep, tradeoff.is_some()).to_svg(),
-    )?);
+    files.extend(w.finish()?);
     match tradeoff {
         Some(TradeoffTable::Delays(rows)) => {
             files.push(out.write("tradeoff.svg", tradeoff_plot(rows, &e.name).to_svg())?)
@@ -849,14 +739,19 @@ pub fn write_sweep(
     Ok(files)
 }
 
-/// How many `param_*` columns the runs of `sweep` carry: the kept final
-/// parameters' dimension, read off the first run (its row in memory, or
-/// its point file's first line beyond the `fixed` columns).
-fn param_count(out: &OutputDir, sweep: &SweepResult, fixed: usize) -> usize {
-    if !sweep.experiment.base.record_params {
+/// How many `param_*` columns the runs of `e` carry: the kept final
+/// parameters' dimension, read off the first point's first run (its row in
+/// memory, or its point file's first line beyond the `fixed` columns).
+fn param_count_of(
+    out: &OutputDir,
+    e: &Experiment,
+    first: Option<&crate::sweep::PointResult>,
+    fixed: usize,
+) -> usize {
+    if !e.base.record_params {
         return 0;
     }
-    let Some(p) = sweep.points.first() else {
+    let Some(p) = first else {
         return 0;
     };
     if let Some(r) = p.rows.first() {
@@ -1013,18 +908,44 @@ pub fn runs_rows_of(p: &crate::sweep::PointResult) -> impl Iterator<Item = Vec<S
 /// Mean error versus step; for a tradeoff sweep only the τ = 0 curve per μ
 /// (all points would be unreadable), otherwise up to 10 points.
 pub fn traces_plot(sweep: &SweepResult, tradeoff: bool) -> Plot {
-    let mut series = Vec::new();
-    let mut seen = Vec::new();
-    for p in &sweep.points {
-        let key = (p.summary.momentum, p.summary.step_size);
-        if tradeoff && seen.contains(&key) {
-            continue;
+    let mut plot = TracesPlot::new(&sweep.experiment, tradeoff);
+    sweep.points.iter().for_each(|p| plot.add(p));
+    plot.into_plot()
+}
+
+/// [`traces_plot`] built a point at a time: the first ten series (one per
+/// (μ, η) at the smallest delay for the tradeoff).
+pub struct TracesPlot {
+    name: String,
+    grid: psim_common::Grid,
+    tradeoff: bool,
+    seen: std::collections::HashSet<(u64, u64)>,
+    series: Vec<Series>,
+}
+
+impl TracesPlot {
+    /// An empty plot for experiment `e`.
+    pub fn new(e: &Experiment, tradeoff: bool) -> Self {
+        Self {
+            name: e.name.clone(),
+            grid: e.grid.clone(),
+            tradeoff,
+            seen: Default::default(),
+            series: Vec::new(),
         }
-        seen.push(key);
-        if series.len() == 10 {
-            break;
+    }
+
+    /// Adds point `p`'s trace, if it is one of the series shown.
+    pub fn add(&mut self, p: &crate::sweep::PointResult) {
+        if self.series.len() == 10 {
+            return;
         }
-        let grid = &sweep.experiment.grid;
+        let key = (p.summary.momentum.to_bits(), p.summary.step_size.to_bits());
+        if self.tradeoff && !self.seen.insert(key) {
+            return;
+        }
+        let grid = &self.grid;
+        let tradeoff = self.tradeoff;
         let mut label = Vec::new();
         if grid.momentum.len() > 1 || tradeoff {
             label.push(format!("μ={}", p.summary.momentum));
@@ -1038,7 +959,7 @@ pub fn traces_plot(sweep: &SweepResult, tradeoff: bool) -> Plot {
         if label.is_empty() {
             label.push(format!("μ={} {}", p.summary.momentum, p.summary.setting()));
         }
-        series.push(Series {
+        self.series.push(Series {
             label: label.join(" "),
             points: p.trace.iter().map(|t| (t.step as f64, t.mean)).collect(),
             band: p
@@ -1051,21 +972,25 @@ pub fn traces_plot(sweep: &SweepResult, tradeoff: bool) -> Plot {
             color: None,
         });
     }
-    Plot {
-        title: format!(
-            "{}: mean error over runs{} (band: 10–90%)",
-            sweep.experiment.name,
-            if tradeoff {
-                " at the smallest delay"
-            } else {
-                ""
-            }
-        ),
-        x_label: "step".into(),
-        y_label: "error".into(),
-        log_y: true,
-        series,
-        ..Default::default()
+
+    /// The plot.
+    pub fn into_plot(self) -> Plot {
+        Plot {
+            title: format!(
+                "{}: mean error over runs{} (band: 10–90%)",
+                self.name,
+                if self.tradeoff {
+                    " at the smallest delay"
+                } else {
+                    ""
+                }
+            ),
+            x_label: "step".into(),
+            y_label: "error".into(),
+            log_y: true,
+            series: self.series,
+            ..Default::default()
+        }
     }
 }
 

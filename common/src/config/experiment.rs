@@ -59,6 +59,43 @@ impl Default for Tolerance {
     }
 }
 
+/// The axes of a grid, each with the base value when the grid leaves it
+/// empty; point `i` of the grid is `(momentum, step_size, engine)` in
+/// mixed radix, momentum-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridAxes {
+    /// Momentum values μ.
+    pub momentum: Vec<f64>,
+    /// Step sizes η.
+    pub step_size: Vec<f64>,
+    /// Engine settings, one per point of the engine axes.
+    pub engine: Vec<EngineConfig>,
+}
+
+impl GridAxes {
+    /// Points in the grid.
+    pub fn len(&self) -> usize {
+        self.momentum.len() * self.step_size.len() * self.engine.len()
+    }
+
+    /// Whether the grid has no point (never, for a validated experiment).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The configuration of point `i` (< `len()`) over `base`.
+    pub fn point(&self, base: &RunConfig, i: usize) -> RunConfig {
+        let engines = self.engine.len();
+        let per_momentum = self.step_size.len() * engines;
+        RunConfig {
+            momentum: self.momentum[i / per_momentum],
+            step_size: self.step_size[(i / engines) % self.step_size.len()],
+            engine: self.engine[i % engines].clone(),
+            ..base.clone()
+        }
+    }
+}
+
 /// A whole experiment: a base configuration, the grid it sweeps, and the
 /// analysis to apply. This is what `config.toml` in an output directory holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,33 +116,28 @@ pub struct Experiment {
 impl Experiment {
     /// The configurations of every grid point: momentum-major, then step
     /// size, then the engine axes (delay; or workers, compute time,
-    /// consistency).
+    /// consistency). Materialises every point: a sweep reads them one at a
+    /// time through [`Experiment::axes`] instead.
     pub fn points(&self) -> Vec<RunConfig> {
-        let mus = if self.grid.momentum.is_empty() {
-            vec![self.base.momentum]
-        } else {
-            self.grid.momentum.clone()
-        };
-        let etas = if self.grid.step_size.is_empty() {
-            vec![self.base.step_size]
-        } else {
-            self.grid.step_size.clone()
-        };
-        let engines = self.engine_points();
-        let mut out = Vec::with_capacity(mus.len() * etas.len() * engines.len());
-        for &momentum in &mus {
-            for &step_size in &etas {
-                for engine in &engines {
-                    out.push(RunConfig {
-                        momentum,
-                        step_size,
-                        engine: engine.clone(),
-                        ..self.base.clone()
-                    });
-                }
+        let axes = self.axes();
+        (0..axes.len()).map(|i| axes.point(&self.base, i)).collect()
+    }
+
+    /// The grid's axes in point order, from which point `i` is built on
+    /// demand (memory in the axes' lengths, not in their product).
+    pub fn axes(&self) -> GridAxes {
+        let or_base = |grid: &Vec<f64>, base: f64| {
+            if grid.is_empty() {
+                vec![base]
+            } else {
+                grid.clone()
             }
+        };
+        GridAxes {
+            momentum: or_base(&self.grid.momentum, self.base.momentum),
+            step_size: or_base(&self.grid.step_size, self.base.step_size),
+            engine: self.engine_points(),
         }
-        out
     }
 
     /// The engine settings of every point of the engine axes, in grid order.

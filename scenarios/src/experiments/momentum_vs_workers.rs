@@ -18,7 +18,7 @@
 //! and the most workers.
 
 use crate::catalogue::{Scenario, ScenarioError};
-use crate::executor::Plan;
+use crate::executor::{Plan, Points};
 use crate::output::OutputDir;
 use crate::plot::{Plot, Series};
 use crate::sweep::{run_plan, SweepError, SweepOptions, SweepResult};
@@ -198,7 +198,7 @@ impl E2Settings {
     /// [`E2Settings::workers`] (runs read back by the analysis).
     pub fn plan(&self) -> Plan {
         let mut plan = Plan {
-            points: Vec::new(),
+            points: Points::default(),
             columns: Vec::new(),
             rows: true,
             batch: true,

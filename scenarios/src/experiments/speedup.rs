@@ -118,7 +118,7 @@ pub fn speedup_plan(
         }
     }
     Ok(Plan {
-        points,
+        points: points.into(),
         columns: vec!["time_to_target".into()],
         rows: true,
         batch: false,

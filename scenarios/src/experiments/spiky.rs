@@ -135,7 +135,7 @@ pub fn plan(e: &Experiment) -> Result<Plan, ScenarioError> {
         });
     }
     Ok(Plan {
-        points,
+        points: points.into(),
         columns: Vec::new(),
         rows: true,
         batch: false,
