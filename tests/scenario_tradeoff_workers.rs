@@ -68,3 +68,63 @@ fn largest_tolerated_worker_count_falls_with_momentum_and_matches_tau_star() {
         );
     }
 }
+
+/// Every cluster axis the grid varies besides M is its own curve, labelled
+/// in the report, the table heads, the plot and `summary.json`: two
+/// compute-time models at one μ are two rows, each with its own baseline,
+/// never M = 2 shown twice under one label.
+#[test]
+fn curves_that_differ_in_another_cluster_axis_are_labelled_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("two-models");
+    let o = Command::new(env!("CARGO_BIN_EXE_psim"))
+        .args([
+            "reproduce",
+            "tradeoff",
+            "--engine",
+            "virtual-time",
+            "--workers",
+            "2,4",
+            "--compute-time",
+            "exp:1",
+            "--compute-time",
+            "1",
+            "--momentum",
+            "0.9",
+            "--runs",
+            "2",
+            "--steps",
+            "300",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        report.contains("compute time exp:1, const:1 (a row each)"),
+        "{report}"
+    );
+    for model in ["exp:1", "const:1"] {
+        let rows = report
+            .lines()
+            .filter(|l| l.contains(&format!("| compute {model} ")))
+            .count();
+        assert_eq!(rows, 1, "one row for compute {model}:\n{report}");
+    }
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let settings: Vec<&str> = v["tradeoff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["setting"].as_str().expect("a labelled row"))
+        .collect();
+    assert_eq!(settings, ["compute exp:1", "compute const:1"]);
+    let svg = std::fs::read_to_string(out.join("tradeoff.svg")).unwrap();
+    assert!(
+        svg.contains("compute const:1"),
+        "the plot's legend names it"
+    );
+}

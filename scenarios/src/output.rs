@@ -1085,13 +1085,16 @@ pub fn workers_plot(rows: &[WorkersRow], name: &str) -> Plot {
         .iter()
         .map(|r| Series {
             label: format!(
-                "μ={}{} (M*={})",
+                "μ={}{}{} (M*={})",
                 r.momentum,
                 if rows.iter().any(|o| o.step_size != r.step_size) {
                     format!(" η={}", r.step_size)
                 } else {
                     String::new()
                 },
+                r.setting
+                    .as_ref()
+                    .map_or(String::new(), |x| format!(" {x}")),
                 r.max_workers.map_or("–".into(), |d| d.to_string())
             ),
             points: r

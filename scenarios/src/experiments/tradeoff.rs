@@ -224,6 +224,11 @@ pub struct WorkersRow {
     pub baseline_error: f64,
     /// Error per worker count, ascending.
     pub errors: Vec<WorkersError>,
+    /// The other cluster axes' values of this curve (`compute exp:1`,
+    /// `consistency ssp:2`, …), when the grid varies them: each value is
+    /// its own curve and row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setting: Option<String>,
 }
 
 /// Analyses a momentum × workers sweep on a cluster engine with `rule`;
@@ -254,9 +259,28 @@ pub fn analyse_workers(
         }
         split.extend(sub.into_iter().map(|(_, v)| (key, v)));
     }
+    // Which of the other axes vary between curves: those label the rows.
+    let varies = |f: &dyn Fn(&PointResult) -> Option<String>| {
+        let first = split.first().map(|(_, v)| f(v[0]));
+        split.iter().any(|(_, v)| Some(f(v[0])) != first)
+    };
+    type Axis = (&'static str, fn(&PointResult) -> Option<String>);
+    let labels: Vec<Axis> = vec![
+        ("compute", |p| p.summary.compute_time.clone()),
+        ("consistency", |p| p.summary.consistency.clone()),
+        ("per-worker compute", |p| p.summary.worker_compute.clone()),
+    ];
+    let shown: Vec<Axis> = labels.into_iter().filter(|(_, f)| varies(f)).collect();
     split
         .into_iter()
         .map(|((momentum, step_size), pts)| {
+            let setting = (!shown.is_empty()).then(|| {
+                shown
+                    .iter()
+                    .map(|(name, f)| format!("{name} {}", f(pts[0]).unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
             let curve: Vec<(f64, f64, usize)> = pts
                 .iter()
                 .map(|p| (workers_of(p), p.summary.error.mean, p.summary.diverged))
@@ -289,6 +313,7 @@ pub fn analyse_workers(
                 theory_max_stable_delay: theory(&pts[0].config.objective, momentum, step_size).0,
                 baseline_error: pts[0].summary.error.mean,
                 errors,
+                setting,
             }
         })
         .collect()
@@ -636,7 +661,8 @@ pub fn tradeoff_report(
     error_table(
         &mut s,
         "τ",
-        rows.iter().map(|r| (r.momentum, r.step_size)),
+        rows.iter()
+            .map(|r| format!("μ={} η={}", r.momentum, r.step_size)),
         &curves,
         b.runs,
     );
@@ -664,10 +690,25 @@ pub fn workers_report(
         "E1 on the {} engine · how many workers a momentum tolerates",
         b.engine_kind()
     );
+    let listed = |grid: Vec<String>, base: String| {
+        if grid.len() > 1 {
+            format!("{} (a row each)", grid.join(", "))
+        } else {
+            base
+        }
+    };
+    let compute = listed(
+        e.grid.compute_time.iter().map(|d| d.to_string()).collect(),
+        cluster.compute_time.to_string(),
+    );
+    let consistency = listed(
+        e.grid.consistency.iter().map(|c| c.to_string()).collect(),
+        cluster.consistency.to_string(),
+    );
     let _ = writeln!(
         s,
-        "compute time {}, network delay {}, consistency {}; {} runs × {} steps (server updates) per point, seed {}",
-        cluster.compute_time, cluster.network_delay, cluster.consistency, b.runs, b.steps, b.seed
+        "compute time {compute}, network delay {}, consistency {consistency}; {} runs × {} steps (server updates) per point, seed {}",
+        cluster.network_delay, b.runs, b.steps, b.seed
     );
     let _ = writeln!(s, "rule: largest M such that it and every smaller M of the grid has no diverged run and mean error ≤ {}× the M = {} error", rule.factor, rows.first().and_then(|r| r.errors.first()).map_or(0, |e| e.workers));
     let _ = writeln!(s, "beside: the injected engine's optimal delay on the matching grid τ = M − 1 (by the same rule) plus one, and the theory's stable delay plus one");
@@ -677,11 +718,20 @@ pub fn workers_report(
         .first()
         .and_then(|r| r.errors.first())
         .map_or(1, |e| e.workers);
+    let width = rows
+        .iter()
+        .filter_map(|r| r.setting.as_ref().map(|x| x.chars().count()))
+        .max();
+    let setting = |x: Option<&str>| match width {
+        Some(w) => format!(" {:<w$} |", x.unwrap_or("")),
+        None => String::new(),
+    };
     let _ = writeln!(
         s,
-        "{:>6} {:>9} | {:>11} | {:>6} {:>14} | {:>12} | {:>14}",
+        "{:>6} {:>9} |{} {:>11} | {:>6} {:>14} | {:>12} | {:>14}",
         "μ",
         "η",
+        setting(Some("setting")),
         format!("M={smallest} error"),
         "max M",
         "staleness at M",
@@ -691,9 +741,10 @@ pub fn workers_report(
     for r in rows {
         let _ = writeln!(
             s,
-            "{:>6} {:>9} | {:>11.5} | {:>6} {:>14} | {:>12} | {:>14}",
+            "{:>6} {:>9} |{} {:>11.5} | {:>6} {:>14} | {:>12} | {:>14}",
             r.momentum,
             r.step_size,
+            setting(r.setting.as_deref()),
             r.baseline_error,
             r.max_workers.map_or("none".into(), |m| m.to_string()),
             r.staleness_at_max.map_or("–".into(), |x| format!("{x:.2}")),
@@ -716,7 +767,13 @@ pub fn workers_report(
     error_table(
         &mut s,
         "M",
-        rows.iter().map(|r| (r.momentum, r.step_size)),
+        rows.iter().map(|r| {
+            let head = format!("μ={} η={}", r.momentum, r.step_size);
+            match &r.setting {
+                Some(x) => format!("{head} {x}"),
+                None => head,
+            }
+        }),
         &curves,
         b.runs,
     );
@@ -728,13 +785,17 @@ pub fn workers_report(
 fn error_table(
     s: &mut String,
     axis: &str,
-    heads: impl Iterator<Item = (f64, f64)>,
+    heads: impl Iterator<Item = String>,
     curves: &[Vec<(String, &CurvePoint)>],
     runs: u32,
 ) {
     let _ = write!(s, "{axis:>6}");
-    for (momentum, step_size) in heads {
-        let _ = write!(s, " {:>18}", format!("μ={momentum} η={step_size}"));
+    // Columns as wide as their heads (18 at least).
+    let mut widths = Vec::new();
+    for head in heads {
+        let w = head.chars().count().max(18);
+        let _ = write!(s, " {head:>w$}");
+        widths.push(w);
     }
     let _ = writeln!(s);
     let n = curves.iter().map(Vec::len).max().unwrap_or(0);
@@ -744,13 +805,13 @@ fn error_table(
             .find_map(|c| c.get(i))
             .map_or(String::new(), |(x, _)| x.clone());
         let _ = write!(s, "{x:>6}");
-        for c in curves {
+        for (c, &w) in curves.iter().zip(&widths) {
             let cell = match c.get(i) {
                 Some((_, e)) if e.diverged > 0 => format!("† {}/{runs}", e.diverged),
                 Some((_, e)) => format!("{:.5} ({:.2})", e.mean_error, e.ratio),
                 None => String::new(),
             };
-            let _ = write!(s, " {cell:>18}");
+            let _ = write!(s, " {cell:>w$}");
         }
         let _ = writeln!(s);
     }
