@@ -13,8 +13,9 @@
 //!
 //! The server is the [`ServerCore`] of the threads and tasks engines, owned
 //! directly (no lock): an arrival is its `try_push`, a fetch its `try_fetch`,
-//! so ASP, SSP(s) and BSP are the core's rules, not a copy of them, and the
-//! counters mean the same on every engine. A push or fetch the core answers
+//! so ASP, SSP(s), BSP and the server policies are the core's rules, not a
+//! copy of them, and the counters mean the same on every engine. A push or
+//! fetch the core answers
 //! with [`Poll::Wait`] is parked and retried after the next applied update,
 //! in the order the core guarantees (fetches in the order they first waited,
 //! pushes in the order of their fetches), so a retry costs O(1) per woken
@@ -26,14 +27,25 @@
 //! (seed, run, configuration). Every worker draws its data and its durations
 //! from its own streams of the [`SeedTree`].
 //!
+//! The gradient is evaluated lazily: at its arrival, on the worker's copy
+//! of the version it fetched, and only when the core will use it
+//! ([`ServerCore::wants_gradient`]); a computation the policy discards or
+//! cancels costs no evaluation. A computation the policy cancels (Rennala,
+//! m-sync, Ringmaster with `stop`) restarts at once: its worker fetches the
+//! new point at the update, and the heap entry of the cancelled computation,
+//! which carries an older generation, is skipped when it surfaces.
+//!
 //! At the stop, the pushes still travelling and the pushes the core still
 //! holds are delivered and counted as `dropped_after_stop`, as on the
 //! threads engine (whose sleeping workers push once more after the stop).
 //!
 //! Memory: the M workers' parameter copies sit in one flat arena (M·d
 //! values), each worker owns its gradient buffer (d values) and two small
-//! generators; the heap holds one 16-byte entry per worker; the core keeps
-//! one small sync record per worker. Nothing is allocated per event.
+//! generators; the heap holds one 16-byte entry per worker (at most two
+//! under a policy that cancels, whose stale entries are swept out beyond
+//! 2M); the core keeps one small sync record per worker (and, under
+//! `ringmaster:R,stop`, at most 2M + 16 fetch records of 16 bytes). Nothing
+//! is allocated per event.
 
 use psim_common::delay::DelayModel;
 use psim_common::pushes::{PushRecord, MAX_RECORDED_PUSHES};
