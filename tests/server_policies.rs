@@ -816,3 +816,153 @@ fn the_injected_engine_refuses_policies_and_a_delay_adaptive_rule_without_c() {
     assert!(o.status.success(), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------------
+// The core step by step: what a worker of a real back-end meets.
+
+mod core_steps {
+    use psim_common::Consistency;
+    use psim_server::backend::{Poll, Pushed, ServerCore, StepLimit};
+    use psim_server::{HeavyBall, ServerState};
+    use std::sync::atomic::Ordering;
+
+    fn core(consistency: &str, workers: usize) -> ServerCore<HeavyBall, StepLimit> {
+        let rule = HeavyBall {
+            momentum: 0.0,
+            step_size: 1.0,
+        };
+        ServerCore::new(
+            ServerState::without_history(&[0.0], rule),
+            StepLimit(100),
+            consistency.parse::<Consistency>().unwrap(),
+            workers,
+        )
+    }
+
+    fn fetch(c: &mut ServerCore<HeavyBall, StepLimit>, w: usize) -> u64 {
+        let mut buf = [0.0];
+        match c.try_fetch(w, &mut buf) {
+            Poll::Ready(v) => v,
+            other => panic!("worker {w}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_cancelled_computation_raises_its_flag_and_its_late_push_is_refused_unreceived() {
+        // rennala:2 with 3 workers: two gradients of version 0 close the
+        // batch; worker 2's computation is cancelled.
+        let mut c = core("rennala:2", 3);
+        let flags = c.cancel_flags().unwrap();
+        for w in 0..3 {
+            assert_eq!(fetch(&mut c, w), 0);
+        }
+        assert!(c.wants_gradient(0, 0));
+        let accepted = Poll::Ready(Pushed::Accepted { staleness: 0 });
+        assert_eq!(c.try_push(0, &[-1.0], &[0.0], 0), accepted);
+        assert_eq!(
+            fetch(&mut c, 0),
+            0,
+            "a fast worker computes again at the same point"
+        );
+        assert_eq!(c.try_push(0, &[-3.0], &[0.0], 0), accepted);
+        assert_eq!(c.state().params(), &[2.0], "the mean of the batch");
+        assert_eq!(c.state().version(), 1);
+        // Workers 1 and 2 were computing at version 0: cancelled.
+        assert!(flags[1].load(Ordering::Relaxed) && flags[2].load(Ordering::Relaxed));
+        assert!(!flags[0].load(Ordering::Relaxed));
+        assert_eq!(c.state().counters().cancelled, 2);
+        // Worker 1 did not notice in time: its push is refused unreceived.
+        assert!(!c.wants_gradient(1, 0));
+        assert_eq!(
+            c.try_push(1, &[9.0], &[0.0], 0),
+            Poll::Ready(Pushed::Cancelled)
+        );
+        assert!(!flags[1].load(Ordering::Relaxed));
+        // Worker 2 noticed: it fetches the new point, lowering its flag.
+        assert_eq!(fetch(&mut c, 2), 1);
+        assert!(!flags[2].load(Ordering::Relaxed));
+        let k = c.state().counters();
+        assert_eq!((k.received, k.applied, k.cancelled), (2, 2, 2));
+        k.check().unwrap();
+    }
+
+    #[test]
+    fn ringmaster_discards_on_arrival_or_stops_at_r_versions() {
+        // R = 2, two workers: worker 1 fetched at 0 while worker 0 applies twice.
+        for (spelling, stop) in [("ringmaster:2", false), ("ringmaster:2,stop", true)] {
+            let mut c = core(spelling, 2);
+            fetch(&mut c, 0);
+            fetch(&mut c, 1);
+            for v in 0..2 {
+                assert_eq!(
+                    c.try_push(0, &[-1.0], &[0.0], v),
+                    Poll::Ready(Pushed::Accepted { staleness: 0 })
+                );
+                assert_eq!(fetch(&mut c, 0), v + 1);
+            }
+            let k = *c.state().counters();
+            if stop {
+                // Stopped the moment it became 2 versions stale.
+                assert_eq!(k.cancelled, 1, "{spelling}");
+                assert_eq!(
+                    c.try_push(1, &[5.0], &[0.0], 0),
+                    Poll::Ready(Pushed::Cancelled)
+                );
+                assert_eq!(c.state().counters().dropped_too_stale, 0);
+            } else {
+                assert_eq!(k.cancelled, 0);
+                assert!(!c.wants_gradient(1, 0), "no evaluation for a discard");
+                assert_eq!(
+                    c.try_push(1, &[5.0], &[0.0], 0),
+                    Poll::Ready(Pushed::Discarded)
+                );
+                assert_eq!(c.state().counters().dropped_too_stale, 1);
+            }
+            assert_eq!(
+                c.state().params(),
+                &[2.0],
+                "{spelling}: the stale gradient never applied"
+            );
+            c.state().counters().check().unwrap();
+        }
+    }
+
+    #[test]
+    fn ksync_closes_at_k_and_holds_the_pushers_until_then() {
+        let mut c = core("ksync:2", 3);
+        for w in 0..3 {
+            fetch(&mut c, w);
+        }
+        c.try_push(0, &[-2.0], &[0.0], 0);
+        let mut buf = [0.0];
+        assert_eq!(c.try_fetch(0, &mut buf), Poll::Wait, "its round is open");
+        c.try_push(1, &[-4.0], &[0.0], 0);
+        assert_eq!(c.state().params(), &[3.0]);
+        assert_eq!(c.state().counters().cancelled, 1, "worker 2, the backup");
+        assert_eq!(c.try_fetch(0, &mut buf), Poll::Ready(1));
+        assert_eq!(
+            c.try_push(2, &[1.0], &[0.0], 0),
+            Poll::Ready(Pushed::Cancelled)
+        );
+    }
+
+    #[test]
+    fn buffered_applies_at_the_kth_arrival_with_the_largest_staleness() {
+        let mut c = core("buffered:2", 2);
+        fetch(&mut c, 0);
+        fetch(&mut c, 1);
+        c.try_push(0, &[-1.0], &[0.0], 0);
+        fetch(&mut c, 0);
+        c.try_push(0, &[-3.0], &[0.0], 0);
+        assert_eq!((c.state().version(), c.state().params()[0]), (1, 2.0));
+        fetch(&mut c, 0);
+        c.try_push(0, &[-1.0], &[0.0], 1);
+        // Worker 1's gradient of version 0 enters the buffer, staleness 1.
+        assert_eq!(
+            c.try_push(1, &[-1.0], &[0.0], 0),
+            Poll::Ready(Pushed::Accepted { staleness: 1 })
+        );
+        assert_eq!((c.state().version(), c.state().params()[0]), (2, 3.0));
+        assert!(c.cancel_flags().is_none(), "nothing is ever cancelled");
+    }
+}

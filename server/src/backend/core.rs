@@ -133,7 +133,9 @@ struct WorkerSync {
     ticket: Option<u64>,
     /// BSP, m-sync: the round (version) this worker pushed into, not yet applied.
     round: Option<u64>,
-    /// Version of the computation under way (meaningful while `computing`).
+    /// Version of the computation under way (meaningful while `computing`;
+    /// `fetched`, `computing` and `cancelled` are kept only under a policy
+    /// that cancels).
     fetched: u64,
     alive: bool,
     /// Fetched and not yet pushed nor cancelled.
@@ -300,7 +302,7 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
 
     #[inline]
     fn verdict(&self, worker: usize, version: u64) -> Verdict {
-        if self.slots[worker].cancelled {
+        if self.flags.is_some() && self.slots[worker].cancelled {
             return Verdict::Cancelled;
         }
         if self.stop.is_some() {
@@ -389,11 +391,13 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
         }
         buf.copy_from_slice(self.state.params());
         let version = self.state.version();
-        let slot = &mut self.slots[worker];
-        slot.fetched = version;
-        slot.computing = true;
-        if std::mem::take(&mut slot.cancelled) {
-            if let Some(f) = &self.flags {
+        if let Some(f) = &self.flags {
+            // Only a policy that cancels follows computations under way (the
+            // others touch no per-worker record on the hot path).
+            let slot = &mut self.slots[worker];
+            slot.fetched = version;
+            slot.computing = true;
+            if std::mem::take(&mut slot.cancelled) {
                 f[worker].store(false, Ordering::Relaxed);
             }
         }
@@ -429,25 +433,26 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
         stale_params: &[f64],
         version: u64,
     ) -> Poll<Pushed> {
-        match self.verdict(worker, version) {
-            Verdict::Cancelled => {
-                self.slots[worker].cancelled = false;
-                if let Some(f) = &self.flags {
-                    f[worker].store(false, Ordering::Relaxed);
-                }
-                return Poll::Ready(Pushed::Cancelled);
+        let verdict = self.verdict(worker, version);
+        if let Some(f) = &self.flags {
+            let slot = &mut self.slots[worker];
+            slot.computing = false;
+            if verdict == Verdict::Cancelled {
+                slot.cancelled = false;
+                f[worker].store(false, Ordering::Relaxed);
             }
+        }
+        match verdict {
+            Verdict::Cancelled => return Poll::Ready(Pushed::Cancelled),
             Verdict::Stopped => {
-                self.slots[worker].computing = false;
                 self.state.drop_push(false);
                 return Poll::Stopped;
             }
             Verdict::Discard => {
-                self.slots[worker].computing = false;
                 self.state.drop_push(true);
                 return Poll::Ready(Pushed::Discarded);
             }
-            Verdict::Accept => self.slots[worker].computing = false,
+            Verdict::Accept => {}
         }
         match self.consistency {
             Consistency::Asp => {
