@@ -117,7 +117,9 @@ pub fn prepare<O: Objective + ?Sized>(
             compute_time: own_models.then_some(model),
         })
         .collect();
+    let cancel = core.cancel_flags();
     let plan = WorkerPlan {
+        cancel,
         compute_time: cluster.compute_time.clone(),
         network_delay: cluster.network_delay.clone(),
         max_sleep: MAX_SLEEP,
