@@ -230,6 +230,11 @@ pub struct Execution {
     /// combine the shards' directories with `psim merge`, e.g. `--shard 0/3 --out s0`.
     #[arg(long, value_name = "I/N|auto")]
     pub shard: Option<String>,
+    /// A scratch output directory, deleted with its caller (the Python
+    /// package's temporary one): written without flushing to disk
+    /// ([`OutputDir::scratch`]). Not a flag.
+    #[arg(skip)]
+    pub scratch: bool,
     /// Shards in all, for `--shard auto` under Kubernetes or HyperQueue (whose
     /// environment has the index only); default $PSIM_SHARD_COUNT.
     #[arg(long = "shard-count", value_name = "N")]
@@ -873,6 +878,7 @@ pub fn execute_with<S: ObjectiveSource>(
             out
         }
     };
+    let out = if exec.scratch { out.scratch() } else { out };
     let total = plan.points.len();
     // The directory's own shard, if it is one: a resume keeps it.
     let recorded_shard: Option<ShardFile> =
