@@ -731,6 +731,7 @@ fn execute(
         }
     }
     exec.scratch = scratch;
+    let parquet = exec.parquet;
     let cancel = Arc::new(AtomicBool::new(false));
     let objective = match objective {
         None => None,
@@ -917,6 +918,10 @@ fn execute(
         {
             out.write("run-traces.csv", observer.csv())
                 .map_err(|e| native_error(&e.into()))?;
+            if parquet {
+                psim_scenarios::parquet::write_table(out, "run-traces")
+                    .map_err(|e| native_error(&e.into()))?;
+            }
         }
     }
     match outcome {
@@ -986,6 +991,26 @@ fn model_mean(text: &str) -> Option<f64> {
     text.parse::<psim_common::Delay>().ok()?.mean()
 }
 
+/// The kind of column `name` of psim's tables (`count`, `optional_count`,
+/// `float`, `text`): the Parquet files' types, which the DataFrames read
+/// from CSV get too.
+#[pyfunction]
+fn column_kind(name: &str) -> &'static str {
+    psim_scenarios::parquet::column_kind(name).name()
+}
+
+/// Writes `TABLE.parquet` from `TABLE.csv` in `dir` (`psim.sweep(processes=N,
+/// record_runs=True)` after merging the shards' run traces).
+#[pyfunction]
+fn write_parquet(py: Python<'_>, dir: String, table: String) -> PyResult<()> {
+    py.allow_threads(|| -> anyhow::Result<()> {
+        let out = psim_scenarios::output::OutputDir::existing(std::path::Path::new(&dir))?;
+        psim_scenarios::parquet::write_table(&out, &table)?;
+        Ok(())
+    })
+    .map_err(|e| native_error(&e))
+}
+
 /// The named scenarios: (name, title).
 #[pyfunction]
 fn scenarios() -> Vec<(String, String)> {
@@ -1011,13 +1036,15 @@ fn split_python_objective(text: &str) -> PyResult<Option<(String, String)>> {
     }
 }
 
-/// `psim merge DIRS --out OUT` without printing: returns the report
-/// (`psim.sweep(processes=N)` merges its shards with it).
+/// `psim merge DIRS --out OUT [--parquet]` without printing: returns the
+/// report (`psim.sweep(processes=N)` merges its shards with it).
 #[pyfunction]
-fn merge(py: Python<'_>, dirs: Vec<String>, out: String) -> PyResult<String> {
+#[pyo3(signature = (dirs, out, parquet=false))]
+fn merge(py: Python<'_>, dirs: Vec<String>, out: String, parquet: bool) -> PyResult<String> {
     let args = psim::cmd::merge::MergeArgs {
         dirs: dirs.into_iter().map(Into::into).collect(),
         out: out.into(),
+        parquet,
     };
     py.allow_threads(|| psim::cmd::merge::merge_dirs(&args))
         .map_err(|e| native_error(&e))
@@ -1039,6 +1066,8 @@ fn _psim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(json_to_toml, m)?)?;
     m.add_function(wrap_pyfunction!(scenarios, m)?)?;
     m.add_function(wrap_pyfunction!(model_mean, m)?)?;
+    m.add_function(wrap_pyfunction!(column_kind, m)?)?;
+    m.add_function(wrap_pyfunction!(write_parquet, m)?)?;
     m.add_function(wrap_pyfunction!(flags, m)?)?;
     m.add_function(wrap_pyfunction!(split_python_objective, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;

@@ -50,6 +50,10 @@ pub const PSIM_FILES: &[&str] = &[
     "shard.json",
     // Python: psim.run/sweep(record_runs=True)
     "run-traces.csv",
+    // --parquet (Python: by default)
+    "runs.parquet",
+    "traces.parquet",
+    "run-traces.parquet",
     // reproduce --check-seeds
     "seeds.txt",
     "seeds.json",
