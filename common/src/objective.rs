@@ -43,6 +43,19 @@ pub trait Objective: Send + Sync {
     /// The optimisation error at `point` (0 at the optimum); engines record
     /// it on a trace and at the end of a run.
     fn error(&self, point: &[f64]) -> f64;
+
+    /// Sees each point of a run's error trace (every `record_every`
+    /// updates, and the run's last state) with its parameters and error,
+    /// on the server's side; returns true to end the run there
+    /// ([`crate::Outcome::Stopped`]; the last point's answer is ignored).
+    /// The default does nothing, so the built-in objectives cost nothing
+    /// here; the Python package's adapter evaluates the user's `metrics`
+    /// and `callback` in it.
+    #[inline]
+    fn on_trace_point(&self, step: u64, params: &[f64], error: f64) -> bool {
+        let _ = (step, params, error);
+        false
+    }
 }
 
 /// Runs `$body` with `$n` bound to a compile-time constant for the small

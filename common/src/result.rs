@@ -17,6 +17,11 @@ pub enum Outcome {
     /// The iterate turned non-finite or its norm exceeded the divergence
     /// threshold; detected at `step`.
     Diverged { step: u64 },
+    /// The objective asked to stop at the trace point of `step`
+    /// ([`crate::Objective::on_trace_point`]: the Python package's
+    /// `callback` returned True or raised `psim.Stop`). Not a divergence:
+    /// the run's errors count like a finished run's.
+    Stopped { step: u64 },
 }
 
 impl Outcome {

@@ -62,7 +62,9 @@ where
     }
 
     /// Observes the state after `version` updates before the next one:
-    /// returns the outcome when the run must stop (step limit, target error).
+    /// returns the outcome when the run must stop (step limit, target
+    /// error, or the objective's [`Objective::on_trace_point`] at a trace
+    /// point).
     /// `seconds` is only called when a trace point is recorded.
     #[inline]
     pub fn before(
@@ -89,6 +91,9 @@ where
             });
             if self.target.is_some_and(|t| error <= t) {
                 return Some(Outcome::TargetErrorReached { step: version });
+            }
+            if self.objective.on_trace_point(version, params, error) {
+                return Some(Outcome::Stopped { step: version });
             }
         }
         None
@@ -126,7 +131,8 @@ where
     }
 
     /// Ends the run at `version` with `params`: the trace (with a final
-    /// point), the final error and the tail error, both NaN when diverged.
+    /// point, shown to [`Objective::on_trace_point`] when new), the final
+    /// error and the tail error, both NaN when diverged.
     pub fn finish(
         self,
         outcome: Outcome,
@@ -135,14 +141,21 @@ where
         seconds: Option<f64>,
     ) -> (Vec<TracePoint>, f64, f64) {
         let objective = &self.objective;
-        close(
+        let recorded = self.trace.len();
+        let (trace, error, tail) = close(
             outcome,
             version,
             self.trace,
             || objective.error(params),
             (self.tail_sum, self.tail_n),
             seconds,
-        )
+        );
+        // The closing point the trace just got: the objective sees it too
+        // (the run ends here whatever it answers).
+        if trace.len() > recorded {
+            let _ = objective.on_trace_point(version, params, error);
+        }
+        (trace, error, tail)
     }
 
     /// The objective the recorder evaluates.
@@ -222,5 +235,78 @@ mod tests {
             rec.after(8, &[2e6, 0.0, 0.0, 0.0]),
             Some(Outcome::Diverged { step: 8 })
         );
+    }
+
+    /// Streaming PCA that asks to stop at its trace point `at`, and counts
+    /// the trace points it sees.
+    struct StopAt {
+        inner: AnyObjective,
+        at: u64,
+        seen: std::sync::Mutex<Vec<u64>>,
+    }
+
+    impl Objective for StopAt {
+        fn dim(&self) -> usize {
+            self.inner.dim()
+        }
+        fn initial_point(&self, rng: &mut psim_common::PsimRng, out: &mut [f64]) {
+            self.inner.initial_point(rng, out)
+        }
+        fn gradient(&self, point: &[f64], rng: &mut psim_common::PsimRng, out: &mut [f64]) {
+            self.inner.gradient(point, rng, out)
+        }
+        fn error(&self, point: &[f64]) -> f64 {
+            self.inner.error(point)
+        }
+        fn on_trace_point(&self, step: u64, _params: &[f64], _error: f64) -> bool {
+            self.seen.lock().unwrap().push(step);
+            step == self.at
+        }
+    }
+
+    #[test]
+    fn the_objective_sees_every_trace_point_and_may_stop_at_one() {
+        let cfg = RunConfig {
+            steps: 100,
+            record_every: 30,
+            ..RunConfig::default()
+        };
+        let obj = StopAt {
+            inner: AnyObjective::build(&cfg.objective).unwrap(),
+            at: 60,
+            seen: Default::default(),
+        };
+        let mut rec = RunRecorder::new(&cfg, &obj);
+        let p = [0.6, 0.8, 0.0, 0.0];
+        let mut stop = None;
+        for v in 0..100 {
+            stop = rec.before(v, &p, || None);
+            if stop.is_some() {
+                break;
+            }
+        }
+        assert_eq!(stop, Some(Outcome::Stopped { step: 60 }));
+        let (trace, _, _) = rec.finish(Outcome::Stopped { step: 60 }, 60, &p, None);
+        assert_eq!(
+            trace.iter().map(|t| t.step).collect::<Vec<_>>(),
+            [0, 30, 60]
+        );
+        assert_eq!(
+            *obj.seen.lock().unwrap(),
+            [0, 30, 60],
+            "no closing point: 60 is on the trace"
+        );
+        // A run that ends between trace points: the closing point is shown too.
+        let obj = StopAt {
+            at: u64::MAX,
+            ..obj
+        };
+        obj.seen.lock().unwrap().clear();
+        let mut rec = RunRecorder::new(&cfg, &obj);
+        for v in 0..100 {
+            assert_eq!(rec.before(v, &p, || None), None);
+        }
+        let _ = rec.finish(Outcome::StepsReached, 100, &p, None);
+        assert_eq!(*obj.seen.lock().unwrap(), [0, 30, 60, 90, 100]);
     }
 }

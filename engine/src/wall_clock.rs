@@ -31,25 +31,39 @@ pub struct RunMonitor<O: ?Sized> {
     rec: RunRecorder<Arc<O>>,
     started: Instant,
     stop: Arc<AtomicBool>,
+    /// The objective's stop ([`Outcome::Stopped`]), which the server sees
+    /// as [`StopReason::Requested`]; one asked at v_0 ends the run at the
+    /// first update.
+    stopped: Option<Outcome>,
 }
 
 impl<O: Objective + ?Sized> RunMonitor<O> {
     fn new(cfg: &RunConfig, objective: Arc<O>, initial: &[f64], stop: Arc<AtomicBool>) -> Self {
         let mut rec = RunRecorder::new(cfg, objective);
-        // Records v_0 on the trace; a run of at least one step cannot stop here.
-        let _ = rec.before(0, initial, || Some(0.0));
+        // Records v_0 on the trace; a run of at least one step cannot stop
+        // here, except by the objective's request (kept for the first update).
+        let stopped = rec
+            .before(0, initial, || Some(0.0))
+            .filter(|o| matches!(o, Outcome::Stopped { .. }));
         Self {
             rec,
             started: Instant::now(),
             stop,
+            stopped,
         }
     }
 
     fn check(&mut self, version: u64, params: &[f64]) -> Option<StopReason> {
+        if let Some(o) = self.stopped {
+            return Some(o.into());
+        }
         let started = self.started;
         let outcome = self
             .rec
             .on_update(version, params, || Some(started.elapsed().as_secs_f64()))?;
+        if matches!(outcome, Outcome::Stopped { .. }) {
+            self.stopped = Some(outcome);
+        }
         Some(outcome.into())
     }
 }
@@ -178,6 +192,9 @@ pub fn finish<O: Objective + ?Sized>(
         Some(StopReason::Diverged { step }) => Outcome::Diverged { step },
         Some(StopReason::WorkerFailed { .. }) | Some(StopReason::NoWorkers) => {
             return Err(first_failure())
+        }
+        Some(StopReason::Requested) if monitor.stopped.is_some() => {
+            monitor.stopped.unwrap_or(Outcome::StepsReached)
         }
         Some(StopReason::StepsReached) | Some(StopReason::Requested) | None => {
             Outcome::StepsReached

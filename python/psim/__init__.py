@@ -11,6 +11,12 @@ Each returns a :class:`Result`: ``.summary`` (dict), ``.runs`` and ``.traces``
 (pandas DataFrames), ``.staleness`` (numpy arrays) and ``.save(dir)``, which
 writes the CLI's output directory (``psim report DIR`` works on it).
 
+``record_runs=True`` keeps every run's error trace (``Result.run_traces``,
+``run-traces.csv``), with a column per key of the objective's
+``metrics(params) -> dict`` if it defines one; ``callback(point, run, step,
+params)`` is called at every trace point and ends that run when it returns
+True or raises :class:`Stop` (outcome ``stopped`` in ``runs``).
+
 Your own objective: pass ``objective=`` an object with ``dim``,
 ``initial_point`` (an array, or a method returning one), ``gradient(params,
 rng) -> ndarray`` (float64, shape ``(dim,)``) and ``error(params) -> float``
@@ -54,6 +60,7 @@ __all__ = [
     "Result",
     "Staleness",
     "PsimError",
+    "Stop",
     "SETTINGS",
     "CLI_ONLY",
 ]
@@ -65,6 +72,12 @@ class PsimError(ValueError):
     def __init__(self, message: str, field: Optional[str] = None):
         super().__init__(message)
         self.field = field
+
+
+Stop = _psim.Stop
+Stop.__doc__ = """Raise from a ``callback`` to end the run at this trace point (as returning
+True does). The run's outcome is ``stopped`` at that step; it is no divergence."""
+Stop.__module__ = "psim"
 
 
 # The keywords are the CLI's flags, read from its clap arguments by the
@@ -158,7 +171,7 @@ def _argv(command: str, allowed: Dict[str, tuple], settings: Dict[str, Any]) -> 
             hint = f" (did you mean `{close[0]}`?)" if close else ""
             raise PsimError(
                 f"unknown setting `{key}`{hint}; psim.{command} accepts: "
-                + ", ".join(sorted(allowed)) + ", config, out, progress"
+                + ", ".join(sorted(allowed)) + ", config, out, progress, record_runs, callback"
                 + (", objective" if command != "reproduce" else ""),
                 key,
             )
@@ -230,6 +243,72 @@ class _Bar:
             sys.stderr.flush()
 
 
+# The dtypes of the tables' columns, the same whatever the values (a column
+# of whole numbers that means a float stays float64), as the Parquet files
+# type them (`_psim.column_kind`, one list in Rust): text, counts (int64), a
+# step that may be absent (Int64, nullable), and float64 for every other
+# number (errors, means, parameters, metrics).
+# A model's text column and the numeric column of its mean put beside it.
+_MODEL_MEANS = {"delay": "mean_delay", "compute_time": "mean_compute_time"}
+
+
+def _typed(df):
+    """``df`` with the stable dtypes above and, beside each model column
+    (``delay``, ``compute_time``), the model's mean as a float64 column (NaN
+    when infinite)."""
+    import pandas as pd
+
+    for c in df.columns:
+        kind = _psim.column_kind(c)
+        if kind == "text":
+            continue
+        if kind == "optional_count":
+            df[c] = df[c].astype("Int64")
+        elif kind == "count" and pd.api.types.is_numeric_dtype(df[c]) and not df[c].isna().any():
+            df[c] = df[c].astype(np.int64)
+        elif pd.api.types.is_numeric_dtype(df[c]) or df[c].isna().all():
+            df[c] = df[c].astype(np.float64)
+    for model, mean in _MODEL_MEANS.items():
+        if model in df.columns and mean not in df.columns:
+            # One parse per distinct model, spread by the factorised codes
+            # (a per-row map took a second on 10⁶ rows).
+            codes, models = pd.factorize(df[model])
+            means = np.array([np.nan if (v := _psim.model_mean(str(m))) is None else v for m in models] + [np.nan])
+            values = means[codes]  # code -1 (no model) is the trailing NaN
+            df.insert(df.columns.get_loc(model) + 1, mean, values)
+    return df
+
+
+def _read_table(path: str):
+    """A table of the output directory as a typed DataFrame: from its Parquet
+    copy when there is one (``runs``, ``traces``, ``run-traces``; columnar,
+    no CSV parse) and pyarrow is installed, else from the CSV."""
+    parquet = path[: -len(".csv")] + ".parquet" if path.endswith(".csv") else None
+    if parquet and os.path.exists(parquet) and _has_pyarrow():
+        return _read_parquet(parquet)
+    return _read_csv(path)
+
+
+def _read_parquet(path: str):
+    import pyarrow.parquet as pq
+
+    return _typed(pq.read_table(path).to_pandas())
+
+
+def _read_csv(path: str):
+    import pandas as pd
+
+    with open(path, encoding="utf-8") as f:
+        header = f.readline().strip().split(",")
+    return _typed(pd.read_csv(path, dtype={c: str for c in header if _psim.column_kind(c) == "text"}))
+
+
+def _has_pyarrow() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pyarrow") is not None
+
+
 class Staleness(NamedTuple):
     """The staleness histogram: ``counts[i]`` gradients had staleness ``values[i]``."""
 
@@ -259,11 +338,9 @@ class Result:
         return sorted(os.listdir(self.path))
 
     def _csv(self, name: str):
-        import pandas as pd
-
         if name not in self._cache:
             p = os.path.join(self.path, name)
-            self._cache[name] = pd.read_csv(p) if os.path.exists(p) else None
+            self._cache[name] = _read_table(p) if os.path.exists(p) else None
         return self._cache[name]
 
     @property
@@ -286,6 +363,18 @@ class Result:
         if df is None:
             return None
         return df.drop(columns=[c for c in ("wall_seconds",) if c in df.columns])
+
+    @property
+    def run_traces(self):
+        """Every run's error trace (``run-traces.csv``), when the call asked for
+        them (``record_runs=True``), else None: one row per trace point
+        (every ``record_every`` steps and the run's last state) with
+        ``point``, ``run``, ``step``, ``error`` (NaN once diverged: a
+        diverged run's trace stops at its last finite point), ``time`` (the
+        trace point's simulated time on the virtual-time engine, seconds
+        since the start on threads and tasks, NaN on the injected engine)
+        and one float column per key of the objective's ``metrics``."""
+        return self._csv("run-traces.csv")
 
     @property
     def timings(self):
@@ -456,6 +545,21 @@ def _read_config(config: Any) -> str:
 
 
 def _execute(command: str, allowed: Dict[str, tuple], settings: Dict[str, Any], extra: List[str] = (), expect_name=None) -> Result:
+    record_runs = settings.pop("record_runs", False)
+    callback = settings.pop("callback", None)
+    if not isinstance(record_runs, bool):
+        raise PsimError(f"record_runs: expected True or False, got {record_runs!r}", "record_runs")
+    if callback is not None and not callable(callback):
+        raise PsimError(f"callback: must be a function callback(point, run, step, params), got {callback!r}", "callback")
+    if record_runs and settings.get("resume") is not None:
+        raise PsimError(
+            "record_runs: the run traces are kept from one call's runs, not in the point files, so a resumed "
+            "directory would lack its finished points' traces; rerun it whole",
+            "record_runs",
+        )
+    if "parquet" in allowed and settings.get("parquet") is None and _has_pyarrow():
+        # The Result reads runs and traces from Parquet (columnar, typed).
+        settings["parquet"] = True
     config = settings.pop("config", None)
     out = settings.pop("out", None)
     force = settings.pop("force", False)
@@ -522,7 +626,9 @@ def _execute(command: str, allowed: Dict[str, tuple], settings: Dict[str, Any], 
         argv.append("--quiet")
         bar = _Bar(bool(progress))
         try:
-            report, path = _psim.execute(argv, objective, bar, expect_name, spec)
+            # A temporary directory dies with its Result: no flushes to disk
+            # (they were most of a short call's wall time).
+            report, path = _psim.execute(argv, objective, bar, expect_name, spec, record_runs, callback, tmp is not None)
         except _psim.NativeError as e:
             message, field = e.args
             key = _field_of(message, field, _given_values(argv))
@@ -536,7 +642,7 @@ def _execute(command: str, allowed: Dict[str, tuple], settings: Dict[str, Any], 
             os.unlink(tmp_config.name)
 
 
-def run(*, config=None, objective=None, out=None, progress: bool = True, **settings) -> Result:
+def run(*, config=None, objective=None, out=None, progress: bool = True, record_runs: bool = False, callback=None, **settings) -> Result:
     """One configuration × ``runs`` independent runs (``psim run``).
 
     Keywords are the CLI's flags with ``_`` for ``-`` (``psim.SETTINGS``), e.g.
@@ -544,12 +650,32 @@ def run(*, config=None, objective=None, out=None, progress: bool = True, **setti
     ``config``: a ``config.toml`` path or a dict (flags still override);
     ``objective``: your own objective (see the module docstring);
     ``out``: write the output directory there (default: a temporary one);
-    ``progress``: show a progress bar.
+    ``progress``: show a progress bar;
+    ``record_runs``: keep every run's trace (``Result.run_traces``, with the
+    objective's ``metrics``), every ``record_every`` steps;
+    ``callback(point, run, step, params)``: called at every trace point on the
+    server's side (one run at a time); returning True or raising
+    :class:`Stop` ends that run there (outcome ``stopped``).
     """
-    return _execute("run", _COMMANDS["run"], dict(settings, config=config, objective=objective, out=out, progress=progress))
+    return _execute(
+        "run",
+        _COMMANDS["run"],
+        dict(settings, config=config, objective=objective, out=out, progress=progress, record_runs=record_runs, callback=callback),
+    )
 
 
-def sweep(*, config=None, objective=None, out=None, progress: bool = True, optimal_delay: bool = False, processes: int = 1, **settings) -> Result:
+def sweep(
+    *,
+    config=None,
+    objective=None,
+    out=None,
+    progress: bool = True,
+    optimal_delay: bool = False,
+    processes: int = 1,
+    record_runs: bool = False,
+    callback=None,
+    **settings,
+) -> Result:
     """A grid over momentum, step size, delays, workers, compute times, consistency (``psim sweep``).
 
     A list value makes a grid axis: ``psim.sweep(momentum=[0.7, 0.9], taus="0:100:20")``.
@@ -558,18 +684,35 @@ def sweep(*, config=None, objective=None, out=None, progress: bool = True, optim
     shards ``shard="i/N"`` of the command line, merged as ``psim merge``
     does): every core with a Python objective, whose calls each hold the
     GIL. The numbers are identical to one process.
+    ``record_runs`` and ``callback``: as in :func:`run` (a callback runs in
+    one process only: it is refused with ``processes`` > 1).
     """
     if not isinstance(processes, int) or isinstance(processes, bool) or processes < 1:
         raise PsimError(f"processes: expected an int ≥ 1, got {processes!r}", "processes")
     if processes > 1:
+        if callback is not None:
+            raise PsimError(
+                "callback: runs in the calling process, and processes > 1 runs the sweep in others; use processes=1 with a callback",
+                "callback",
+            )
         return _in_processes(
-            dict(settings, config=config, objective=objective, out=out, optimal_delay=optimal_delay), processes
+            dict(settings, config=config, objective=objective, out=out, optimal_delay=optimal_delay, record_runs=record_runs),
+            processes,
         )
     allowed = _COMMANDS["sweep"]
     return _execute(
         "sweep",
         allowed,
-        dict(settings, config=config, objective=objective, out=out, progress=progress, optimal_delay=optimal_delay),
+        dict(
+            settings,
+            config=config,
+            objective=objective,
+            out=out,
+            progress=progress,
+            optimal_delay=optimal_delay,
+            record_runs=record_runs,
+            callback=callback,
+        ),
     )
 
 
@@ -609,10 +752,17 @@ def _in_processes(settings: Dict[str, Any], processes: int) -> Result:
         # engine's threads' state); the settings and the reference are plain data.
         with multiprocessing.get_context("spawn").Pool(processes) as pool:
             dirs = pool.starmap(_shard_worker, jobs)
+        parquet = settings.get("parquet")
+        if parquet is None:
+            parquet = _has_pyarrow()
         try:
-            _psim.merge(list(dirs), out)
+            _psim.merge(list(dirs), out, bool(parquet))
         except _psim.NativeError as e:
             raise PsimError(f"processes: merging the {processes} shards failed: {e.args[0]}; the shards are in {parts}", "processes") from None
+        if settings.get("record_runs"):
+            _merge_run_traces(dirs, out)
+            if parquet:
+                _psim.write_parquet(out, "run-traces")
         with open(os.path.join(out, "report.txt")) as f:
             report = f.read()
         shutil.rmtree(parts, ignore_errors=True)
@@ -621,6 +771,21 @@ def _in_processes(settings: Dict[str, Any], processes: int) -> Result:
             tmp.cleanup()
         raise
     return Result(out, report, tmp)
+
+
+def _merge_run_traces(dirs: List[str], out: str) -> None:
+    """The shards' ``run-traces.csv`` as one, sorted by (point, run, step) as one process writes it."""
+    texts = []
+    for d in dirs:
+        with open(os.path.join(d, "run-traces.csv"), encoding="utf-8") as f:
+            texts.append(f.read().splitlines())
+    header = texts[0][0]
+    rows = [row for t in texts for row in t[1:] if row]
+    rows.sort(key=lambda r: tuple(int(x) for x in r.split(",", 3)[:3]))
+    tmp = os.path.join(out, ".run-traces.csv.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join([header] + rows) + "\n")
+    os.replace(tmp, os.path.join(out, "run-traces.csv"))
 
 
 def reproduce(name: str, *, config=None, out=None, progress: bool = True, **settings) -> Result:

@@ -17,6 +17,9 @@ class PsimError(ValueError):
     field: Optional[str]
     def __init__(self, message: str, field: Optional[str] = ...) -> None: ...
 
+class Stop(Exception):
+    """Raised by a callback to end the run at this trace point."""
+
 class Objective(Protocol):
     """Your own objective: see the module docstring."""
     dim: int
@@ -41,6 +44,8 @@ class Result:
     @property
     def traces(self) -> Optional[pd.DataFrame]: ...
     @property
+    def run_traces(self) -> Optional[pd.DataFrame]: ...
+    @property
     def staleness(self) -> Optional[Staleness]: ...
     def csv(self, name: str) -> Optional[pd.DataFrame]: ...
     def save(self, directory: Union[str, "os.PathLike[str]"]) -> str: ...
@@ -51,6 +56,9 @@ def run(
     objective: Optional[Any] = ...,
     out: Optional[Union[str, "os.PathLike[str]"]] = ...,
     progress: bool = ...,
+    record_runs: bool = ...,
+    callback: Optional[Any] = ...,
+    parquet: Optional[bool] = ...,
     momentum: Optional[_Num] = ...,
     step_size: Optional[_Num] = ...,
     delay: Optional[str] = ...,
@@ -86,6 +94,10 @@ def sweep(
     out: Optional[Union[str, "os.PathLike[str]"]] = ...,
     progress: bool = ...,
     optimal_delay: bool = ...,
+    processes: int = ...,
+    record_runs: bool = ...,
+    callback: Optional[Any] = ...,
+    parquet: Optional[bool] = ...,
     momentum: Optional[_Grid] = ...,
     step_size: Optional[_Grid] = ...,
     delay: Optional[_Text] = ...,

@@ -8,6 +8,7 @@
 //! A user's objective written in Python runs through [`PyObjective`].
 
 mod attach;
+mod observe;
 
 use numpy::{PyArray1, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use psim::cmd::experiment::{self as cli, Prepared};
@@ -50,6 +51,9 @@ struct Instance {
     init: Init,
     gradient: Py<PyAny>,
     error: Py<PyAny>,
+    /// `metrics(params) -> dict` when defined: extra columns of the
+    /// per-run traces (`record_runs=True`), evaluated on the server's instance.
+    metrics: Option<Py<PyAny>>,
 }
 
 /// What a worker owns during a run: its own instance of the objective, its
@@ -301,10 +305,21 @@ impl Instance {
                 "error: must be a method `error(params)` (or `loss(params)`)".into(),
             ));
         }
+        let metrics = match obj.getattr("metrics") {
+            Ok(m) if m.is_callable() => Some(m.unbind()),
+            Ok(_) => {
+                return Err(refusal(
+                    "metrics",
+                    "metrics: must be a method `metrics(params)` returning a dict of metric name to float".into(),
+                ))
+            }
+            Err(_) => None,
+        };
         Ok(Self {
             init,
             gradient: gradient.unbind(),
             error: error.unbind(),
+            metrics,
         })
     }
 }
@@ -678,8 +693,16 @@ fn spec_summary(spec: &toml::Value) -> String {
 /// from this thread while the run goes on (the GIL is released in
 /// between); `done` never exceeds `total`. Ctrl-C stops the runs not yet
 /// started and raises KeyboardInterrupt.
+///
+/// `scratch`: `--out` is a temporary directory that dies with its
+/// `Result`, written without flushing to disk.
+/// `record_runs`: keep every run's trace (and the objective's `metrics`)
+/// and write `run-traces.csv`; `callback(point, run, step, params)`: called
+/// at every trace point, ends the run when it returns True or raises
+/// `Stop` ([`observe`]).
 #[pyfunction]
-#[pyo3(signature = (argv, objective=None, progress=None, expect_name=None, objective_spec=None))]
+#[pyo3(signature = (argv, objective=None, progress=None, expect_name=None, objective_spec=None, record_runs=false, callback=None, scratch=false))]
+#[allow(clippy::too_many_arguments)]
 fn execute(
     py: Python<'_>,
     argv: Vec<String>,
@@ -687,11 +710,14 @@ fn execute(
     progress: Option<Bound<'_, PyAny>>,
     expect_name: Option<String>,
     objective_spec: Option<String>,
+    record_runs: bool,
+    callback: Option<Bound<'_, PyAny>>,
+    scratch: bool,
 ) -> PyResult<(String, String)> {
     let Prepared {
         experiment,
         scenario,
-        exec,
+        mut exec,
     } = cli::with_python_objectives(|| cli::prepare(&argv)).map_err(|e| native_error(&e))?;
     if let Some(name) = expect_name {
         if experiment.name != name {
@@ -704,6 +730,8 @@ fn execute(
             )));
         }
     }
+    exec.scratch = scratch;
+    let parquet = exec.parquet;
     let cancel = Arc::new(AtomicBool::new(false));
     let objective = match objective {
         None => None,
@@ -741,6 +769,32 @@ fn execute(
             Some("threads".to_string()),
         )));
     }
+    if let Some(cb) = &callback {
+        if !cb.is_callable() {
+            return Err(refusal(
+                "callback",
+                format!(
+                    "callback: must be a function `callback(point, run, step, params)`, got {}",
+                    cb.repr()?
+                ),
+            ));
+        }
+    }
+    let observer = Arc::new(observe::Observer::new(
+        record_runs,
+        callback.map(Bound::unbind),
+        objective
+            .as_ref()
+            .and_then(|(o, _)| o.0.server.metrics.as_ref().map(|m| m.clone_ref(py))),
+        cancel.clone(),
+    ));
+    if observer.calls_python() && exec.threads > 1 {
+        return Err(NativeError::new_err((
+            format!("threads: {} — a callback or metrics run one run at a time (each call holds the GIL), so only 0 or 1 is accepted", exec.threads),
+            Some("threads".to_string()),
+        )));
+    }
+    let one_at_a_time = objective.is_some() || observer.calls_python();
     let _ = scenario;
     let total = AtomicU64::new(0);
     let done = AtomicU64::new(0);
@@ -756,16 +810,33 @@ fn execute(
     let outcome = std::thread::scope(|s| -> PyResult<_> {
         let handle = s.spawn(|| {
             let _finished = finished_tx;
+            let mut exec = exec.clone();
+            if one_at_a_time {
+                exec.threads = 1;
+            }
             match &objective {
+                None if observer.active() => {
+                    let source = observe::Watched {
+                        source: &BuiltIn,
+                        observer: observer.clone(),
+                    };
+                    cli::execute_with(experiment, &exec, &source, &tick, Some(&cancel))
+                }
                 None => cli::execute_with(experiment, &exec, &BuiltIn, &tick, Some(&cancel)),
                 Some((o, spec)) => {
-                    let mut exec = exec.clone();
-                    exec.threads = 1;
                     let source = PySource {
                         objective: o.clone(),
                         spec: spec.clone(),
                     };
-                    cli::execute_with(experiment, &exec, &source, &tick, Some(&cancel))
+                    if observer.active() {
+                        let source = observe::Watched {
+                            source: &source,
+                            observer: observer.clone(),
+                        };
+                        cli::execute_with(experiment, &exec, &source, &tick, Some(&cancel))
+                    } else {
+                        cli::execute_with(experiment, &exec, &source, &tick, Some(&cancel))
+                    }
                 }
             }
         });
@@ -832,11 +903,26 @@ fn execute(
     // after the sweep) detach before we return, so none is left to take the
     // GIL while the interpreter exits. Bounded: threads that live on (a
     // global pool) keep their thread state until the process ends.
-    if objective.is_some() {
+    if one_at_a_time {
         py.allow_threads(|| attach::wait_detached(Duration::from_millis(100)));
     }
     if let Some(e) = objective.as_ref().and_then(|(o, _)| o.take_failure()) {
         return Err(e);
+    }
+    if let Some(e) = observer.take_failure() {
+        return Err(e);
+    }
+    if record_runs {
+        if let Ok(cli::Executed::Complete { out, .. } | cli::Executed::Partial { out, .. }) =
+            &outcome
+        {
+            out.write("run-traces.csv", observer.csv())
+                .map_err(|e| native_error(&e.into()))?;
+            if parquet {
+                psim_scenarios::parquet::write_table(out, "run-traces")
+                    .map_err(|e| native_error(&e.into()))?;
+            }
+        }
     }
     match outcome {
         Ok(cli::Executed::Complete { report, out }) => {
@@ -897,6 +983,34 @@ fn flags(command: &str) -> Vec<(String, String, String, String)> {
         .collect()
 }
 
+/// The mean of a delay or compute-time model in its text syntax (`exp:20`
+/// → 20.0), as the summary's `mean_delay`; `None` when it is infinite or
+/// the text is no model (the DataFrames' numeric mean columns).
+#[pyfunction]
+fn model_mean(text: &str) -> Option<f64> {
+    text.parse::<psim_common::Delay>().ok()?.mean()
+}
+
+/// The kind of column `name` of psim's tables (`count`, `optional_count`,
+/// `float`, `text`): the Parquet files' types, which the DataFrames read
+/// from CSV get too.
+#[pyfunction]
+fn column_kind(name: &str) -> &'static str {
+    psim_scenarios::parquet::column_kind(name).name()
+}
+
+/// Writes `TABLE.parquet` from `TABLE.csv` in `dir` (`psim.sweep(processes=N,
+/// record_runs=True)` after merging the shards' run traces).
+#[pyfunction]
+fn write_parquet(py: Python<'_>, dir: String, table: String) -> PyResult<()> {
+    py.allow_threads(|| -> anyhow::Result<()> {
+        let out = psim_scenarios::output::OutputDir::existing(std::path::Path::new(&dir))?;
+        psim_scenarios::parquet::write_table(&out, &table)?;
+        Ok(())
+    })
+    .map_err(|e| native_error(&e))
+}
+
 /// The named scenarios: (name, title).
 #[pyfunction]
 fn scenarios() -> Vec<(String, String)> {
@@ -922,13 +1036,15 @@ fn split_python_objective(text: &str) -> PyResult<Option<(String, String)>> {
     }
 }
 
-/// `psim merge DIRS --out OUT` without printing: returns the report
-/// (`psim.sweep(processes=N)` merges its shards with it).
+/// `psim merge DIRS --out OUT [--parquet]` without printing: returns the
+/// report (`psim.sweep(processes=N)` merges its shards with it).
 #[pyfunction]
-fn merge(py: Python<'_>, dirs: Vec<String>, out: String) -> PyResult<String> {
+#[pyo3(signature = (dirs, out, parquet=false))]
+fn merge(py: Python<'_>, dirs: Vec<String>, out: String, parquet: bool) -> PyResult<String> {
     let args = psim::cmd::merge::MergeArgs {
         dirs: dirs.into_iter().map(Into::into).collect(),
         out: out.into(),
+        parquet,
     };
     py.allow_threads(|| psim::cmd::merge::merge_dirs(&args))
         .map_err(|e| native_error(&e))
@@ -945,9 +1061,13 @@ fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
 #[pymodule]
 fn _psim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NativeError", m.py().get_type::<NativeError>())?;
+    m.add("Stop", m.py().get_type::<observe::Stop>())?;
     m.add_function(wrap_pyfunction!(execute, m)?)?;
     m.add_function(wrap_pyfunction!(json_to_toml, m)?)?;
     m.add_function(wrap_pyfunction!(scenarios, m)?)?;
+    m.add_function(wrap_pyfunction!(model_mean, m)?)?;
+    m.add_function(wrap_pyfunction!(column_kind, m)?)?;
+    m.add_function(wrap_pyfunction!(write_parquet, m)?)?;
     m.add_function(wrap_pyfunction!(flags, m)?)?;
     m.add_function(wrap_pyfunction!(split_python_objective, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;

@@ -410,6 +410,7 @@ fn parse_rows(text: &str, point: &PlannedPoint, extras: usize) -> Result<Vec<Run
             "steps_reached" => Outcome::StepsReached,
             "target_error_reached" => Outcome::TargetErrorReached { step: int(&step)? },
             "diverged" => Outcome::Diverged { step: int(&step)? },
+            "stopped" => Outcome::Stopped { step: int(&step)? },
             other => return Err(format!("row {}: unknown outcome `{other}`", line + 1)),
         };
         let final_error = float(next("final_error")?)?;

@@ -68,6 +68,15 @@ pub trait ObjectiveSource: Sync {
     fn recorded_config(&self, _e: &Experiment) -> Option<Result<String, String>> {
         None
     }
+    /// Told, on the thread that will run them, that runs `runs` of point
+    /// `point` start (one job: one run, or a batch of up to 8); the Python
+    /// package names the run its callback sees with it. The default does
+    /// nothing.
+    fn runs_starting(&self, _point: usize, _runs: std::ops::Range<u64>) {}
+    /// Sees run `run` of point `point` once it finished (not cut short by
+    /// a cancel), on the thread that ran it, before it is folded: the Python
+    /// package keeps per-run traces with it. The default does nothing.
+    fn run_finished(&self, _point: usize, _run: u64, _result: &RunResult) {}
 }
 
 /// The objective each configuration names.
@@ -233,6 +242,7 @@ fn run_stage<S: ObjectiveSource>(
         let point = plan.points.get(job.point);
         let cfg = &point.config;
         let objective = &objectives[&job.point];
+        source.runs_starting(job.point, job.runs.clone());
         let results: Vec<(RunResult, Vec<f64>)> =
             engine::cancel::with_cancel(opts.cancel, || -> Result<_, EngineError> {
                 if job.batch {
@@ -276,6 +286,9 @@ fn run_stage<S: ObjectiveSource>(
         // the job (the flag is never lowered, so a cut run always sees it).
         if cancelled(opts) {
             return Ok(None);
+        }
+        for (run, (r, _)) in (job.runs.start..).zip(&results) {
+            source.run_finished(job.point, run, r);
         }
         if let Some(progress) = opts.progress {
             (job.runs.start..job.runs.end).for_each(|_| progress());

@@ -14,6 +14,7 @@ pub mod durable;
 pub mod executor;
 pub mod experiments;
 pub mod output;
+pub mod parquet;
 pub mod plan;
 pub mod plot;
 pub mod report;

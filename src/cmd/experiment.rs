@@ -247,6 +247,17 @@ pub struct Execution {
     /// combine the shards' directories with `psim merge`, e.g. `--shard 0/3 --out s0`.
     #[arg(long, value_name = "I/N|auto")]
     pub shard: Option<String>,
+    /// Also write runs.parquet and traces.parquet (the same rows, one fixed
+    /// type per column) beside runs.csv and traces.csv, for large sweeps
+    /// read by pandas, polars or Arrow (the Python package writes them
+    /// unless parquet=False), e.g. `psim sweep --runs 100000 --parquet`.
+    #[arg(long)]
+    pub parquet: bool,
+    /// A scratch output directory, deleted with its caller (the Python
+    /// package's temporary one): written without flushing to disk
+    /// ([`OutputDir::scratch`]). Not a flag.
+    #[arg(skip)]
+    pub scratch: bool,
     /// Shards in all, for `--shard auto` under Kubernetes or HyperQueue (whose
     /// environment has the index only); default $PSIM_SHARD_COUNT.
     #[arg(long = "shard-count", value_name = "N")]
@@ -889,6 +900,7 @@ pub fn execute_with<S: ObjectiveSource>(
             out
         }
     };
+    let out = if exec.scratch { out.scratch() } else { out };
     let total = plan.points.len();
     // The directory's own shard, if it is one: a resume keeps it.
     let recorded_shard: Option<ShardFile> =
@@ -951,7 +963,12 @@ pub fn execute_with<S: ObjectiveSource>(
         cancel,
     };
     match executor::run_in_dir(study, &e, source, &out, shard, &opts) {
-        Ok(Progress::Complete(report)) => Ok(Executed::Complete { report, out }),
+        Ok(Progress::Complete(report)) => {
+            if exec.parquet {
+                psim_scenarios::parquet::write_tables(&out)?;
+            }
+            Ok(Executed::Complete { report, out })
+        }
         Ok(Progress::Partial {
             done,
             total,

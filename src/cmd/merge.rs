@@ -19,6 +19,10 @@ pub struct MergeArgs {
     /// merge of the same experiment (a rerun copies only what is missing).
     #[arg(long)]
     pub out: PathBuf,
+    /// Also write runs.parquet and traces.parquet beside the CSV files, as
+    /// `psim run --parquet` does.
+    #[arg(long)]
+    pub parquet: bool,
 }
 
 /// The experiment of `dir/config.toml` and the file's text (a Python
@@ -170,10 +174,15 @@ pub fn merge_dirs(a: &MergeArgs) -> Result<String> {
         (wall_seconds, threads),
         Default::default(),
     )? {
-        Progress::Complete(report) => Ok(format!(
-            "{report}\nmerged {count} shards ({total} points) into {}\n",
-            out.path().display()
-        )),
+        Progress::Complete(report) => {
+            if a.parquet {
+                psim_scenarios::parquet::write_tables(&out)?;
+            }
+            Ok(format!(
+                "{report}\nmerged {count} shards ({total} points) into {}\n",
+                out.path().display()
+            ))
+        }
         Progress::Partial { done, total, .. } => bail!(
             "after merging, {} of {total} points are still missing",
             total - done

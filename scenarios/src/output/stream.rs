@@ -20,6 +20,8 @@ struct Staged {
     path: PathBuf,
     tmp: PathBuf,
     w: Option<BufWriter<std::fs::File>>,
+    /// Flushed to disk before the rename ([`OutputDir::scratch`]: not).
+    durable: bool,
     /// CSV records are formatted here first: a `csv::Writer` over the file
     /// itself would flush the file (a write call) after every point.
     buf: Vec<u8>,
@@ -33,6 +35,7 @@ impl Staged {
             path,
             tmp,
             w: Some(BufWriter::new(file)),
+            durable: out.durable,
             buf: Vec::new(),
         })
     }
@@ -71,7 +74,9 @@ impl Staged {
         let w = self.w.take().expect("committed once");
         let done = (|| {
             let file = w.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
+            if self.durable {
+                file.sync_all()?;
+            }
             std::fs::rename(&self.tmp, &self.path)
         })();
         done.map_err(|e| self.err(e))?;

@@ -52,6 +52,8 @@ impl From<psim_common::Outcome> for StopReason {
             Outcome::StepsReached => StopReason::StepsReached,
             Outcome::TargetErrorReached { step } => StopReason::TargetErrorReached { step },
             Outcome::Diverged { step } => StopReason::Diverged { step },
+            // The engine's monitor keeps the outcome itself (a caller's stop).
+            Outcome::Stopped { .. } => StopReason::Requested,
         }
     }
 }
