@@ -154,43 +154,52 @@ pub fn write_table(out: &OutputDir, table: &str) -> Result<PathBuf, OutputError>
             .build()
             .map_err(|e| invalid(e.to_string()))?,
     );
-    let mut records = reader.records();
     out.write_with(&format!("{table}.parquet"), |w| {
         let props = Arc::new(WriterProperties::builder().build());
         let mut writer =
             SerializedFileWriter::new(w, schema, props).map_err(std::io::Error::other)?;
+        let mut record = csv::ByteRecord::new();
+        let mut row = 0usize;
         loop {
-            // One row group of cells, column by column.
-            let mut columns: Vec<Vec<String>> = vec![Vec::new(); header.len()];
-            for record in records.by_ref().take(ROW_GROUP) {
-                let record = record.map_err(std::io::Error::other)?;
+            // One row group, parsed cell by cell into typed buffers (no
+            // string per cell: 10⁶ rows × 17 columns took seconds that way).
+            let mut columns: Vec<Column> = kinds.iter().map(|k| Column::new(*k)).collect();
+            let mut rows = 0;
+            while rows < ROW_GROUP
+                && reader
+                    .read_byte_record(&mut record)
+                    .map_err(std::io::Error::other)?
+            {
+                row += 1;
                 if record.len() != header.len() {
                     return Err(std::io::Error::other(format!(
-                        "a row has {} cells, the header {}",
+                        "row {row} has {} cells, the header {}",
                         record.len(),
                         header.len()
                     )));
                 }
-                for (c, cell) in columns.iter_mut().zip(record.iter()) {
-                    c.push(cell.to_string());
+                for ((c, cell), name) in columns.iter_mut().zip(record.iter()).zip(&header) {
+                    c.push(cell).map_err(|e| {
+                        std::io::Error::other(format!("row {row}, column `{name}`: {e}"))
+                    })?;
                 }
+                rows += 1;
             }
-            if columns.first().is_none_or(Vec::is_empty) {
+            if rows == 0 {
                 break;
             }
-            let last = columns.first().is_none_or(|c| c.len() < ROW_GROUP);
             let mut group = writer.next_row_group().map_err(std::io::Error::other)?;
-            for ((cells, kind), name) in columns.iter().zip(&kinds).zip(&header) {
+            for (c, name) in columns.iter().zip(&header) {
                 let mut column = group
                     .next_column()
                     .map_err(std::io::Error::other)?
                     .ok_or_else(|| std::io::Error::other("fewer columns than the schema"))?;
-                write_column(&mut column, cells, *kind)
+                c.write(&mut column)
                     .map_err(|e| std::io::Error::other(format!("column `{name}`: {e}")))?;
                 column.close().map_err(std::io::Error::other)?;
             }
             group.close().map_err(std::io::Error::other)?;
-            if last {
+            if rows < ROW_GROUP {
                 break;
             }
         }
@@ -203,54 +212,84 @@ pub fn write_table(out: &OutputDir, table: &str) -> Result<PathBuf, OutputError>
     })
 }
 
-/// One column chunk: the non-empty cells as values, empty ones as nulls.
-fn write_column(
-    column: &mut parquet::file::writer::SerializedColumnWriter<'_>,
-    cells: &[String],
-    kind: ColumnKind,
-) -> Result<(), String> {
-    let defs: Vec<i16> = cells.iter().map(|c| i16::from(!c.is_empty())).collect();
-    let present = cells.iter().filter(|c| !c.is_empty());
-    let e = |e: parquet::errors::ParquetError| e.to_string();
-    match kind {
-        ColumnKind::Count | ColumnKind::OptionalCount => {
-            let required = kind == ColumnKind::Count;
-            if required && defs.contains(&0) {
-                return Err("an empty cell in a count column".into());
-            }
-            let values = present
-                .map(|c| {
-                    c.parse::<i64>()
-                        .map_err(|_| format!("`{c}` is not a count"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let defs = (!required).then_some(defs.as_slice());
-            column
-                .typed::<Int64Type>()
-                .write_batch(&values, defs, None)
-                .map_err(e)?;
-        }
-        ColumnKind::Float => {
-            let values = present
-                .map(|c| {
-                    c.parse::<f64>()
-                        .map_err(|_| format!("`{c}` is not a number"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            column
-                .typed::<DoubleType>()
-                .write_batch(&values, Some(&defs), None)
-                .map_err(e)?;
-        }
-        ColumnKind::Text => {
-            let values: Vec<ByteArray> = present
-                .map(|c| ByteArray::from(c.as_bytes().to_vec()))
-                .collect();
-            column
-                .typed::<ByteArrayType>()
-                .write_batch(&values, Some(&defs), None)
-                .map_err(e)?;
+/// One column of a row group: its values, and a definition level per row
+/// (1: a value, 0: null) for the optional columns.
+enum Column {
+    Count(Vec<i64>),
+    OptionalCount(Vec<i64>, Vec<i16>),
+    Float(Vec<f64>, Vec<i16>),
+    Text(Vec<ByteArray>, Vec<i16>),
+}
+
+impl Column {
+    fn new(kind: ColumnKind) -> Self {
+        match kind {
+            ColumnKind::Count => Column::Count(Vec::new()),
+            ColumnKind::OptionalCount => Column::OptionalCount(Vec::new(), Vec::new()),
+            ColumnKind::Float => Column::Float(Vec::new(), Vec::new()),
+            ColumnKind::Text => Column::Text(Vec::new(), Vec::new()),
         }
     }
-    Ok(())
+
+    /// Adds one CSV cell: an empty cell is a null (refused in a count column).
+    fn push(&mut self, cell: &[u8]) -> Result<(), String> {
+        let text = || String::from_utf8_lossy(cell).into_owned();
+        let int = || -> Result<i64, String> {
+            std::str::from_utf8(cell)
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .ok_or_else(|| format!("`{}` is not a count", text()))
+        };
+        match self {
+            Column::Count(v) => {
+                if cell.is_empty() {
+                    return Err("an empty cell in a count column".into());
+                }
+                v.push(int()?);
+            }
+            Column::OptionalCount(v, d) => {
+                d.push(i16::from(!cell.is_empty()));
+                if !cell.is_empty() {
+                    v.push(int()?);
+                }
+            }
+            Column::Float(v, d) => {
+                d.push(i16::from(!cell.is_empty()));
+                if !cell.is_empty() {
+                    let x = std::str::from_utf8(cell)
+                        .ok()
+                        .and_then(|c| c.parse::<f64>().ok())
+                        .ok_or_else(|| format!("`{}` is not a number", text()))?;
+                    v.push(x);
+                }
+            }
+            Column::Text(v, d) => {
+                d.push(i16::from(!cell.is_empty()));
+                if !cell.is_empty() {
+                    v.push(ByteArray::from(cell.to_vec()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the column chunk.
+    fn write(
+        &self,
+        column: &mut parquet::file::writer::SerializedColumnWriter<'_>,
+    ) -> Result<(), String> {
+        let e = |e: parquet::errors::ParquetError| e.to_string();
+        match self {
+            Column::Count(v) => column.typed::<Int64Type>().write_batch(v, None, None),
+            Column::OptionalCount(v, d) => {
+                column.typed::<Int64Type>().write_batch(v, Some(d), None)
+            }
+            Column::Float(v, d) => column.typed::<DoubleType>().write_batch(v, Some(d), None),
+            Column::Text(v, d) => column
+                .typed::<ByteArrayType>()
+                .write_batch(v, Some(d), None),
+        }
+        .map(|_| ())
+        .map_err(e)
+    }
 }
