@@ -16,6 +16,7 @@ pub mod mlp;
 pub mod num;
 pub mod objective;
 pub mod pca;
+pub mod profile;
 pub mod pushes;
 pub mod result;
 pub mod seed;

@@ -11,6 +11,7 @@
 
 use crate::Worker;
 use parking_lot::Mutex;
+use psim_common::profile::WorkerClock;
 use psim_common::pushes::PushRecord;
 use psim_common::{Delay, DelayModel, Objective, PsimRng, StalenessHistogram};
 use psim_server::backend::{FetchReply, PushReply, ServerClient, TaskClient};
@@ -47,6 +48,9 @@ pub struct WorkerPlan {
     /// Keep a [`PushRecord`] of every applied push, at most this many per
     /// worker (0: none).
     pub record_pushes: usize,
+    /// The run's start: the time axis of the workers' power and outages
+    /// (`profile:`).
+    pub epoch: Instant,
 }
 
 /// One worker's inputs: its step state, its delay stream and speed factor.
@@ -60,6 +64,9 @@ pub struct WorkerSetup {
     pub speed_factor: f64,
     /// Its own compute-time model (`worker_compute = "models:…"`), else the plan's.
     pub compute_time: Option<Delay>,
+    /// Its clock under `worker_compute = "profile:…"`: noise, download and
+    /// upload times, power and outages on top of the compute-time draw.
+    pub clock: Option<WorkerClock>,
 }
 
 /// What one worker measured.
@@ -165,17 +172,26 @@ impl<C> Session<C> {
     }
 }
 
-/// The injected delay of one step: compute time × speed, plus network
-/// delay, capped at `max_sleep`.
+/// The injected delay of one step: compute time × speed (through the
+/// worker's clock under `profile:`, at the time since the run's start),
+/// plus network delay, capped at `max_sleep`.
 fn draw_delay(
     plan: &WorkerPlan,
     own: Option<&Delay>,
+    clock: Option<&mut WorkerClock>,
     rng: &mut PsimRng,
     speed: f64,
     capped: &mut u64,
 ) -> Duration {
     let compute = own.unwrap_or(&plan.compute_time);
-    let secs = compute.sample(rng) * speed + plan.network_delay.sample(rng);
+    let c = compute.sample(rng) * speed;
+    let c = match clock {
+        Some(clock) => clock
+            .step(plan.epoch.elapsed().as_secs_f64(), c, rng)
+            .total(),
+        None => c,
+    };
+    let secs = c + plan.network_delay.sample(rng);
     let max = plan.max_sleep.as_secs_f64();
     if secs > max {
         *capped += 1;
@@ -192,6 +208,7 @@ fn start_offset(plan: &WorkerPlan, setup: &mut WorkerSetup) -> Duration {
     let first = draw_delay(
         plan,
         setup.compute_time.as_ref(),
+        setup.clock.as_mut(),
         &mut setup.delay_rng,
         setup.speed_factor,
         &mut capped,
@@ -276,6 +293,7 @@ where
                             let pause = draw_delay(
                                 plan,
                                 setup.compute_time.as_ref(),
+                                setup.clock.as_mut(),
                                 &mut setup.delay_rng,
                                 setup.speed_factor,
                                 &mut session.report.capped_sleeps,
@@ -361,6 +379,7 @@ where
                     let pause = draw_delay(
                         &plan,
                         setup.compute_time.as_ref(),
+                        setup.clock.as_mut(),
                         &mut setup.delay_rng,
                         setup.speed_factor,
                         &mut session.report.capped_sleeps,
