@@ -18,6 +18,7 @@ pub mod objective;
 pub mod pca;
 pub mod profile;
 pub mod pushes;
+pub mod quadratic;
 pub mod result;
 pub mod seed;
 pub mod stats;
