@@ -75,6 +75,8 @@ fn every_engine_counts_pushes_the_same_way() {
             Consistency::Asp => m - 1,
             Consistency::Ssp { bound } => bound,
             Consistency::Bsp => 0,
+            // The server policies are counted in tests/server_policies.rs.
+            other => unreachable!("{other} is not in this loop"),
         };
         for (name, engine, backend) in engines() {
             let r = run_on(engine, consistency, backend);

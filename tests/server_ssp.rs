@@ -3,8 +3,13 @@
 //! the counters that prove no push is lost.
 
 use psim_common::Consistency;
-use psim_server::backend::{Poll, ServerCore, StepLimit, StopReason};
+use psim_server::backend::{Poll, Pushed, ServerCore, StepLimit, StopReason};
 use psim_server::{HeavyBall, ServerState};
+
+/// A push accepted with staleness `staleness`.
+fn accepted(staleness: u64) -> Poll<Pushed> {
+    Poll::Ready(Pushed::Accepted { staleness })
+}
 
 fn core(consistency: Consistency, workers: usize, limit: u64) -> ServerCore<HeavyBall, StepLimit> {
     let rule = HeavyBall {
@@ -29,10 +34,10 @@ fn ssp_zero_serialises_workers() {
         Poll::Wait,
         "ticket 1 > cursor 0 + bound 0"
     );
-    assert_eq!(c.try_push(0, &[-1.0], &a, 0), Poll::Ready(0));
+    assert_eq!(c.try_push(0, &[-1.0], &a, 0), accepted(0));
     assert_eq!(c.try_fetch(1, &mut b), Poll::Ready(1));
     assert_eq!(b, [1.0]);
-    assert_eq!(c.try_push(1, &[-1.0], &b, 1), Poll::Ready(0));
+    assert_eq!(c.try_push(1, &[-1.0], &b, 1), accepted(0));
     c.state().counters().check().unwrap();
 }
 
@@ -50,18 +55,9 @@ fn ssp_orders_pushes_by_ticket_and_bounds_staleness() {
     }
     // Worker 2 holds ticket 2: it must wait for tickets 0 and 1.
     assert_eq!(c.try_push(2, &[-1.0], &bufs[2], versions[2]), Poll::Wait);
-    assert_eq!(
-        c.try_push(0, &[-1.0], &bufs[0], versions[0]),
-        Poll::Ready(0)
-    );
-    assert_eq!(
-        c.try_push(1, &[-1.0], &bufs[1], versions[1]),
-        Poll::Ready(1)
-    );
-    assert_eq!(
-        c.try_push(2, &[-1.0], &bufs[2], versions[2]),
-        Poll::Ready(2)
-    );
+    assert_eq!(c.try_push(0, &[-1.0], &bufs[0], versions[0]), accepted(0));
+    assert_eq!(c.try_push(1, &[-1.0], &bufs[1], versions[1]), accepted(1));
+    assert_eq!(c.try_push(2, &[-1.0], &bufs[2], versions[2]), accepted(2));
     assert!(2 <= bound);
 }
 
@@ -73,7 +69,7 @@ fn a_leaving_worker_releases_its_ticket() {
     assert_eq!(c.try_fetch(1, &mut b), Poll::Wait);
     c.leave(0); // worker 0 fails holding ticket 0
     assert_eq!(c.try_fetch(1, &mut b), Poll::Ready(0));
-    assert_eq!(c.try_push(1, &[-1.0], &b, 0), Poll::Ready(0));
+    assert_eq!(c.try_push(1, &[-1.0], &b, 0), accepted(0));
     assert_eq!(c.state().version(), 1);
 }
 
@@ -84,13 +80,13 @@ fn bsp_averages_a_round_and_a_leaver_closes_it() {
     for (w, buf) in bufs.iter_mut().enumerate() {
         assert_eq!(c.try_fetch(w, buf), Poll::Ready(0));
     }
-    assert_eq!(c.try_push(0, &[-1.0], &bufs[0], 0), Poll::Ready(0));
+    assert_eq!(c.try_push(0, &[-1.0], &bufs[0], 0), accepted(0));
     assert_eq!(
         c.try_fetch(0, &mut bufs[0]),
         Poll::Wait,
         "round 0 not applied yet"
     );
-    assert_eq!(c.try_push(1, &[-2.0], &bufs[1], 0), Poll::Ready(0));
+    assert_eq!(c.try_push(1, &[-2.0], &bufs[1], 0), accepted(0));
     c.leave(2); // the round no longer waits for worker 2
     assert_eq!(c.state().version(), 1);
     assert_eq!(c.state().params(), &[1.5], "mean of the two gradients");

@@ -28,8 +28,8 @@ pub mod update;
 pub use config::{
     validate_name, Backend, ClusterConfig, Consistency, DataDistribution, EngineConfig, EngineKind,
     Experiment, FailurePolicy, Grid, HistoryConfig, HistoryPolicy, InitialPoint, InjectedConfig,
-    MlpActivation, MlpConfig, ObjectiveConfig, PcaConfig, RunConfig, Setting, Stragglers,
-    TasksConfig, ThreadsConfig, Tolerance, VirtualTimeConfig, WorkerCompute,
+    MlpActivation, MlpConfig, ObjectiveConfig, PcaConfig, RunConfig, Setting, StaleWork,
+    Stragglers, TasksConfig, ThreadsConfig, Tolerance, VirtualTimeConfig, WorkerCompute,
 };
 pub use delay::{Delay, DelayModel};
 pub use error::{ConfigError, DelayParseError};

@@ -28,6 +28,7 @@ use crate::error::ConfigError;
 use crate::num::show;
 use crate::PsimRng;
 use rand_distr::{Distribution, Exp1, StandardNormal};
+use std::collections::VecDeque;
 use std::fmt;
 use std::str::FromStr;
 
@@ -485,15 +486,8 @@ impl ComputeProfile {
     /// for the power and outage segments.
     pub fn clock(&self, w: usize, availability: PsimRng) -> WorkerClock {
         let i = w + 1;
-        let schedule = (self.power.is_some() || self.outage.is_some()).then(|| Schedule {
-            rng: availability,
-            power: self.power.clone(),
-            outage: self.outage.clone(),
-            level: 1.0,
-            level_until: 0.0,
-            up: self.outage.is_none(),
-            phase_until: 0.0,
-        });
+        let schedule = (self.power.is_some() || self.outage.is_some())
+            .then(|| Schedule::new(availability, self.power.clone(), self.outage.clone()));
         WorkerClock {
             base: self.base(i),
             noise: self.noise.map(|n| (n.law, n.scale.at(i))),
@@ -507,57 +501,98 @@ impl ComputeProfile {
     }
 }
 
-/// A worker's power over time: piecewise-constant level and up/down phases,
-/// drawn lazily as time advances (a worker's computations never go back in
-/// time, so the schedule only moves forward).
+/// A worker's power over time: piecewise-constant levels and up/down
+/// phases, drawn lazily as time advances. Fetch times of a worker never go
+/// back, but a cancelled computation may have drawn segments beyond the next
+/// fetch: the drawn segments are kept until a fetch passes their end, so a
+/// restarted computation sees the same schedule.
 #[derive(Debug, Clone)]
 struct Schedule {
     rng: PsimRng,
     power: Option<Alternation>,
     outage: Option<Alternation>,
-    level: f64,
-    level_until: f64,
-    up: bool,
-    phase_until: f64,
+    /// Drawn power segments not yet passed: (end, level).
+    levels: VecDeque<(f64, f64)>,
+    /// End of the last drawn power segment.
+    level_end: f64,
+    /// Drawn phases not yet passed: (end, up).
+    phases: VecDeque<(f64, bool)>,
+    /// End and kind of the last drawn phase (down until 0: the first is up).
+    phase_end: f64,
+    last_up: bool,
 }
 
 impl Schedule {
-    /// Advances the segments so that `t` lies in the current ones.
-    fn advance_to(&mut self, t: f64) {
-        if let Some(p) = &self.power {
-            while self.level_until <= t {
-                self.level_until += p.first.sample(&mut self.rng);
-                self.level = p.second.sample(&mut self.rng).max(0.0);
-            }
-        }
-        if let Some(o) = &self.outage {
-            // Starts down until 0, so the first phase drawn is an up phase.
-            while self.phase_until <= t {
-                self.up = !self.up;
-                let model = if self.up { &o.first } else { &o.second };
-                self.phase_until += model.sample(&mut self.rng).max(0.0);
-            }
+    fn new(rng: PsimRng, power: Option<Alternation>, outage: Option<Alternation>) -> Self {
+        Self {
+            rng,
+            power,
+            outage,
+            levels: VecDeque::new(),
+            level_end: 0.0,
+            phases: VecDeque::new(),
+            phase_end: 0.0,
+            last_up: false,
         }
     }
 
-    /// The time at which `work` seconds of work started at `start` finish.
+    /// The `k`-th power segment not yet passed, drawing as needed
+    /// ((∞, 1) without time-varying power).
+    fn level(&mut self, k: usize) -> (f64, f64) {
+        let Some(p) = &self.power else {
+            return (f64::INFINITY, 1.0);
+        };
+        while self.levels.len() <= k {
+            self.level_end += p.first.sample(&mut self.rng).max(0.0);
+            let level = p.second.sample(&mut self.rng).max(0.0);
+            self.levels.push_back((self.level_end, level));
+        }
+        self.levels[k]
+    }
+
+    /// The `k`-th phase not yet passed, drawing as needed ((∞, up) without
+    /// outages).
+    fn phase(&mut self, k: usize) -> (f64, bool) {
+        let Some(o) = &self.outage else {
+            return (f64::INFINITY, true);
+        };
+        while self.phases.len() <= k {
+            self.last_up = !self.last_up;
+            let model = if self.last_up { &o.first } else { &o.second };
+            self.phase_end += model.sample(&mut self.rng).max(0.0);
+            self.phases.push_back((self.phase_end, self.last_up));
+        }
+        self.phases[k]
+    }
+
+    /// The time at which `work` seconds of work started at `start` finish
+    /// (`start` never below an earlier call's).
     fn finish(&mut self, start: f64, work: f64) -> f64 {
+        while self.level(0).0 <= start {
+            self.levels.pop_front();
+        }
+        while self.phase(0).0 <= start {
+            self.phases.pop_front();
+        }
+        let (mut i, mut j) = (0, 0);
         let mut t = start;
         let mut left = work;
         loop {
-            self.advance_to(t);
-            let rate = if self.up { self.level } else { 0.0 };
-            let until = match (&self.power, &self.outage) {
-                (Some(_), Some(_)) => self.level_until.min(self.phase_until),
-                (Some(_), None) => self.level_until,
-                _ => self.phase_until,
-            };
-            let span = until - t;
-            if rate > 0.0 && left <= span * rate {
+            let (level_end, level) = self.level(i);
+            let (phase_end, up) = self.phase(j);
+            let until = level_end.min(phase_end);
+            let rate = if up { level } else { 0.0 };
+            if rate > 0.0 && left <= (until - t) * rate {
                 return t + left / rate;
             }
-            left -= span * rate;
+            left -= (until - t) * rate;
             t = until;
+            if level_end <= t {
+                i += 1;
+            }
+            if phase_end <= t {
+                j += 1;
+            }
         }
     }
 }
@@ -779,6 +814,18 @@ mod tests {
         assert_eq!(clock.step(0.0, 1.0, &mut rng).compute, 3.5);
         // From 3.5 (up until 4, down until 6): 0.5 + wait 2 + 1.0 = 3.5.
         assert_eq!(clock.step(3.5, 1.0, &mut rng).compute, 3.5);
+    }
+
+    #[test]
+    fn a_restarted_computation_sees_the_same_schedule() {
+        // Up 0–1, down 1–3, up 3–4, …: a computation of work 5 from 0
+        // draws phases far ahead; cancelled, a restart at 0.5 with work 1
+        // runs 0.5–1 and 3–3.5, on the same phases.
+        let p = parse("profile:1+0*i^1;up=const:1;down=const:2");
+        let mut clock = p.clock(0, SeedTree::new(1).rng(0, 0, Stream::Engine));
+        let mut rng = SeedTree::new(1).rng(0, 0, Stream::Delay);
+        assert_eq!(clock.step(0.0, 5.0, &mut rng).compute, 13.0);
+        assert_eq!(clock.step(0.5, 1.0, &mut rng).compute, 3.0);
     }
 
     #[test]

@@ -38,7 +38,10 @@ impl Outcome {
 /// A gradient that reaches the server after the run stopped (a push still in
 /// flight, or one the SSP order still held) is received and counted in
 /// `dropped_after_stop`; the virtual-time engine delivers its in-flight
-/// pushes at the stop for that reason.
+/// pushes at the stop for that reason. A gradient a policy refuses on
+/// arrival (Ringmaster's staleness ≥ R, Rennala's computed at an older
+/// point) is received and counted in `dropped_too_stale`; a computation a
+/// policy cancels is never received and is counted in `cancelled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ServerCounters {
     /// Gradients pushed to the server (under BSP, each worker's gradient).
@@ -54,6 +57,19 @@ pub struct ServerCounters {
     /// Gradients applied with their staleness capped to the oldest kept
     /// version (policy `clamp`); these are also counted in `applied`.
     pub clamped: u64,
+    /// Computations the server cancelled before their gradient arrived
+    /// (Rennala and m-sync at each update, Ringmaster with `stop` when a
+    /// computation becomes R versions stale). A cancelled computation is
+    /// *not* received, so it stands outside received = applied + dropped;
+    /// a worker of the threads or tasks engine whose cancelled computation
+    /// still reaches the server has that push refused and does not count it
+    /// as sent. Absent from files when 0 (every policy that cannot cancel).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cancelled: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl ServerCounters {
@@ -83,6 +99,7 @@ impl ServerCounters {
         self.dropped_too_stale += o.dropped_too_stale;
         self.dropped_after_stop += o.dropped_after_stop;
         self.clamped += o.clamped;
+        self.cancelled += o.cancelled;
     }
 }
 

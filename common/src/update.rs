@@ -2,7 +2,8 @@
 //! the steps: the configuration side of `psim_server::rule`.
 //!
 //! Both have a one-line text syntax used by the CLI and `config.toml`:
-//! rules `sgd`, `heavy-ball`, `nesterov`, `staleness-aware`, `dc-asgd:λ`;
+//! rules `sgd`, `heavy-ball`, `nesterov`, `staleness-aware`, `dc-asgd:λ`,
+//! `delay-adaptive[:C]`;
 //! schedules `constant` and `anneal:STEP:FACTOR[,STEP:FACTOR…]`.
 
 use crate::error::ConfigError;
@@ -12,7 +13,7 @@ use std::str::FromStr;
 
 /// Accepted rule spellings, for error messages and `--help`.
 pub const RULE_SYNTAX: &str =
-    "`sgd`, `heavy-ball`, `nesterov`, `staleness-aware` or `dc-asgd:LAMBDA` (LAMBDA finite and > 0; `dc-asgd:0` is `heavy-ball` exactly)";
+    "`sgd`, `heavy-ball`, `nesterov`, `staleness-aware`, `dc-asgd:LAMBDA` (LAMBDA finite and > 0; `dc-asgd:0` is `heavy-ball` exactly), `delay-adaptive` or `delay-adaptive:C` (C finite and > 0; C defaults to the number of workers; `staleness-aware` is C = 1)";
 
 /// Accepted schedule spellings, for error messages and `--help`.
 pub const SCHEDULE_SYNTAX: &str =
@@ -38,6 +39,14 @@ pub enum RuleKind {
         /// Compensation strength λ ≥ 0.
         lambda: f64,
     },
+    /// Delay-adaptive heavy ball (Mishchenko et al. 2022; Koloskova et al.
+    /// 2022): the step η_k·min(1, C/τ_k). `C` defaults to the number of
+    /// workers M (`delay-adaptive`); `staleness-aware` is C = 1.
+    DelayAdaptive {
+        /// The delay C > 0 below which the full step is taken; `None`:
+        /// the cluster's number of workers.
+        c: Option<f64>,
+    },
 }
 
 impl fmt::Display for RuleKind {
@@ -48,6 +57,10 @@ impl fmt::Display for RuleKind {
             RuleKind::Nesterov => f.write_str("nesterov"),
             RuleKind::StalenessAware => f.write_str("staleness-aware"),
             RuleKind::DcAsgd { lambda } => write!(f, "dc-asgd:{}", crate::num::show(*lambda)),
+            RuleKind::DelayAdaptive { c: None } => f.write_str("delay-adaptive"),
+            RuleKind::DelayAdaptive { c: Some(c) } => {
+                write!(f, "delay-adaptive:{}", crate::num::show(*c))
+            }
         }
     }
 }
@@ -61,6 +74,14 @@ impl FromStr for RuleKind {
             "heavy-ball" | "momentum" => Ok(Self::HeavyBall),
             "nesterov" => Ok(Self::Nesterov),
             "staleness-aware" => Ok(Self::StalenessAware),
+            "delay-adaptive" => Ok(Self::DelayAdaptive { c: None }),
+            other if other.starts_with("delay-adaptive:") => {
+                let c = other["delay-adaptive:".len()..].trim();
+                let c: f64 = c.parse().map_err(|_| bad())?;
+                let r = Self::DelayAdaptive { c: Some(c) };
+                r.validate()?;
+                Ok(r)
+            }
             other => {
                 let l = other.strip_prefix("dc-asgd:").ok_or_else(bad)?;
                 let lambda: f64 = l.trim().parse().map_err(|_| bad())?;
@@ -78,6 +99,11 @@ impl RuleKind {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let RuleKind::DcAsgd { lambda } = self {
             if !(lambda.is_finite() && *lambda > 0.0) {
+                return Err(ConfigError::new("rule", self, RULE_SYNTAX));
+            }
+        }
+        if let RuleKind::DelayAdaptive { c: Some(c) } = self {
+            if !(c.is_finite() && *c > 0.0) {
                 return Err(ConfigError::new("rule", self, RULE_SYNTAX));
             }
         }

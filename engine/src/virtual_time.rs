@@ -15,8 +15,9 @@
 //!
 //! The server is the [`ServerCore`] of the threads and tasks engines, owned
 //! directly (no lock): an arrival is its `try_push`, a fetch its `try_fetch`,
-//! so ASP, SSP(s) and BSP are the core's rules, not a copy of them, and the
-//! counters mean the same on every engine. A push or fetch the core answers
+//! so ASP, SSP(s), BSP and the server policies are the core's rules, not a
+//! copy of them, and the counters mean the same on every engine. A push or
+//! fetch the core answers
 //! with [`Poll::Wait`] is parked and retried after the next applied update,
 //! in the order the core guarantees (fetches in the order they first waited,
 //! pushes in the order of their fetches), so a retry costs O(1) per woken
@@ -28,14 +29,25 @@
 //! (seed, run, configuration). Every worker draws its data and its durations
 //! from its own streams of the [`SeedTree`].
 //!
+//! The gradient is evaluated lazily: at its arrival, on the worker's copy
+//! of the version it fetched, and only when the core will use it
+//! ([`ServerCore::wants_gradient`]); a computation the policy discards or
+//! cancels costs no evaluation. A computation the policy cancels (Rennala,
+//! m-sync, Ringmaster with `stop`) restarts at once: its worker fetches the
+//! new point at the update, and the heap entry of the cancelled computation,
+//! which carries an older generation, is skipped when it surfaces.
+//!
 //! At the stop, the pushes still travelling and the pushes the core still
 //! holds are delivered and counted as `dropped_after_stop`, as on the
 //! threads engine (whose sleeping workers push once more after the stop).
 //!
 //! Memory: the M workers' parameter copies sit in one flat arena (M·d
 //! values), each worker owns its gradient buffer (d values) and two small
-//! generators; the heap holds one 16-byte entry per worker; the core keeps
-//! one small sync record per worker. Nothing is allocated per event.
+//! generators; the heap holds one 16-byte entry per worker (at most two
+//! under a policy that cancels, whose stale entries are swept out beyond
+//! 2M); the core keeps one small sync record per worker (and, under
+//! `ringmaster:R,stop`, at most 2M + 16 fetch records of 16 bytes). Nothing
+//! is allocated per event.
 
 use psim_common::delay::DelayModel;
 use psim_common::profile::WorkerClock;
@@ -45,7 +57,7 @@ use psim_common::{
     ClusterConfig, Delay, Objective, Outcome, PsimRng, RunConfig, RunResult, SeedTree,
     StalenessHistogram, WorkerStats,
 };
-use psim_server::backend::{Monitor, Poll, ServerCore, StopReason};
+use psim_server::backend::{Monitor, Poll, Pushed, ServerCore, StopReason};
 use psim_server::{Rule, ServerState};
 use psim_worker::Worker;
 use std::cmp::Reverse;
@@ -72,13 +84,19 @@ struct SimWorker {
     compute: f64,
     /// Virtual time of its current fetch.
     fetched_at: f64,
+    /// Generation of its computation under way: bumped when the policy
+    /// cancels it, so the heap entry of the cancelled one is skipped.
+    generation: u32,
 }
 
 /// Per-worker staleness histograms are kept up to this many workers.
 pub const PER_WORKER_HISTOGRAMS: usize = 256;
 
-/// A pending arrival: (virtual time as ordered bits, worker id), min-first.
-type Event = Reverse<(u64, u32)>;
+/// A pending arrival: (virtual time as ordered bits, worker id, generation
+/// of the worker's computation), min-first. An entry whose generation is
+/// not the worker's current one belongs to a cancelled computation and is
+/// skipped (the same 16 bytes as without it).
+type Event = Reverse<(u64, u32, u32)>;
 
 /// A parked push: (fetch sequence number, worker id), min-first.
 type ParkedPush = Reverse<(u64, u32)>;
@@ -183,6 +201,8 @@ struct Simulation<'a, O: Objective + ?Sized> {
     parked_fetches: VecDeque<u32>,
     /// Workers whose push waits, by the order of their fetches.
     parked_pushes: BinaryHeap<ParkedPush>,
+    /// Workers whose computation the policy cancelled, to restart.
+    restart: Vec<u32>,
     fetches: u64,
     staleness: StalenessHistogram,
     now: f64,
@@ -214,6 +234,9 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
         if let Some(outcome) = start {
             core.halt(outcome.into());
         }
+        // Cancelled computations are restarted at once (Rennala, m-sync,
+        // Ringmaster with `stop`).
+        core.track_cancellations();
         // Each worker's model and factor (straggler × `worker_compute`);
         // without `worker_compute` every worker shares `compute_time`.
         let times = cluster.worker_times(cfg.seed, run);
@@ -238,6 +261,7 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
                 replay_at: 0,
                 compute: 0.0,
                 fetched_at: 0.0,
+                generation: 0,
             })
             .collect();
         let models = match &cluster.worker_compute {
@@ -263,6 +287,7 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             dim,
             core,
             workers,
+            restart: Vec::new(),
             copies: vec![0.0; m * dim],
             events: BinaryHeap::with_capacity(m),
             parked_fetches: VecDeque::with_capacity(parked),
@@ -279,7 +304,7 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
     fn fetch(&mut self, w: usize) {
         if self.parked_fetches.is_empty() {
             if let Some(arrival) = self.try_fetch(w) {
-                self.events.push(Reverse((time_key(arrival), w as u32)));
+                self.schedule(w, arrival);
             }
         } else {
             // Others wait before it: keep the order the core wakes them in.
@@ -344,22 +369,23 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
                 Poll::Ready(version) => {
                     self.parked_fetches.pop_front();
                     let arrival = self.fetched(w, version);
-                    self.events.push(Reverse((time_key(arrival), w as u32)));
+                    self.schedule(w, arrival);
                 }
             }
         }
     }
 
-    /// Pushes worker `w`'s gradient (already computed) to the core.
+    /// Pushes worker `w`'s gradient (already computed, when the core
+    /// [wants it](ServerCore::wants_gradient)) to the core.
     #[inline]
-    fn try_push(&mut self, w: usize) -> Poll<u64> {
+    fn try_push(&mut self, w: usize) -> Poll<Pushed> {
         let at = w * self.dim;
         let copy = &self.copies[at..at + self.dim];
         let sw = &self.workers[w];
         let poll = self
             .core
             .try_push(w, sw.worker.gradient(), copy, sw.fetched_version);
-        if let Poll::Ready(s) = poll {
+        if let Poll::Ready(Pushed::Accepted { staleness: s }) = poll {
             self.staleness.record(s);
             self.stats[w].record(s);
             if let Some(h) = self.worker_staleness.get_mut(w) {
@@ -408,29 +434,75 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
         }
     }
 
+    /// Schedules the arrival of worker `w`'s current computation.
+    #[inline]
+    fn schedule(&mut self, w: usize, arrival: f64) {
+        let generation = self.workers[w].generation;
+        self.events
+            .push(Reverse((time_key(arrival), w as u32, generation)));
+    }
+
+    /// Restarts the workers whose computation the policy cancelled: each
+    /// fetches the current point now; the heap entries of the cancelled
+    /// computations are skipped when they surface (and swept out when they
+    /// outnumber the workers).
+    fn restart_cancelled(&mut self) {
+        let mut restart = std::mem::take(&mut self.restart);
+        self.core.drain_cancelled(&mut restart);
+        for &w in &restart {
+            let sw = &mut self.workers[w as usize];
+            sw.generation = sw.generation.wrapping_add(1);
+        }
+        for &w in &restart {
+            self.fetch(w as usize);
+        }
+        restart.clear();
+        self.restart = restart;
+        if self.events.len() > 2 * self.workers.len() {
+            let workers = &self.workers;
+            self.events
+                .retain(|&Reverse((_, w, g))| workers[w as usize].generation == g);
+        }
+    }
+
+    /// Whether a heap entry belongs to its worker's computation under way.
+    #[inline]
+    fn current(&self, w: u32, generation: u32) -> bool {
+        self.workers[w as usize].generation == generation
+    }
+
     /// Runs the event loop until the core stops or no event is left.
     fn run(&mut self) {
         for w in 0..self.workers.len() {
             self.fetch(w);
         }
         while self.core.stopped().is_none() {
-            let Some(&Reverse((t, w))) = self.events.peek() else {
+            let Some(&Reverse((t, w, generation))) = self.events.peek() else {
                 break;
             };
+            if !self.current(w, generation) {
+                self.events.pop();
+                continue;
+            }
             self.now = f64::from_bits(t);
             self.core.monitor_mut().now = self.now;
             let w = w as usize;
             let at = w * self.dim;
-            self.workers[w]
-                .worker
-                .compute(self.objective, &self.copies[at..at + self.dim]);
+            // Lazy evaluation: a gradient the policy will not use (cancelled,
+            // discarded, after the stop) is never computed.
+            if self.core.wants_gradient(w, self.workers[w].fetched_version) {
+                self.workers[w]
+                    .worker
+                    .compute(self.objective, &self.copies[at..at + self.dim]);
+            }
             let version = self.core.state().version();
             match self.try_push(w) {
                 Poll::Ready(_) if self.parked_fetches.is_empty() => match self.try_fetch(w) {
                     Some(arrival) => {
                         // Replace the top entry: one sift-down, not a pop and a push.
+                        let generation = self.workers[w].generation;
                         if let Some(mut top) = self.events.peek_mut() {
-                            *top = Reverse((time_key(arrival), w as u32));
+                            *top = Reverse((time_key(arrival), w as u32, generation));
                         }
                     }
                     None => {
@@ -456,6 +528,9 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             {
                 self.wake();
             }
+            if self.core.has_cancelled() {
+                self.restart_cancelled();
+            }
         }
         self.deliver_after_stop();
     }
@@ -467,9 +542,11 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             let p = self.try_push(w as usize);
             debug_assert_eq!(p, Poll::Stopped);
         }
-        while let Some(Reverse((_, w))) = self.events.pop() {
-            let p = self.try_push(w as usize);
-            debug_assert!(p == Poll::Stopped, "{p:?}");
+        while let Some(Reverse((_, w, generation))) = self.events.pop() {
+            if self.current(w, generation) {
+                let p = self.try_push(w as usize);
+                debug_assert!(p == Poll::Stopped, "{p:?}");
+            }
         }
     }
 }

@@ -121,7 +121,9 @@ pub fn prepare<O: Objective + ?Sized>(
             clock: clocks.as_mut().and_then(|c| c[w].take()),
         })
         .collect();
+    let cancel = core.cancel_flags();
     let plan = WorkerPlan {
+        cancel,
         compute_time: cluster.compute_time.clone(),
         network_delay: cluster.network_delay.clone(),
         max_sleep: MAX_SLEEP,

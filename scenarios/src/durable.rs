@@ -421,6 +421,8 @@ fn parse_rows(text: &str, point: &PlannedPoint, extras: usize) -> Result<Vec<Run
             dropped_too_stale: int(next("dropped_too_stale")?)?,
             dropped_after_stop: int(next("dropped_after_stop")?)?,
             clamped: int(next("clamped")?)?,
+            // Not a column of runs.csv (see `ServerCounters::cancelled`).
+            cancelled: 0,
         };
         let capped_sleeps = if wall_clock {
             int(next("capped_sleeps")?)?

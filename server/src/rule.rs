@@ -78,9 +78,16 @@ pub struct Rule {
 
 impl Rule {
     /// The rule a run configuration names.
+    /// `delay-adaptive` without C takes C = the cluster's number of workers.
     pub fn from_config(cfg: &RunConfig) -> Self {
+        let kind = match (cfg.rule, cfg.cluster()) {
+            (RuleKind::DelayAdaptive { c: None }, Some(cluster)) => RuleKind::DelayAdaptive {
+                c: Some(cluster.workers as f64),
+            },
+            (kind, _) => kind,
+        };
         Self {
-            kind: cfg.rule,
+            kind,
             momentum: cfg.momentum,
             step_size: cfg.step_size,
             schedule: cfg.schedule.clone(),
@@ -93,6 +100,16 @@ impl Rule {
         let eta = self.step_size * self.schedule.factor(step);
         match self.kind {
             RuleKind::StalenessAware => eta / staleness.max(1) as f64,
+            // η·min(1, C/τ), written so that C = 1 is `staleness-aware` bit for bit.
+            RuleKind::DelayAdaptive { c } => {
+                let c = c.expect("C is resolved by Rule::from_config (validation refuses it unset without workers)");
+                let tau = staleness as f64;
+                if tau <= c {
+                    eta
+                } else {
+                    eta * c / tau
+                }
+            }
             _ => eta,
         }
     }
@@ -116,7 +133,7 @@ impl UpdateRule for Rule {
                     *v -= eta * g;
                 }
             }
-            RuleKind::HeavyBall | RuleKind::StalenessAware => {
+            RuleKind::HeavyBall | RuleKind::StalenessAware | RuleKind::DelayAdaptive { .. } => {
                 heavy_ball(mu, eta, params, previous, gradient)
             }
             RuleKind::Nesterov => {
@@ -243,6 +260,52 @@ mod tests {
             r.apply(&mut v, &mut p, &[2.0], &ctx);
             assert!((v[0] - 0.8).abs() < 1e-12, "{kind}: {v:?}");
         }
+    }
+
+    #[test]
+    fn delay_adaptive_takes_eta_min_1_c_over_tau_and_is_staleness_aware_at_c_1() {
+        let r = |c: f64| Rule {
+            kind: RuleKind::DelayAdaptive { c: Some(c) },
+            momentum: 0.5,
+            step_size: 0.3,
+            schedule: Schedule::Constant,
+        };
+        let sa = rule("staleness-aware", "constant");
+        let sa = Rule {
+            step_size: 0.3,
+            ..sa
+        };
+        for tau in [0, 1, 2, 3, 7, 64, 1000] {
+            assert_eq!(
+                r(1.0).step_size_at(5, tau),
+                sa.step_size_at(5, tau),
+                "τ = {tau}"
+            );
+        }
+        assert_eq!(r(8.0).step_size_at(0, 0), 0.3);
+        assert_eq!(r(8.0).step_size_at(0, 8), 0.3);
+        assert_eq!(r(8.0).step_size_at(0, 16), 0.15);
+        assert_eq!(r(2.5).step_size_at(0, 5), 0.3 * 2.5 / 5.0);
+    }
+
+    #[test]
+    fn delay_adaptive_defaults_c_to_the_number_of_workers() {
+        use psim_common::{ClusterConfig, EngineConfig, EngineKind};
+        let cfg = RunConfig {
+            rule: "delay-adaptive".parse().unwrap(),
+            engine: EngineConfig::new(
+                EngineKind::VirtualTime,
+                ClusterConfig {
+                    workers: 12,
+                    ..Default::default()
+                },
+            ),
+            ..RunConfig::default()
+        };
+        assert_eq!(
+            Rule::from_config(&cfg).kind,
+            RuleKind::DelayAdaptive { c: Some(12.0) }
+        );
     }
 
     #[test]

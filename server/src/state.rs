@@ -156,17 +156,19 @@ impl<R: UpdateRule> ServerState<R> {
     }
 
     /// Receives `count` gradients whose sum is `sum` and applies their mean
-    /// as one update computed at `stale_params` (BSP: synchronous MSGD with
-    /// a mini-batch of `count` workers). All `count` are received and applied;
-    /// the version advances by one. `sum` is scaled in place.
-    pub fn push_mean(&mut self, sum: &mut [f64], count: u64, stale_params: &[f64]) {
+    /// as one update computed at `stale_params` with staleness `staleness`
+    /// (BSP: synchronous MSGD with a mini-batch of `count` workers, staleness
+    /// 0; Rennala and m-sync likewise; a buffered update: the largest
+    /// staleness in the buffer). All `count` are received and applied; the
+    /// version advances by one. `sum` is scaled in place.
+    pub fn push_mean(&mut self, sum: &mut [f64], count: u64, stale_params: &[f64], staleness: u64) {
         debug_assert!(count > 0);
         let inv = 1.0 / count as f64;
         sum.iter_mut().for_each(|g| *g *= inv);
         self.counters.received += count;
         let ctx = StepContext {
             step: self.version,
-            staleness: 0,
+            staleness,
             stale_params,
         };
         self.rule
@@ -178,8 +180,9 @@ impl<R: UpdateRule> ServerState<R> {
         }
     }
 
-    /// Counts a received gradient that the engine discards (run stopped,
-    /// consistency bound), so the invariant received = applied + dropped holds.
+    /// Counts a received gradient that the engine discards (run stopped, or
+    /// `too_stale`: the history or the consistency policy refuses it), so the
+    /// invariant received = applied + dropped holds.
     pub fn drop_push(&mut self, too_stale: bool) {
         self.counters.received += 1;
         if too_stale {
@@ -187,6 +190,12 @@ impl<R: UpdateRule> ServerState<R> {
         } else {
             self.counters.dropped_after_stop += 1;
         }
+    }
+
+    /// Counts `n` computations the consistency policy cancelled before their
+    /// gradient arrived (never received; see `ServerCounters::cancelled`).
+    pub fn count_cancelled(&mut self, n: u64) {
+        self.counters.cancelled += n;
     }
 
     #[inline]
@@ -293,7 +302,7 @@ mod tests {
         };
         let mut s = ServerState::without_history(&[0.0, 0.0], rule);
         let mut sum = [-1.0, -6.0];
-        s.push_mean(&mut sum, 2, &[0.0, 0.0]);
+        s.push_mean(&mut sum, 2, &[0.0, 0.0], 0);
         assert_eq!(s.params(), &[0.5, 3.0]);
         assert_eq!(s.version(), 1);
         assert_eq!((s.counters().received, s.counters().applied), (2, 2));

@@ -109,7 +109,7 @@ flag_table! {
     [RecordParams, "record-params", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL"] record_params: Option<bool>,
     /// Engine: injected, virtual-time, threads, tasks.
     [Engine, "engine"] engine: Option<String>,
-    /// Update rule: sgd, heavy-ball (default), nesterov, staleness-aware, dc-asgd:LAMBDA.
+    /// Update rule: sgd, heavy-ball (default), nesterov, staleness-aware, dc-asgd:LAMBDA, delay-adaptive[:C].
     [Rule, "rule"] rule: Option<String>,
     /// Step-size schedule: constant (default) or anneal:STEP:FACTOR[,STEP:FACTOR…].
     [Schedule, "schedule"] schedule: Option<String>,
@@ -135,7 +135,7 @@ flag_table! {
     /// Cluster engines: network delay per push in seconds, as a delay model (the
     /// upload time every worker shares; `profile:…;upload=…` adds per-worker ones).
     [NetworkDelay, "network-delay"] network_delay: Option<String>,
-    /// Cluster engines: consistency model, asp, ssp:S, bsp; a comma list makes a grid.
+    /// Cluster engines: consistency model or server policy, asp, ssp:S, bsp, rennala:B[,discard], ringmaster:R[,stop], ksync:K, buffered:K; a comma list makes a grid.
     [Consistency, "consistency", value_delimiter = ','] consistency: Vec<String>,
     /// Threads engine: server back-end, lock or channel.
     [Backend, "backend"] backend: Option<String>,
@@ -180,6 +180,23 @@ pub enum Scope<'a> {
 /// Sets a grid axis from a flag's values: the base takes the first value;
 /// the grid takes the list when it has several values or the experiment
 /// already sweeps that axis.
+/// The `--consistency` list split at commas, with each policy's option
+/// (`rennala:B,discard`, `ringmaster:R,stop`) joined back to its policy:
+/// `asp,ringmaster:8,stop` is the two values `asp` and `ringmaster:8,stop`.
+fn rejoin_policy_options(pieces: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(pieces.len());
+    for p in pieces {
+        match (matches!(p.trim(), "stop" | "discard"), out.last_mut()) {
+            (true, Some(last)) => {
+                last.push(',');
+                last.push_str(p.trim());
+            }
+            _ => out.push(p.clone()),
+        }
+    }
+    out
+}
+
 fn set_axis<T: Clone>(base: &mut T, grid: &mut Vec<T>, values: Vec<T>) {
     if let Some(first) = values.first() {
         *base = first.clone();
@@ -481,7 +498,7 @@ impl Overrides {
                     Setting::Delay => self.delay.len() > 1,
                     Setting::Workers => self.workers.len() > 1,
                     Setting::ComputeTime => self.compute_time.len() > 1,
-                    Setting::Consistency => self.consistency.len() > 1,
+                    Setting::Consistency => rejoin_policy_options(&self.consistency).len() > 1,
                     _ => false,
                 };
                 if many && !from_file {
@@ -568,8 +585,7 @@ impl Overrides {
                 c.stragglers = Some(parse_stragglers(x)?);
             }
             if !self.consistency.is_empty() {
-                let v = self
-                    .consistency
+                let v = rejoin_policy_options(&self.consistency)
                     .iter()
                     .map(|d| parse::<Consistency>(d))
                     .collect::<Result<Vec<_>>>()?;

@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use psim_common::profile::WorkerClock;
 use psim_common::pushes::PushRecord;
 use psim_common::{Delay, DelayModel, Objective, PsimRng, StalenessHistogram};
-use psim_server::backend::{FetchReply, PushReply, ServerClient, TaskClient};
+use psim_server::backend::{CancelFlags, FetchReply, PushReply, Pushed, ServerClient, TaskClient};
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -51,6 +51,11 @@ pub struct WorkerPlan {
     /// The run's start: the time axis of the workers' power and outages
     /// (`profile:`).
     pub epoch: Instant,
+    /// The server's cancellation flags, under a policy that cancels
+    /// computations (Rennala, m-sync, Ringmaster with `stop`): a worker
+    /// whose flag rises while it computes stops and fetches the current
+    /// point at once (within one [`SLEEP_SLICE`]).
+    pub cancel: Option<CancelFlags>,
 }
 
 /// One worker's inputs: its step state, its delay stream and speed factor.
@@ -74,7 +79,8 @@ pub struct WorkerSetup {
 pub struct WorkerReport {
     /// Worker index.
     pub worker: usize,
-    /// Pushes sent (applied, waiting or dropped by the server).
+    /// Pushes sent and received (applied, waiting, discarded or dropped by
+    /// the server; a push the server refused as cancelled is not counted).
     pub pushes: u64,
     /// Staleness of each of its applied pushes.
     pub staleness: StalenessHistogram,
@@ -143,12 +149,21 @@ impl<C> Session<C> {
         self.report
             .push_fetch_ns
             .record(started.elapsed().as_nanos() as u64);
-        self.report.pushes += 1;
         if push.stopped {
+            self.report.pushes += 1;
             return false;
         }
-        self.report.staleness.record(push.staleness);
-        if self.record > 0 {
+        // A cancelled computation's push is refused unreceived (the
+        // server counted the cancellation); a discarded one is received.
+        match push.outcome {
+            Pushed::Cancelled => {}
+            Pushed::Discarded => self.report.pushes += 1,
+            Pushed::Accepted { .. } => {
+                self.report.pushes += 1;
+                self.report.staleness.record(push.staleness);
+            }
+        }
+        if self.record > 0 && push.outcome.staleness().is_some() {
             if self.report.records.len() < self.record {
                 self.report.records.push(PushRecord {
                     worker: self.report.worker as u32,
@@ -224,12 +239,47 @@ fn thread_sleep(mut left: Duration, stop: &AtomicBool) {
     }
 }
 
+/// Whether worker `id`'s computation has been cancelled by the server.
+#[inline]
+fn cancelled(plan: &WorkerPlan, id: usize) -> bool {
+    plan.cancel
+        .as_ref()
+        .is_some_and(|f| f[id].load(Ordering::Relaxed))
+}
+
+/// [`thread_sleep`] for a computation: also ends when the server cancels
+/// it, and says so.
+fn compute_sleep(mut left: Duration, plan: &WorkerPlan, id: usize) -> bool {
+    while !left.is_zero() && !plan.stop.load(Ordering::Relaxed) {
+        if cancelled(plan, id) {
+            return true;
+        }
+        let slice = left.min(SLEEP_SLICE);
+        std::thread::sleep(slice);
+        left -= slice;
+    }
+    cancelled(plan, id)
+}
+
 async fn task_sleep(mut left: Duration, stop: &AtomicBool) {
     while !left.is_zero() && !stop.load(Ordering::Relaxed) {
         let slice = left.min(SLEEP_SLICE);
         tokio::time::sleep(slice).await;
         left -= slice;
     }
+}
+
+/// [`task_sleep`] for a computation, as [`compute_sleep`].
+async fn compute_task_sleep(mut left: Duration, plan: &WorkerPlan, id: usize) -> bool {
+    while !left.is_zero() && !plan.stop.load(Ordering::Relaxed) {
+        if cancelled(plan, id) {
+            return true;
+        }
+        let slice = left.min(SLEEP_SLICE);
+        tokio::time::sleep(slice).await;
+        left -= slice;
+    }
+    cancelled(plan, id)
 }
 
 /// The message of a panic payload.
@@ -298,7 +348,15 @@ where
                                 setup.speed_factor,
                                 &mut session.report.capped_sleeps,
                             );
-                            thread_sleep(pause, &plan.stop);
+                            if compute_sleep(pause, plan, id) {
+                                // Cancelled: restart on the current point.
+                                let t = Instant::now();
+                                let reply = session.client.fetch();
+                                if !session.after_fetch(t, &reply) {
+                                    break;
+                                }
+                                continue;
+                            }
                             let t = Instant::now();
                             let (push, fetch) = session.client.push_fetch(gradient);
                             if !session.after_push_fetch(t, &push, &fetch) {
@@ -384,7 +442,15 @@ where
                         setup.speed_factor,
                         &mut session.report.capped_sleeps,
                     );
-                    task_sleep(pause, &plan.stop).await;
+                    if compute_task_sleep(pause, &plan, id).await {
+                        // Cancelled: restart on the current point.
+                        let t = Instant::now();
+                        let reply = session.client.fetch().await;
+                        if !session.after_fetch(t, &reply) {
+                            break;
+                        }
+                        continue;
+                    }
                     let t = Instant::now();
                     let (push, fetch) = session.client.push_fetch(setup.worker.gradient()).await;
                     if !session.after_push_fetch(t, &push, &fetch) {

@@ -56,7 +56,10 @@ impl Default for HistoryConfig {
     }
 }
 
-/// Consistency model of the parameter server.
+/// Consistency model (server policy) of the parameter server: when a
+/// worker may fetch, which arriving gradients are applied, and how many go
+/// into one update. Every engine with workers runs the one implementation
+/// in `psim_server::backend::ServerCore`; `docs/engines.md` defines each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Consistency {
     /// Fully asynchronous (ASP): every push is applied, however stale.
@@ -66,8 +69,87 @@ pub enum Consistency {
     /// gradient staler than `s` waits instead.
     Ssp { bound: u64 },
     /// Bulk-synchronous (BSP): a barrier per step, the M gradients of a
-    /// step averaged into one update (synchronous MSGD).
+    /// step averaged into one update (synchronous MSGD); `ksync:M` exactly.
     Bsp,
+    /// Rennala SGD (Tyurin & Richtárik 2023): the server collects `batch`
+    /// gradients computed at the current point (a fast worker may
+    /// contribute several) and applies their mean as one update; every
+    /// worker then restarts on the new point. `stale` says what happens to
+    /// the computations under way at that moment.
+    Rennala { batch: u64, stale: StaleWork },
+    /// Ringmaster ASGD (Maranjyan, Tyurin & Richtárik 2025): a gradient
+    /// whose staleness would be ≥ `bound` (R) is never applied; under
+    /// [`StaleWork::Discard`] it is discarded on arrival, under
+    /// [`StaleWork::Cancel`] (`ringmaster:R,stop`) the computation is
+    /// stopped as soon as it is R versions stale and restarted on the
+    /// current point.
+    Ringmaster { bound: u64, stale: StaleWork },
+    /// m-synchronous SGD with backup workers (Chen et al. 2016): each round
+    /// every worker starts on the current point, the first `quorum` (K)
+    /// gradients are averaged into one update and the other computations
+    /// of the round are cancelled.
+    KSync { quorum: u64 },
+    /// Buffered asynchronous SGD (FedBuff, Nguyen et al. 2022): every
+    /// arriving gradient enters a buffer whatever its staleness; every
+    /// `size` (K) arrivals the buffer's mean is applied; nobody waits.
+    Buffered { size: u64 },
+}
+
+/// What a policy does with a computation it will not apply (Rennala's
+/// computations under way at an update, Ringmaster's too-stale ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaleWork {
+    /// The computation is cancelled at once and its worker restarts on the
+    /// current point; counted as `cancelled`, never received.
+    Cancel,
+    /// The computation finishes; its gradient is received and discarded
+    /// (counted as `dropped_too_stale`), then its worker fetches.
+    Discard,
+}
+
+/// The accepted spellings of [`Consistency`], for error messages.
+pub const CONSISTENCY_SYNTAX: &str = "`asp`, `ssp:S` (S ≥ 0), `bsp`, `rennala:B` or `rennala:B,discard` (B ≥ 1), `ringmaster:R` or `ringmaster:R,stop` (R ≥ 1), `ksync:K` (K in 1..=workers) or `buffered:K` (K ≥ 1)";
+
+impl Consistency {
+    /// Checks the policy against the cluster's `workers` (K of `ksync:K`
+    /// at most M), naming `engine.cluster.consistency`.
+    pub fn validate(&self, workers: usize) -> Result<(), ConfigError> {
+        let (value, ok, range) = match *self {
+            Consistency::Asp | Consistency::Ssp { .. } | Consistency::Bsp => return Ok(()),
+            Consistency::Rennala { batch, .. } => (batch, batch >= 1, "B ≥ 1".to_string()),
+            Consistency::Ringmaster { bound, .. } => (bound, bound >= 1, "R ≥ 1".to_string()),
+            Consistency::Buffered { size } => (size, size >= 1, "K ≥ 1".to_string()),
+            Consistency::KSync { quorum } => (
+                quorum,
+                quorum >= 1 && quorum <= workers as u64,
+                format!("K in 1..={workers} (the number of workers)"),
+            ),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(ConfigError::new(
+                "engine.cluster.consistency",
+                format!("{self} ({value})"),
+                range,
+            ))
+        }
+    }
+
+    /// Whether the policy cancels computations under way (Rennala and
+    /// Ringmaster with [`StaleWork::Cancel`], m-sync with K < M).
+    pub fn cancels(&self) -> bool {
+        matches!(
+            self,
+            Consistency::Rennala {
+                stale: StaleWork::Cancel,
+                ..
+            } | Consistency::Ringmaster {
+                stale: StaleWork::Cancel,
+                ..
+            } | Consistency::KSync { .. }
+        )
+    }
 }
 
 impl fmt::Display for EngineKind {
@@ -87,6 +169,16 @@ impl fmt::Display for Consistency {
             Consistency::Asp => f.write_str("asp"),
             Consistency::Ssp { bound } => write!(f, "ssp:{bound}"),
             Consistency::Bsp => f.write_str("bsp"),
+            Consistency::Rennala { batch, stale } => match stale {
+                StaleWork::Cancel => write!(f, "rennala:{batch}"),
+                StaleWork::Discard => write!(f, "rennala:{batch},discard"),
+            },
+            Consistency::Ringmaster { bound, stale } => match stale {
+                StaleWork::Discard => write!(f, "ringmaster:{bound}"),
+                StaleWork::Cancel => write!(f, "ringmaster:{bound},stop"),
+            },
+            Consistency::KSync { quorum } => write!(f, "ksync:{quorum}"),
+            Consistency::Buffered { size } => write!(f, "buffered:{size}"),
         }
     }
 }
@@ -94,23 +186,44 @@ impl fmt::Display for Consistency {
 impl FromStr for Consistency {
     type Err = ConfigError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || {
-            ConfigError::new(
-                "engine.cluster.consistency",
-                s,
-                "`asp`, `ssp:S` (S ≥ 0 an integer) or `bsp`",
-            )
-        };
-        match s.trim() {
-            "asp" => Ok(Self::Asp),
-            "bsp" => Ok(Self::Bsp),
-            other => {
-                let bound = other.strip_prefix("ssp:").ok_or_else(bad)?;
-                Ok(Self::Ssp {
-                    bound: bound.trim().parse().map_err(|_| bad())?,
-                })
-            }
+        let bad = || ConfigError::new("engine.cluster.consistency", s, CONSISTENCY_SYNTAX);
+        let text = s.trim();
+        match text {
+            "asp" => return Ok(Self::Asp),
+            "bsp" => return Ok(Self::Bsp),
+            _ => {}
         }
+        let (name, rest) = text.split_once(':').ok_or_else(bad)?;
+        let (number, option) = match rest.split_once(',') {
+            Some((n, o)) => (n.trim(), Some(o.trim())),
+            None => (rest.trim(), None),
+        };
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        let c = match (name.trim(), option) {
+            ("ssp", None) => Self::Ssp { bound: n },
+            ("rennala", None) => Self::Rennala {
+                batch: n,
+                stale: StaleWork::Cancel,
+            },
+            ("rennala", Some("discard")) => Self::Rennala {
+                batch: n,
+                stale: StaleWork::Discard,
+            },
+            ("ringmaster", None) => Self::Ringmaster {
+                bound: n,
+                stale: StaleWork::Discard,
+            },
+            ("ringmaster", Some("stop")) => Self::Ringmaster {
+                bound: n,
+                stale: StaleWork::Cancel,
+            },
+            ("ksync", None) => Self::KSync { quorum: n },
+            ("buffered", None) => Self::Buffered { size: n },
+            _ => return Err(bad()),
+        };
+        // Ranges that do not depend on the workers (K ≤ M is checked with them).
+        c.validate(usize::MAX)?;
+        Ok(c)
     }
 }
 
@@ -249,6 +362,7 @@ impl ClusterConfig {
         if let Some(w) = &self.worker_compute {
             w.validate(self.workers)?;
         }
+        self.consistency.validate(self.workers)?;
         if let Some(s) = self.stragglers {
             // Fraction 0 (no straggler) or slowdown 1 (no slower) cannot take effect.
             if !(s.fraction > 0.0 && s.fraction <= 1.0) {

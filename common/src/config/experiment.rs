@@ -220,6 +220,27 @@ impl Experiment {
             e.validate()
                 .map_err(|e| rename(e, &format!("grid.workers[{i}]")))?;
         }
+        // A policy's parameter may depend on the workers (K of `ksync:K` ≤ M):
+        // every pair of the grid is checked.
+        if let Some(c) = self.base.cluster() {
+            let workers = if self.grid.workers.is_empty() {
+                vec![c.workers]
+            } else {
+                self.grid.workers.clone()
+            };
+            for (i, &cons) in self.grid.consistency.iter().enumerate() {
+                for &w in &workers {
+                    let mut point = self.base.clone();
+                    if let Some(c) = point.cluster_mut() {
+                        c.workers = w;
+                        c.consistency = cons;
+                    }
+                    point
+                        .validate()
+                        .map_err(|e| rename(e, &format!("grid.consistency[{i}]")))?;
+                }
+            }
+        }
         // A value given twice would run (and report) the same point twice.
         distinct("grid.momentum", &self.grid.momentum)?;
         distinct("grid.step_size", &self.grid.step_size)?;

@@ -1,6 +1,8 @@
 //! One configuration of Async-MSGD, shared by the runs of one point.
 
-use super::{ClusterConfig, EngineConfig, EngineKind, InjectedConfig, ObjectiveConfig};
+use super::{
+    ClusterConfig, Consistency, EngineConfig, EngineKind, InjectedConfig, ObjectiveConfig,
+};
 use crate::delay::Delay;
 use crate::error::ConfigError;
 use crate::update::{RuleKind, Schedule};
@@ -137,6 +139,22 @@ impl RunConfig {
         }
         self.engine.validate()?;
         self.rule.validate()?;
+        if let (RuleKind::DelayAdaptive { c: None }, None) = (self.rule, self.cluster()) {
+            return Err(ConfigError::new(
+                "rule",
+                self.rule,
+                "`delay-adaptive:C` with C given on the injected engine (C defaults to the number of workers, which only the cluster engines have)",
+            ));
+        }
+        if let (RuleKind::DcAsgd { .. }, Some(c)) = (self.rule, self.cluster()) {
+            if let Consistency::Buffered { .. } = c.consistency {
+                return Err(ConfigError::new(
+                    "rule",
+                    self.rule,
+                    format!("a rule other than `dc-asgd` under `{}`: a buffered update averages gradients computed at different points, so DC-ASGD has no one stale point to compensate from", c.consistency),
+                ));
+            }
+        }
         self.schedule.validate_for_steps(self.steps)?;
         self.objective.validate()
     }

@@ -199,6 +199,7 @@ fn run<const D: usize, B: LaneBits>(plan: &Plan, runs: &[u64]) -> Vec<RunResult>
                     dropped_too_stale: dropped,
                     dropped_after_stop: 0,
                     clamped: clamped_all + clamped[l],
+                    cancelled: 0,
                 },
                 tail_sum: tail_sum[l],
                 tail_n,
@@ -378,6 +379,9 @@ fn run<const D: usize, B: LaneBits>(plan: &Plan, runs: &[u64]) -> Vec<RunResult>
                         prev[k][l] = v[k][l] - u;
                     }
                 }
+            }
+            RuleKind::DelayAdaptive { .. } => {
+                unreachable!("the batched plan refuses delay-adaptive (Plan::new)")
             }
             RuleKind::DcAsgd { .. } => {
                 for k in 0..D {

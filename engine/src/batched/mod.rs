@@ -157,6 +157,9 @@ impl Plan {
         if injected.scalar {
             return Err("the scalar engine was asked for (engine.scalar, --scalar-engine)");
         }
+        if let RuleKind::DelayAdaptive { .. } = cfg.rule {
+            return Err("the delay-adaptive rule");
+        }
         let ObjectiveConfig::Pca(pc) = &cfg.objective else {
             return Err("objective other than streaming PCA");
         };

@@ -1,5 +1,6 @@
-//! The one implementation of the consistency models (ASP, SSP(s), BSP),
-//! written as non-blocking `try_` operations on plain data. Every engine that
+//! The one implementation of the consistency models (ASP, SSP(s), BSP) and
+//! server policies (Rennala, Ringmaster, m-sync, buffered), written as
+//! non-blocking `try_` operations on plain data. Every engine that
 //! has workers drives it: the lock, crossbeam-channel and tokio back-ends of
 //! the threads and tasks engines, and the event loop of the virtual-time
 //! engine (which owns a core directly, without a lock). They therefore apply
@@ -7,8 +8,15 @@
 
 use crate::rule::UpdateRule;
 use crate::state::ServerState;
-use psim_common::Consistency;
-use std::collections::BTreeSet;
+use psim_common::{Consistency, StaleWork};
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// One flag per worker, raised when the policy cancels the worker's
+/// computation and lowered at its next fetch: a worker of a real back-end
+/// polls its flag while it computes and restarts at once when it rises.
+pub type CancelFlags = Arc<[AtomicBool]>;
 
 /// Why a run stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,16 +86,64 @@ pub enum Poll<T> {
     Stopped,
 }
 
+/// What became of a push the core did not make wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Received and used: applied at once, or held for a round, a batch or
+    /// a buffer (whose mean is applied later); `staleness` is the number of
+    /// updates applied since its fetch (0 for a gradient of the current
+    /// point, as Rennala, m-sync and BSP use).
+    Accepted {
+        /// Versions applied between its fetch and its arrival.
+        staleness: u64,
+    },
+    /// The policy received the gradient and discarded it (Ringmaster:
+    /// staleness ≥ R; Rennala with `discard`: computed at an older point),
+    /// counted as `dropped_too_stale`. The worker fetches.
+    Discarded,
+    /// The computation had been cancelled by the policy (and counted as
+    /// `cancelled` then); the push is not received. The worker fetches.
+    Cancelled,
+}
+
+impl Pushed {
+    /// The staleness of an accepted push.
+    #[inline]
+    pub fn staleness(self) -> Option<u64> {
+        match self {
+            Pushed::Accepted { staleness } => Some(staleness),
+            _ => None,
+        }
+    }
+}
+
+/// What a push will meet, decided before its gradient is read (so that an
+/// engine evaluates only gradients that will be used).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Cancelled,
+    Stopped,
+    Discard,
+    Accept,
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct WorkerSync {
     /// SSP: position of this worker's next push in the update order.
     ticket: Option<u64>,
-    /// BSP: the round (version) this worker pushed into, not yet applied.
+    /// BSP, m-sync: the round (version) this worker pushed into, not yet applied.
     round: Option<u64>,
+    /// Version of the computation under way (meaningful while `computing`).
+    fetched: u64,
     alive: bool,
+    /// Fetched and not yet pushed nor cancelled.
+    computing: bool,
+    /// Its computation was cancelled; the push it may still send is refused.
+    cancelled: bool,
 }
 
-/// Server state plus the consistency bookkeeping of ASP, SSP(s) and BSP.
+/// Server state plus the consistency bookkeeping of ASP, SSP(s), BSP and
+/// the policies of `docs/engines.md` (Rennala, Ringmaster, m-sync, buffered).
 ///
 /// * ASP: every fetch and push proceeds at once.
 /// * SSP(s): a fetch takes a ticket, the position of its push in the update
@@ -99,13 +155,34 @@ struct WorkerSync {
 /// * BSP: the gradients of one round (one version) are summed; when every
 ///   live worker has pushed, their mean is applied as one update; a worker
 ///   fetches again only once its round is applied.
+/// * `ksync:K` (m-sync): BSP whose round closes at the first K gradients (or
+///   every live worker's, if fewer are left); the computations still under
+///   way are cancelled. `bsp` is `ksync:M` exactly (no computation is ever
+///   under way when a BSP round closes).
+/// * `rennala:B`: gradients computed at the current version are summed;
+///   at the B-th their mean is applied as one update and every computation
+///   under way is cancelled (`,discard`: left to finish; a gradient computed
+///   at an older version is discarded on arrival). Nobody waits.
+/// * `ringmaster:R`: a gradient of staleness ≥ R is discarded on arrival,
+///   any other applied as under ASP (`,stop`: after each update the
+///   computations that became R versions stale are cancelled instead).
+/// * `buffered:K`: every arriving gradient is summed; at every K-th the
+///   mean is applied with the buffer's largest staleness. Nobody waits.
+///
+/// A cancelled computation's worker must restart on the current point: an
+/// engine that simulates computations ([`ServerCore::track_cancellations`])
+/// takes the list of cancelled workers with
+/// [`ServerCore::drain_cancelled`]; a worker of a real back-end learns it at
+/// its push ([`Poll::Cancelled`]) and fetches.
 ///
 /// Counting (see `ServerCounters`): the counters count *gradients* (worker
 /// pushes), the version counts *updates*. Under ASP and SSP one applied
 /// gradient is one update; under BSP one update applies the round's M
 /// gradients, so `applied` = M × updates. A push that reaches the core after
 /// the stop, or that an SSP order still held at the stop, is received and
-/// counted as `dropped_after_stop`.
+/// counted as `dropped_after_stop`. A gradient a policy refuses is received
+/// and counted as `dropped_too_stale`; a cancelled computation is counted as
+/// `cancelled` when it is cancelled and never received.
 ///
 /// Waking order, which a driver may rely on to retry waiting operations
 /// without scanning them all: fetches that returned [`Poll::Wait`] become
@@ -127,6 +204,15 @@ pub struct ServerCore<R: UpdateRule, M: Monitor> {
     round_sum: Vec<f64>,
     round_count: u64,
     round_params: Vec<f64>,
+    /// Buffered: the largest staleness among the buffered gradients.
+    round_staleness: u64,
+    /// Ringmaster with `stop`: (version, worker) of every fetch, in fetch
+    /// order (versions never decrease), popped once R versions old.
+    under_way: VecDeque<(u64, u32)>,
+    /// Cancelled workers not yet taken by the engine (when tracked).
+    cancelled_workers: Option<Vec<u32>>,
+    /// Per-worker cancellation flags, for policies that cancel.
+    flags: Option<CancelFlags>,
 }
 
 impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
@@ -138,7 +224,13 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
         workers: usize,
     ) -> Self {
         let dim = state.params().len();
-        let bsp = consistency == Consistency::Bsp;
+        let bsp = matches!(
+            consistency,
+            Consistency::Bsp
+                | Consistency::KSync { .. }
+                | Consistency::Rennala { .. }
+                | Consistency::Buffered { .. }
+        );
         Self {
             state,
             monitor,
@@ -158,6 +250,69 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
             round_sum: vec![0.0; if bsp { dim } else { 0 }],
             round_count: 0,
             round_params: vec![0.0; if bsp { dim } else { 0 }],
+            round_staleness: 0,
+            under_way: VecDeque::new(),
+            cancelled_workers: None,
+            flags: consistency
+                .cancels()
+                .then(|| (0..workers).map(|_| AtomicBool::new(false)).collect()),
+        }
+    }
+
+    /// The workers' cancellation flags, under a policy that cancels.
+    pub fn cancel_flags(&self) -> Option<CancelFlags> {
+        self.flags.clone()
+    }
+
+    /// Lists the workers whose computation the policy cancels, for
+    /// [`ServerCore::drain_cancelled`] (the virtual-time engine restarts
+    /// them at once). Without it, a cancelled worker learns it at its push.
+    pub fn track_cancellations(&mut self) {
+        if self.consistency.cancels() {
+            self.cancelled_workers = Some(Vec::with_capacity(self.slots.len()));
+        }
+    }
+
+    /// Whether cancelled workers wait to be taken.
+    #[inline]
+    pub fn has_cancelled(&self) -> bool {
+        self.cancelled_workers
+            .as_ref()
+            .is_some_and(|c| !c.is_empty())
+    }
+
+    /// Moves the workers cancelled since the last call into `out` (in the
+    /// order they were cancelled); each must fetch again.
+    pub fn drain_cancelled(&mut self, out: &mut Vec<u32>) {
+        if let Some(c) = self.cancelled_workers.as_mut() {
+            out.append(c);
+        }
+    }
+
+    /// Whether a push of `worker`'s computation on `version` arriving now
+    /// would read its gradient: false when it would be refused (cancelled,
+    /// stopped, discarded by the policy), so an engine that evaluates
+    /// gradients lazily skips the evaluation.
+    #[inline]
+    pub fn wants_gradient(&self, worker: usize, version: u64) -> bool {
+        self.verdict(worker, version) == Verdict::Accept
+    }
+
+    #[inline]
+    fn verdict(&self, worker: usize, version: u64) -> Verdict {
+        if self.slots[worker].cancelled {
+            return Verdict::Cancelled;
+        }
+        if self.stop.is_some() {
+            return Verdict::Stopped;
+        }
+        let now = self.state.version();
+        match self.consistency {
+            Consistency::Rennala { .. } if version != now => Verdict::Discard,
+            Consistency::Ringmaster { bound, .. } if now.saturating_sub(version) >= bound => {
+                Verdict::Discard
+            }
+            _ => Verdict::Accept,
         }
     }
 
@@ -185,7 +340,10 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
 
     /// Whether an operation can ever return [`Poll::Wait`].
     pub fn can_wait(&self) -> bool {
-        self.consistency != Consistency::Asp
+        matches!(
+            self.consistency,
+            Consistency::Ssp { .. } | Consistency::Bsp | Consistency::KSync { .. }
+        )
     }
 
     /// Number of workers.
@@ -206,7 +364,10 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
             return Poll::Stopped;
         }
         match self.consistency {
-            Consistency::Asp => {}
+            Consistency::Asp
+            | Consistency::Rennala { .. }
+            | Consistency::Ringmaster { .. }
+            | Consistency::Buffered { .. } => {}
             Consistency::Ssp { bound } => {
                 let ticket = *self.slots[worker].ticket.get_or_insert_with(|| {
                     let t = self.next_ticket;
@@ -217,7 +378,7 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
                     return Poll::Wait;
                 }
             }
-            Consistency::Bsp => {
+            Consistency::Bsp | Consistency::KSync { .. } => {
                 if let Some(round) = self.slots[worker].round {
                     if self.state.version() <= round {
                         return Poll::Wait;
@@ -227,13 +388,39 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
             }
         }
         buf.copy_from_slice(self.state.params());
-        Poll::Ready(self.state.version())
+        let version = self.state.version();
+        let slot = &mut self.slots[worker];
+        slot.fetched = version;
+        slot.computing = true;
+        if std::mem::take(&mut slot.cancelled) {
+            if let Some(f) = &self.flags {
+                f[worker].store(false, Ordering::Relaxed);
+            }
+        }
+        if let Consistency::Ringmaster {
+            stale: StaleWork::Cancel,
+            ..
+        } = self.consistency
+        {
+            self.under_way.push_back((version, worker as u32));
+            if self.under_way.len() > 2 * self.slots.len() + 16 {
+                // Entries of finished computations: keep one per live one.
+                let slots = &self.slots;
+                self.under_way.retain(|&(v, w)| {
+                    let s = &slots[w as usize];
+                    s.computing && s.fetched == v
+                });
+            }
+        }
+        Poll::Ready(version)
     }
 
     /// Receives `gradient` computed by `worker` at `stale_params` (version
-    /// `version`). Returns the staleness it is applied with, or asks the
-    /// caller to wait (SSP ordering); after the stop the push is counted as
-    /// `dropped_after_stop`.
+    /// `version`). Returns what became of it ([`Pushed`]: accepted with its
+    /// staleness, discarded or cancelled by the policy), or asks the caller
+    /// to wait (SSP ordering); after the stop the push is counted as
+    /// `dropped_after_stop`. The gradient is read only when
+    /// [`ServerCore::wants_gradient`] says so.
     #[inline]
     pub fn try_push(
         &mut self,
@@ -241,16 +428,32 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
         gradient: &[f64],
         stale_params: &[f64],
         version: u64,
-    ) -> Poll<u64> {
-        if self.stop.is_some() {
-            self.state.drop_push(false);
-            return Poll::Stopped;
+    ) -> Poll<Pushed> {
+        match self.verdict(worker, version) {
+            Verdict::Cancelled => {
+                self.slots[worker].cancelled = false;
+                if let Some(f) = &self.flags {
+                    f[worker].store(false, Ordering::Relaxed);
+                }
+                return Poll::Ready(Pushed::Cancelled);
+            }
+            Verdict::Stopped => {
+                self.slots[worker].computing = false;
+                self.state.drop_push(false);
+                return Poll::Stopped;
+            }
+            Verdict::Discard => {
+                self.slots[worker].computing = false;
+                self.state.drop_push(true);
+                return Poll::Ready(Pushed::Discarded);
+            }
+            Verdict::Accept => self.slots[worker].computing = false,
         }
         match self.consistency {
             Consistency::Asp => {
                 let s = self.state.push(gradient, stale_params, version);
                 self.after_update();
-                Poll::Ready(s)
+                Poll::Ready(Pushed::Accepted { staleness: s })
             }
             Consistency::Ssp { bound } => {
                 let ticket = self.slots[worker]
@@ -264,18 +467,100 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
                 self.slots[worker].ticket = None;
                 self.advance_cursor();
                 self.after_update();
-                Poll::Ready(s)
+                Poll::Ready(Pushed::Accepted { staleness: s })
             }
-            Consistency::Bsp => {
+            Consistency::Bsp | Consistency::KSync { .. } => {
                 let round = self.state.version();
                 debug_assert_eq!(version, round, "BSP computes on the round's version");
-                for (acc, g) in self.round_sum.iter_mut().zip(gradient) {
-                    *acc += g;
-                }
-                self.round_count += 1;
+                self.add_to_round(gradient, 0);
                 self.slots[worker].round = Some(round);
                 self.maybe_close_round();
-                Poll::Ready(0)
+                Poll::Ready(Pushed::Accepted { staleness: 0 })
+            }
+            Consistency::Rennala { batch, stale } => {
+                self.add_to_round(gradient, 0);
+                if self.round_count >= batch {
+                    self.close_round();
+                    if stale == StaleWork::Cancel {
+                        self.cancel_all_under_way();
+                    }
+                }
+                Poll::Ready(Pushed::Accepted { staleness: 0 })
+            }
+            Consistency::Ringmaster { stale, .. } => {
+                let s = self.state.push(gradient, stale_params, version);
+                self.after_update();
+                if stale == StaleWork::Cancel {
+                    self.cancel_too_stale();
+                }
+                Poll::Ready(Pushed::Accepted { staleness: s })
+            }
+            Consistency::Buffered { size } => {
+                let s = self.state.version() - version;
+                self.add_to_round(gradient, s);
+                if self.round_count >= size {
+                    self.close_round();
+                }
+                Poll::Ready(Pushed::Accepted { staleness: s })
+            }
+        }
+    }
+
+    #[inline]
+    fn add_to_round(&mut self, gradient: &[f64], staleness: u64) {
+        for (acc, g) in self.round_sum.iter_mut().zip(gradient) {
+            *acc += g;
+        }
+        self.round_count += 1;
+        self.round_staleness = self.round_staleness.max(staleness);
+    }
+
+    /// Cancels `worker`'s computation under way.
+    #[inline]
+    fn cancel(&mut self, worker: usize) {
+        let slot = &mut self.slots[worker];
+        slot.computing = false;
+        slot.cancelled = true;
+        self.state.count_cancelled(1);
+        if let Some(c) = self.cancelled_workers.as_mut() {
+            c.push(worker as u32);
+        }
+        if let Some(f) = &self.flags {
+            f[worker].store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Rennala and m-sync after an update: every computation under way is
+    /// cancelled (its worker restarts on the new point).
+    fn cancel_all_under_way(&mut self) {
+        if self.stop.is_some() {
+            return;
+        }
+        for w in 0..self.slots.len() {
+            if self.slots[w].alive && self.slots[w].computing {
+                self.cancel(w);
+            }
+        }
+    }
+
+    /// Ringmaster with `stop` after an update: the computations now R
+    /// versions stale are cancelled.
+    fn cancel_too_stale(&mut self) {
+        let Consistency::Ringmaster { bound, .. } = self.consistency else {
+            return;
+        };
+        if self.stop.is_some() {
+            return;
+        }
+        let now = self.state.version();
+        while let Some(&(v, w)) = self.under_way.front() {
+            if now - v < bound {
+                break;
+            }
+            self.under_way.pop_front();
+            let s = &self.slots[w as usize];
+            if s.alive && s.computing && s.fetched == v {
+                self.cancel(w as usize);
             }
         }
     }
@@ -299,14 +584,18 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
         if self.stop.is_none() {
             if self.live == 0 {
                 self.halt(StopReason::NoWorkers);
-            } else if self.consistency == Consistency::Bsp {
+            } else if matches!(
+                self.consistency,
+                Consistency::Bsp | Consistency::KSync { .. }
+            ) {
                 self.maybe_close_round();
             }
         }
     }
 
-    /// Stops the run (first reason wins); gradients of an unfinished BSP
-    /// round are counted as `dropped_after_stop`.
+    /// Stops the run (first reason wins); gradients of an unfinished BSP,
+    /// m-sync or Rennala round or of a partial buffer are counted as
+    /// `dropped_after_stop`.
     pub fn halt(&mut self, reason: StopReason) {
         if self.stop.is_some() {
             return;
@@ -325,15 +614,35 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
         }
     }
 
+    /// BSP and m-sync: closes the round once it has its quorum (every live
+    /// worker's gradient under BSP, the first K under `ksync:K`); m-sync then
+    /// cancels the round's computations still under way.
     fn maybe_close_round(&mut self) {
-        if self.round_count == 0 || self.round_count < self.live as u64 {
+        let quorum = match self.consistency {
+            Consistency::KSync { quorum } => quorum.min(self.live as u64),
+            _ => self.live as u64,
+        };
+        if self.round_count == 0 || self.round_count < quorum {
             return;
         }
+        self.close_round();
+        if let Consistency::KSync { .. } = self.consistency {
+            self.cancel_all_under_way();
+        }
+    }
+
+    /// Applies the mean of the round's (or buffer's) gradients as one update.
+    fn close_round(&mut self) {
         self.round_params.copy_from_slice(self.state.params());
-        self.state
-            .push_mean(&mut self.round_sum, self.round_count, &self.round_params);
+        self.state.push_mean(
+            &mut self.round_sum,
+            self.round_count,
+            &self.round_params,
+            self.round_staleness,
+        );
         self.round_sum.iter_mut().for_each(|g| *g = 0.0);
         self.round_count = 0;
+        self.round_staleness = 0;
         self.after_update();
     }
 

@@ -2,7 +2,7 @@
 //! requests carry the workers' buffers; requests that must wait are parked
 //! and retried after every change of the core.
 
-use super::core::{Monitor, Poll, ServerCore, StopReason};
+use super::core::{Monitor, Poll, Pushed, ServerCore, StopReason};
 use super::{FetchReply, PushReply};
 use crate::rule::UpdateRule;
 use std::time::Instant;
@@ -141,12 +141,13 @@ impl<R: UpdateRule, M: Monitor> Dispatcher<R, M> {
                     version,
                 }),
                 p => {
-                    let (staleness, stopped) = match p {
-                        Poll::Ready(s) => (s, false),
-                        _ => (0, true),
+                    let (outcome, stopped) = match p {
+                        Poll::Ready(o) => (o, false),
+                        _ => (Pushed::Accepted { staleness: 0 }, true),
                     };
                     let reply = PushReply {
-                        staleness,
+                        staleness: outcome.staleness().unwrap_or(0),
+                        outcome,
                         waited_ns: waited(),
                         stopped,
                     };
@@ -180,13 +181,15 @@ impl<R: UpdateRule, M: Monitor> Dispatcher<R, M> {
                                 pushed: None,
                             })
                         }
-                        Poll::Ready(staleness) => PushReply {
-                            staleness,
+                        Poll::Ready(outcome) => PushReply {
+                            staleness: outcome.staleness().unwrap_or(0),
+                            outcome,
                             waited_ns: waited(),
                             stopped: false,
                         },
                         Poll::Stopped => PushReply {
                             staleness: 0,
+                            outcome: Pushed::Accepted { staleness: 0 },
                             waited_ns: waited(),
                             stopped: true,
                         },

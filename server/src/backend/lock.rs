@@ -1,6 +1,6 @@
 //! The lock back-end: the core behind a `parking_lot` mutex.
 
-use super::core::{Monitor, Poll, ServerCore, StopReason};
+use super::core::{Monitor, Poll, Pushed, ServerCore, StopReason};
 use super::{elapsed_ns, FetchReply, PushReply, ServerClient};
 use crate::rule::UpdateRule;
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -100,12 +100,13 @@ impl<R: UpdateRule, M: Monitor> LockClient<'_, R, M> {
         let mut since = None;
         loop {
             match core.try_push(self.worker, gradient, &self.params, self.version) {
-                Poll::Ready(staleness) => {
+                Poll::Ready(outcome) => {
                     if self.server.can_wait || core.stopped().is_some() {
                         self.server.progress.notify_all();
                     }
                     return PushReply {
-                        staleness,
+                        staleness: outcome.staleness().unwrap_or(0),
+                        outcome,
                         waited_ns: elapsed_ns(since),
                         stopped: false,
                     };
@@ -113,6 +114,7 @@ impl<R: UpdateRule, M: Monitor> LockClient<'_, R, M> {
                 Poll::Stopped => {
                     return PushReply {
                         staleness: 0,
+                        outcome: Pushed::Accepted { staleness: 0 },
                         waited_ns: elapsed_ns(since),
                         stopped: true,
                     }

@@ -25,7 +25,7 @@ mod lock;
 mod task;
 
 pub use self::channel::{ChannelClient, ChannelServer};
-pub use self::core::{Monitor, Poll, ServerCore, StepLimit, StopReason};
+pub use self::core::{CancelFlags, Monitor, Poll, Pushed, ServerCore, StepLimit, StopReason};
 pub use self::lock::{LockClient, LockServer};
 pub use self::task::{TaskClient, TaskServer};
 
@@ -44,8 +44,13 @@ pub struct FetchReply {
 /// What a push returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PushReply {
-    /// Updates applied between the fetch and this push (0 under BSP).
+    /// Updates applied between the fetch and this push (0 under BSP,
+    /// m-sync and Rennala; meaningless unless `outcome` is accepted).
     pub staleness: u64,
+    /// Accepted, or discarded or cancelled by the policy (meaningless when
+    /// `stopped`). A cancelled push was not received: the worker does not
+    /// count it as sent.
+    pub outcome: Pushed,
     /// Nanoseconds the consistency model made the worker wait (SSP order).
     pub waited_ns: u64,
     /// The run had stopped: the push was counted as `dropped_after_stop`.
