@@ -170,3 +170,103 @@ fn threads_and_tasks_honour_per_worker_models() {
         assert_eq!(r.workers[1].mean_compute, Some(0.004));
     }
 }
+
+/// `profile:` on virtual time: worker w (the papers' i = w + 1) computes
+/// for A + B·i^P + ξ_i, ξ_i half-normal of scale √i, plus an upload of
+/// const 0.5·i^0 and a download of 0.25: the recorded fetch-to-arrival
+/// seconds of worker w average 1 + √i + √i·√(2/π) + 0.75, within 5
+/// standard errors (σ_i = √i·√(1 − 2/π), n_i its recorded pushes; the
+/// push in flight at the stop is not recorded, which does not bias the
+/// draws). Its reported mean compute time is the exact 1 + √i + √i·√(2/π).
+#[test]
+fn papers_profile_gives_each_worker_its_mean_time_in_virtual_time() {
+    let (m, n) = (16, 40_000);
+    let mut cfg = cluster_cfg(
+        EngineKind::VirtualTime,
+        m,
+        "const:1",
+        "profile:1+1*i^0.5;noise=half-normal:1*i^0.5;upload=const:0.5;download=const:0.25",
+        n,
+    );
+    cfg.cluster_mut().unwrap().record_pushes = true;
+    let r = go(&cfg, 0);
+    let pushes = r.pushes.as_ref().unwrap();
+    let k = (2.0 / std::f64::consts::PI).sqrt();
+    for w in 0..m {
+        let i = (w + 1) as f64;
+        let mine: Vec<f64> = pushes
+            .iter()
+            .filter(|p| p.worker as usize == w)
+            .map(|p| p.compute_seconds)
+            .collect();
+        let got = mine.iter().sum::<f64>() / mine.len() as f64;
+        let want = 1.0 + i.sqrt() + i.sqrt() * k + 0.75;
+        let tol = 5.0 * i.sqrt() * (1.0 - k * k).sqrt() / (mine.len() as f64).sqrt();
+        assert!(
+            (got - want).abs() <= tol,
+            "worker {w}: {got} vs {want} ± {tol} over {} pushes",
+            mine.len()
+        );
+        let mc = r.workers[w].mean_compute.unwrap();
+        assert!((mc - (1.0 + i.sqrt() * (1.0 + k))).abs() < 1e-12, "{mc}");
+    }
+    // Deterministic: the same run twice is the same run.
+    assert_eq!(go(&cfg, 0).pushes, r.pushes);
+}
+
+/// Outages in virtual time: one worker, work 1 per gradient, up-times
+/// Exp(20), down-times Exp(5): the virtual time of N updates is N·(1 + the
+/// down time per unit of work) → N·25/20, within 5 sd of the compound
+/// Poisson down time (N/20 outages of variance 2·5² each).
+#[test]
+fn outages_stretch_virtual_time_by_the_up_fraction() {
+    let n = 20_000;
+    let cfg = cluster_cfg(
+        EngineKind::VirtualTime,
+        1,
+        "const:1",
+        "profile:1+0*i^1;up=exp:20;down=exp:5",
+        n,
+    );
+    let r = go(&cfg, 0);
+    let t = r.virtual_seconds.unwrap();
+    let want = n as f64 * 25.0 / 20.0;
+    let sd = (n as f64 / 20.0 * 2.0 * 25.0).sqrt();
+    assert!((t - want).abs() <= 5.0 * sd, "{t} vs {want} ± {}", 5.0 * sd);
+}
+
+/// Threads and tasks honour the profile: 2 workers, `profile:0+1*i^2` with
+/// a 1 ms unit makes worker 1 (i = 2) four times slower, as in
+/// `threads_and_tasks_honour_per_worker_models`; allow a share of 0.1–0.35.
+#[test]
+fn threads_and_tasks_honour_the_profile() {
+    for kind in [EngineKind::Threads, EngineKind::Tasks] {
+        let cfg = cluster_cfg(kind, 2, "const:0.001", "profile:0+1*i^2", 300);
+        let r = go(&cfg, 0);
+        let a = r.workers[0].applied as f64;
+        let b = r.workers[1].applied as f64;
+        let share = b / (a + b);
+        assert!(
+            (0.1..0.35).contains(&share),
+            "{kind}: worker 1 share {share}"
+        );
+        assert_eq!(r.workers[1].mean_compute, Some(0.004));
+    }
+}
+
+#[test]
+fn malformed_profiles_are_refused_naming_the_flag_and_the_form() {
+    for bad in [
+        "profile:1+1",
+        "profile:1+1*i^0.5;noise=gauss:1",
+        "profile:1+1*i^0.5;up=exp:1",
+    ] {
+        let e = bad.parse::<WorkerCompute>().unwrap_err().to_string();
+        assert!(
+            e.contains("worker_compute") && e.contains("profile:A+B*i^P"),
+            "{bad}: {e}"
+        );
+    }
+    let e = "fast".parse::<WorkerCompute>().unwrap_err().to_string();
+    assert!(e.contains("profile:A+B*i^P"), "{e}");
+}

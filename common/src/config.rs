@@ -48,6 +48,33 @@ mod tests {
     }
 
     #[test]
+    fn a_papers_profile_round_trips_through_toml() {
+        let wc: WorkerCompute = "profile:1+1*i^0.5;noise=exp:0.5*i^0.5;period=exp:20;power=uniform:0.5..1.5;up=exp:100;down=exp:10;upload=exp:0.1*i^1;download=const:0.01"
+            .parse()
+            .unwrap();
+        let base = RunConfig {
+            engine: EngineConfig::new(
+                EngineKind::VirtualTime,
+                ClusterConfig {
+                    workers: 64,
+                    worker_compute: Some(wc.clone()),
+                    ..ClusterConfig::default()
+                },
+            ),
+            ..RunConfig::default()
+        };
+        base.validate().unwrap();
+        let text = toml::to_string(&base).unwrap();
+        assert!(
+            text.contains(&format!("worker_compute = \"{wc}\"")),
+            "{text}"
+        );
+        let back: RunConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, base);
+        assert_eq!(wc.to_string().parse::<WorkerCompute>().unwrap(), wc);
+    }
+
+    #[test]
     fn every_field_names_itself_and_its_range() {
         let d = RunConfig::default;
         let cases: Vec<(RunConfig, &str, &str)> = vec![

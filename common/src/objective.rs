@@ -124,6 +124,8 @@ pub enum AnyObjective {
     Wells(Wells),
     /// The digits MLP of E2.
     Mlp(Mlp),
+    /// The convex quadratic of the asynchronous-SGD papers.
+    Quadratic(crate::quadratic::Quadratic),
 }
 
 impl AnyObjective {
@@ -135,6 +137,9 @@ impl AnyObjective {
             ObjectiveConfig::Spiky(c) => AnyObjective::Spiky(Spiky::new(c)?),
             ObjectiveConfig::Wells(c) => AnyObjective::Wells(Wells::new(c)?),
             ObjectiveConfig::Mlp(m) => AnyObjective::Mlp(Mlp::new(m)?),
+            ObjectiveConfig::Quadratic(q) => {
+                AnyObjective::Quadratic(crate::quadratic::Quadratic::new(q)?)
+            }
         })
     }
 }
@@ -147,6 +152,7 @@ macro_rules! dispatch {
             AnyObjective::Spiky($o) => $e,
             AnyObjective::Wells($o) => $e,
             AnyObjective::Mlp($o) => $e,
+            AnyObjective::Quadratic($o) => $e,
         }
     };
 }

@@ -26,6 +26,8 @@ pub enum Stream {
     Init = 3,
     /// Anything an engine needs beyond the above (event tie-breaks, speeds).
     Engine = 4,
+    /// A worker's power and outage segments (`--worker-compute profile:`).
+    Availability = 5,
 }
 
 /// A master seed from which every stream of an experiment is derived.

@@ -9,9 +9,14 @@
 //!   c = 2λ₁ at ‖v‖ = 1), which is what limits the delay in E1.
 //! * [`phases`]: the ODE closed form, OU variances, phase lengths T₁–T₃,
 //!   delay conditions and saddle-escape laws (re-exported here).
+//! * [`time_bound`]: the optimal time to an ε-stationary point of n
+//!   workers with fixed compute times (Tyurin & Richtárik 2023), and the
+//!   number of workers worth using.
 
 pub mod phases;
+pub mod time_bound;
 pub use phases::*;
+pub use time_bound::{time_bound, TimeBound, TimeBoundInputs};
 
 /// OU stationary mean error of streaming PCA at τ = 0 for eigenvalues
 /// `lambda` (largest first) and α²_{i1} = `alpha_sq(i)`.

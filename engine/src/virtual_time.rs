@@ -5,8 +5,10 @@
 //! server's parameters and version into the worker's copy; computing takes a
 //! duration drawn from `cluster.compute_time` or the worker's own model
 //! (`cluster.worker_compute`; × the worker's straggler and per-worker
-//! factors) and the push travels for a duration drawn from
-//! `cluster.network_delay`. The push *arrives* at fetch time + compute +
+//! factors; under `profile:` the worker's [`WorkerClock`] adds the noise,
+//! the download and upload times and stretches the computation by the
+//! worker's power and outages at the current virtual time) and the push
+//! travels for a duration drawn from `cluster.network_delay`. The push *arrives* at fetch time + compute +
 //! network; that arrival is the one event of a step. The worker then fetches
 //! again at once (the reply that carries the fresh parameters is taken to be
 //! instantaneous).
@@ -48,6 +50,7 @@
 //! is allocated per event.
 
 use psim_common::delay::DelayModel;
+use psim_common::profile::WorkerClock;
 use psim_common::pushes::{PushRecord, MAX_RECORDED_PUSHES};
 use psim_common::seed::Stream;
 use psim_common::{
@@ -182,6 +185,8 @@ struct Simulation<'a, O: Objective + ?Sized> {
     models: Vec<Delay>,
     /// Recorded compute times per worker (`replay:`), else empty.
     replay: Vec<Arc<[f64]>>,
+    /// Each worker's clock (`profile:`), else empty.
+    clocks: Vec<WorkerClock>,
     stats: Vec<WorkerStats>,
     worker_staleness: Vec<StalenessHistogram>,
     pushes: Option<Vec<PushRecord>>,
@@ -239,10 +244,11 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
         let replay: Vec<Arc<[f64]>> = (0..m)
             .filter_map(|w| cluster.replay_times(w).cloned())
             .collect();
+        let clocks = cluster.worker_clocks(cfg.seed, run).unwrap_or_default();
         for (w, st) in stats.iter_mut().enumerate() {
             st.mean_compute = match replay.get(w) {
                 Some(t) => Some(t.iter().sum::<f64>() / t.len() as f64 * times[w].1),
-                None => times[w].0.mean().map(|c| c * times[w].1),
+                None => cluster.mean_compute(w, &times[w].0, times[w].1),
             };
         }
         let workers = (0..m)
@@ -268,6 +274,7 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
         Self {
             models,
             replay,
+            clocks,
             stats,
             worker_staleness: if m <= PER_WORKER_HISTOGRAMS {
                 vec![StalenessHistogram::new(); m]
@@ -335,7 +342,12 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             c * sw.speed
         } else {
             let model = &self.models[if self.models.len() == 1 { 0 } else { w }];
-            model.sample(&mut sw.delay_rng) * sw.speed
+            let c = model.sample(&mut sw.delay_rng) * sw.speed;
+            match self.clocks.get_mut(w) {
+                // Download, compute (power and outages), upload.
+                Some(clock) => clock.step(self.now, c, &mut sw.delay_rng).total(),
+                None => c,
+            }
         };
         let network = self.network_delay.sample(&mut sw.delay_rng);
         sw.compute = compute + network;

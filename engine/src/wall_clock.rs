@@ -120,6 +120,9 @@ pub fn prepare<O: Objective + ?Sized>(
         cluster.worker_compute,
         Some(psim_common::WorkerCompute::Models(_))
     );
+    let mut clocks = cluster
+        .worker_clocks(cfg.seed, run)
+        .map(|c| c.into_iter().map(Some).collect::<Vec<_>>());
     let setups = cluster
         .worker_times(cfg.seed, run)
         .into_iter()
@@ -129,6 +132,7 @@ pub fn prepare<O: Objective + ?Sized>(
             delay_rng: seeds.rng(run, w as u64, Stream::Delay),
             speed_factor: factor,
             compute_time: own_models.then_some(model),
+            clock: clocks.as_mut().and_then(|c| c[w].take()),
         })
         .collect();
     let cancel = core.cancel_flags();
@@ -139,6 +143,7 @@ pub fn prepare<O: Objective + ?Sized>(
         max_sleep: MAX_SLEEP,
         stop,
         stagger: true,
+        epoch: Instant::now(),
         record_pushes: if cluster.record_pushes {
             MAX_RECORDED_PUSHES.div_ceil(workers)
         } else {
@@ -232,7 +237,7 @@ pub fn finish<O: Objective + ?Sized>(
             st.staleness_max = r.staleness.max();
             st.mean_compute = times
                 .get(r.worker)
-                .and_then(|(m, f)| m.mean().map(|c| c * f));
+                .and_then(|(m, f)| cluster.mean_compute(r.worker, m, *f));
         }
         if let Some(all) = records.as_mut() {
             if r.records_truncated {

@@ -379,7 +379,14 @@ fn parse_rows(text: &str, point: &PlannedPoint, extras: usize) -> Result<Vec<Run
     use psim_common::result::ServerCounters;
     use psim_common::Outcome;
     let cfg = &point.config;
-    let head = if cfg.cluster().is_some() { 6 } else { 4 };
+    // The point's head (`output::point_head`): index, μ, η, then workers,
+    // compute time, consistency and, when set, worker_compute on a
+    // cluster; the delay otherwise.
+    let head = match cfg.cluster() {
+        Some(c) if c.worker_compute.is_some() => 7,
+        Some(_) => 6,
+        None => 4,
+    };
     let wall_clock = cfg.engine.is_wall_clock();
     let simulated = cfg.engine_kind() == psim_common::EngineKind::VirtualTime;
     let mut reader = csv::ReaderBuilder::new()

@@ -5,6 +5,7 @@
 
 pub mod common;
 pub mod escape;
+pub mod heterogeneous;
 pub mod momentum_vs_workers;
 pub mod plain;
 pub mod speedup;

@@ -67,6 +67,7 @@ pub const PSIM_FILES: &[&str] = &[
     // speedup
     "speedup.csv",
     "speedup.svg",
+    "heterogeneous.svg",
     // saddle-escape, escape-times
     "escape.csv",
     "saddle-escape.svg",

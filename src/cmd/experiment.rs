@@ -122,14 +122,18 @@ flag_table! {
     /// delay model per worker), `linear:A,B` (worker i: compute time × (A + B·i)),
     /// `draw:MODEL` (worker i: compute time × f_i, f_i drawn once per run from
     /// MODEL), `replay:DIR/pushes.csv` (virtual-time: the recorded compute times
-    /// per worker). Example: `--engine virtual-time --workers 8 --compute-time 1
+    /// per worker), `profile:A+B*i^P;noise=…;period=…;power=…;up=…;down=…;upload=…;download=…`
+    /// (the papers' profile, i = worker + 1: compute time × (A + B·i^P + noise),
+    /// time-varying power, outages, upload and download times; docs/engines.md).
+    /// Example: `--engine virtual-time --workers 8 --compute-time 1
     /// --worker-compute linear:1,1` makes worker i take i+1 time units.
     [WorkerCompute, "worker-compute"] worker_compute: Option<String>,
     /// Cluster engines: write every applied push (worker, versions, staleness,
     /// compute and wait seconds) to pushes.csv, at most 10^6 rows per run;
     /// replay it with `--delay trace:DIR/pushes.csv` on the injected engine.
     [RecordPushes, "record-pushes", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL"] record_pushes: Option<bool>,
-    /// Cluster engines: network delay per push in seconds, as a delay model.
+    /// Cluster engines: network delay per push in seconds, as a delay model (the
+    /// upload time every worker shares; `profile:…;upload=…` adds per-worker ones).
     [NetworkDelay, "network-delay"] network_delay: Option<String>,
     /// Cluster engines: consistency model or server policy, asp, ssp:S, bsp, rennala:B[,discard], ringmaster:R[,stop], ksync:K, buffered:K; a comma list makes a grid.
     [Consistency, "consistency", value_delimiter = ','] consistency: Vec<String>,

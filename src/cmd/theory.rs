@@ -44,6 +44,209 @@ pub struct TheoryArgs {
     /// γ₁ of a strict saddle for the escape law of 002.
     #[arg(long, default_value_t = 1.0)]
     gamma1: f64,
+    #[command(flatten)]
+    time: TimeBoundArgs,
+}
+
+/// The optimal time bound's inputs (Tyurin & Richtárik 2023): with
+/// `--workers` or `--config`, `psim theory` prints the bound instead of the
+/// streaming-PCA predictions.
+#[derive(Args, Debug, Default)]
+pub struct TimeBoundArgs {
+    /// Time bound: the number of workers n (prints the optimal time bound instead of the PCA predictions).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Time bound: each worker's compute time, any `--worker-compute` value (e.g. `profile:0+1*i^0.5`; default: all equal).
+    #[arg(long = "worker-compute")]
+    worker_compute: Option<String>,
+    /// Time bound: seconds per gradient, a delay model (its mean is used; default 1).
+    #[arg(long = "compute-time")]
+    compute_time: Option<String>,
+    /// Time bound: seconds a push travels, a delay model (its mean is used; default 0).
+    #[arg(long = "network-delay")]
+    network_delay: Option<String>,
+    /// Time bound: a config.toml (an experiment's) whose cluster and objective give n, τ_i, L, Δ, σ² (flags override).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    /// Time bound: a built-in objective whose L, Δ, σ² are used: `quadratic` (the default quadratic of `reproduce heterogeneous`).
+    #[arg(long)]
+    objective: Option<String>,
+    /// Time bound: L, the smoothness constant.
+    #[arg(long)]
+    smoothness: Option<f64>,
+    /// Time bound: Δ = f(x⁰) − f*.
+    #[arg(long)]
+    gap: Option<f64>,
+    /// Time bound: σ², the variance of a stochastic gradient.
+    #[arg(long)]
+    variance: Option<f64>,
+    /// Time bound: ε, the target E‖∇f‖² (ε-stationarity).
+    #[arg(long)]
+    stationarity: Option<f64>,
+}
+
+impl TimeBoundArgs {
+    /// Whether the time bound was asked for.
+    fn asked(&self) -> bool {
+        self.workers.is_some() || self.config.is_some()
+    }
+}
+
+/// Six significant digits, without float noise.
+fn sig(x: f64) -> String {
+    if x != 0.0 && !(1e-3..1e7).contains(&x.abs()) {
+        format!("{x:.5e}")
+    } else {
+        let t = format!("{x:.6}");
+        let t = t.trim_end_matches('0').trim_end_matches('.');
+        t.to_string()
+    }
+}
+
+/// The time bound's section: τ_i from the cluster (means), L, Δ, σ² from
+/// the objective or the flags; every input checked and named.
+fn render_time_bound(a: &TimeBoundArgs) -> Result<String> {
+    use psim_common::theory::{time_bound, TimeBoundInputs};
+    use psim_common::{ClusterConfig, ObjectiveConfig, WorkerCompute};
+    let mut cluster = ClusterConfig {
+        compute_time: Delay::Constant(1.0),
+        ..ClusterConfig::default()
+    };
+    let mut objective: Option<(String, ObjectiveConfig)> = None;
+    if let Some(path) = &a.config {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!("invalid `--config`: cannot read {}: {e}", path.display())
+        })?;
+        let e = psim_scenarios::durable::read_experiment(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "invalid `--config`: {} is not a psim config.toml: {e}",
+                path.display()
+            )
+        })?;
+        match e.base.cluster() {
+            Some(c) => cluster = c.clone(),
+            None => bail!("invalid `--config`: {} runs the injected engine, which has no workers; the time bound needs a cluster (virtual-time, threads or tasks)", path.display()),
+        }
+        objective = Some((format!("{}", path.display()), e.base.objective.clone()));
+    }
+    if let Some(n) = a.workers {
+        cluster.workers = n;
+    }
+    if let Some(t) = &a.compute_time {
+        cluster.compute_time = t
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid `--compute-time`: {e}"))?;
+    }
+    if let Some(t) = &a.network_delay {
+        cluster.network_delay = t
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid `--network-delay`: {e}"))?;
+    }
+    if let Some(w) = &a.worker_compute {
+        cluster.worker_compute = Some(
+            w.parse::<WorkerCompute>()
+                .map_err(|e| anyhow::anyhow!("invalid `--worker-compute`: {e}"))?,
+        );
+    }
+    if let Some(o) = &a.objective {
+        match o.as_str() {
+            "quadratic" => {
+                objective = Some((
+                    "`--objective quadratic`".into(),
+                    ObjectiveConfig::Quadratic(Default::default()),
+                ))
+            }
+            other => bail!("invalid `--objective` = {other}: must be `quadratic` (the one built-in objective with known L, Δ, σ²); give `--smoothness`, `--gap`, `--variance` otherwise"),
+        }
+    }
+    cluster
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid time-bound cluster (`--workers`, `--worker-compute`, `--compute-time`, `--network-delay`): {e}"))?;
+    let taus = cluster.mean_worker_times(0, 0).ok_or_else(|| {
+        anyhow::anyhow!("the workers' mean compute times are not finite (a Pareto with shape ≤ 1?) or are recorded (`replay:`): the bound needs finite τ_i; give models with finite means")
+    })?;
+    // L, Δ, σ² from the objective, flags overriding.
+    let (mut l, mut gap, mut var, mut source) = (None, None, None, "the flags".to_string());
+    if let Some((from, o)) = &objective {
+        match o {
+            ObjectiveConfig::Quadratic(q) => {
+                q.validate()?;
+                l = Some(q.smoothness);
+                gap = Some(q.gap());
+                var = Some(q.noise_variance);
+                source = format!("the quadratic of {from} (d = {}, condition {}, start {})", q.dim, show(q.condition), show(q.start));
+            }
+            _ if a.smoothness.is_some() && a.gap.is_some() && a.variance.is_some() => {}
+            _ => bail!("the objective of {from} has no known L, Δ, σ² (only `quadratic` has): give `--smoothness`, `--gap` and `--variance`"),
+        }
+    }
+    let l = a.smoothness.or(l).ok_or_else(|| anyhow::anyhow!("missing `--smoothness` (L), or `--objective quadratic` / a `--config` with a quadratic objective"))?;
+    let gap = a
+        .gap
+        .or(gap)
+        .ok_or_else(|| anyhow::anyhow!("missing `--gap` (Δ = f(x⁰) − f*)"))?;
+    let var = a
+        .variance
+        .or(var)
+        .ok_or_else(|| anyhow::anyhow!("missing `--variance` (σ²)"))?;
+    let eps = a
+        .stationarity
+        .ok_or_else(|| anyhow::anyhow!("missing `--stationarity` (ε, the target E‖∇f‖²)"))?;
+    let inputs = TimeBoundInputs {
+        smoothness: l,
+        gap,
+        variance: var,
+        epsilon: eps,
+    };
+    let b = time_bound(&taus, &inputs).map_err(|e| {
+        anyhow::anyhow!("invalid time-bound input (`--smoothness`, `--gap`, `--variance`, `--stationarity`): {e}")
+    })?;
+    let mut sorted = taus.clone();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let mut o = String::new();
+    let _ = writeln!(o, "optimal time to an ε-stationary point (E‖∇f‖² ≤ ε), fixed computation model (Tyurin & Richtárik 2023; T_R of Ringmaster ASGD, Maranjyan et al. 2025), up to a constant:");
+    let _ = writeln!(
+        o,
+        "  T* ≍ min_m (1/m Σ_{{i≤m}} 1/τ_i)⁻¹ (LΔ/ε + σ²LΔ/(mε²)),  τ₁ ≤ … ≤ τ_n"
+    );
+    let _ = writeln!(
+        o,
+        "  L = {}, Δ = {}, σ² = {}, ε = {}  (from {source})",
+        sig(l),
+        sig(gap),
+        sig(var),
+        sig(eps)
+    );
+    let random = cluster.compute_time.upper_bound().is_none()
+        || !matches!(cluster.network_delay, Delay::Constant(_))
+        || !matches!(
+            cluster.compute_time,
+            Delay::Constant(_) | Delay::Uniform { .. }
+        )
+        || matches!(&cluster.worker_compute, Some(WorkerCompute::Profile(p)) if p.noise.is_some() || p.power.is_some() || p.outage.is_some() || p.upload.is_some() || p.download.is_some())
+        || matches!(&cluster.worker_compute, Some(WorkerCompute::Draw(_)));
+    let _ = writeln!(
+        o,
+        "  τ_i: mean seconds from fetch to arrival of worker i (compute-time mean × the per-worker factors{}, plus the mean network delay){}",
+        match &cluster.worker_compute {
+            Some(WorkerCompute::Profile(_)) => " and the profile's noise mean, ÷ its long-run power and up-time, plus its mean upload and download",
+            Some(WorkerCompute::Draw(_)) => "; `draw:` factors of seed 0, run 0",
+            _ => "",
+        },
+        if random { "; the times are random, so the means stand in for the fixed τ_i of the theorem" } else { "" }
+    );
+    let _ = writeln!(
+        o,
+        "  n = {n} workers: τ₁ = {}, median τ = {}, τ_n = {}",
+        sig(sorted[0]),
+        sig(sorted[n / 2]),
+        sig(sorted[n - 1])
+    );
+    let _ = writeln!(o, "  T* = {} s, at m* = {} workers worth using (the fastest m*); with all n: T(n) = {} s ({:.2}× T*)", sig(b.seconds), b.workers, sig(b.with_all), b.with_all / b.seconds);
+    let r = (var / eps).ceil().max(1.0);
+    let _ = writeln!(o, "  the papers' parameters for this ε: Rennala batch B = Ringmaster threshold R = max(1, ⌈σ²/ε⌉) = {r}");
+    Ok(o)
 }
 
 /// Checks every numeric flag: finite, and in its range; the error names
@@ -154,6 +357,23 @@ fn derived(name: &str, v: f64, ok: bool, range: &str, from: &str) -> Result<()> 
 
 /// Prints every prediction.
 pub fn theory(a: TheoryArgs) -> Result<()> {
+    if a.time.asked() {
+        let text = render_time_bound(&a.time)?;
+        return crate::cmd::print(format_args!("{text}"));
+    }
+    let t = &a.time;
+    for (flag, set) in [
+        ("--worker-compute", t.worker_compute.is_some()),
+        ("--compute-time", t.compute_time.is_some()),
+        ("--network-delay", t.network_delay.is_some()),
+        ("--objective", t.objective.is_some()),
+        ("--smoothness", t.smoothness.is_some()),
+        ("--gap", t.gap.is_some()),
+        ("--variance", t.variance.is_some()),
+        ("--stationarity", t.stationarity.is_some()),
+    ] {
+        ensure!(!set, "`{flag}` is an input of the optimal time bound, printed with `--workers N` or `--config FILE`; without them it would be ignored, so it is refused");
+    }
     validate(&a)?;
     let text = render(&a)?;
     crate::cmd::print(format_args!("{text}"))
@@ -354,4 +574,59 @@ fn render(a: &TheoryArgs) -> Result<String> {
     }
     out!("\nsaddle escape (002 Thm 3), γ₁ = {}: (1/(2γ₁))·η⁻¹·log η⁻¹ = {:.0} steps; finite-η OU estimate (unit noise, radius 1, μ): {:.0} steps", a.gamma1, escape, escape_ou);
     Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(workers: usize, wc: &str) -> TimeBoundArgs {
+        TimeBoundArgs {
+            workers: Some(workers),
+            worker_compute: Some(wc.into()),
+            smoothness: Some(1.0),
+            gap: Some(1.0),
+            variance: Some(1.0),
+            stationarity: Some(0.1),
+            ..TimeBoundArgs::default()
+        }
+    }
+
+    #[test]
+    fn the_time_bound_is_printed_from_the_workers_means() {
+        // τ = (1, 2, 3, 100), L = Δ = σ² = 1, ε = 0.1: m* = 3, T* = 780/11
+        // (psim_common::theory::time_bound's hand computation).
+        let out = render_time_bound(&args(4, "models:const:1;const:2;const:3;const:100")).unwrap();
+        assert!(out.contains("T* = 70.909091 s, at m* = 3 workers"), "{out}");
+        // The same through a profile: τ_i = 0 + 1·i^1 for i = 1, 2, 3 and
+        // the quadratic's constants.
+        let mut a = args(3, "profile:0+1*i^1");
+        a.objective = Some("quadratic".into());
+        a.smoothness = None;
+        let out = render_time_bound(&a).unwrap();
+        assert!(out.contains("τ₁ = 1, median τ = 2, τ_n = 3"), "{out}");
+        assert!(
+            !out.contains("from the flags") && out.contains("L = 1"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn bad_time_bound_inputs_are_refused_by_flag() {
+        let mut a = args(4, "linear:1,1");
+        a.stationarity = Some(0.0);
+        let e = render_time_bound(&a).unwrap_err().to_string();
+        assert!(e.contains("--stationarity") && e.contains("epsilon"), "{e}");
+        let mut a = args(4, "linear:1,1");
+        a.objective = Some("pca".into());
+        let e = render_time_bound(&a).unwrap_err().to_string();
+        assert!(e.contains("`--objective`"), "{e}");
+        let e = render_time_bound(&args(4, "profile:1+1"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--worker-compute") && e.contains("profile:A+B*i^P"),
+            "{e}"
+        );
+    }
 }

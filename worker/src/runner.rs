@@ -11,6 +11,7 @@
 
 use crate::Worker;
 use parking_lot::Mutex;
+use psim_common::profile::WorkerClock;
 use psim_common::pushes::PushRecord;
 use psim_common::{Delay, DelayModel, Objective, PsimRng, StalenessHistogram};
 use psim_server::backend::{CancelFlags, FetchReply, PushReply, Pushed, ServerClient, TaskClient};
@@ -47,6 +48,9 @@ pub struct WorkerPlan {
     /// Keep a [`PushRecord`] of every applied push, at most this many per
     /// worker (0: none).
     pub record_pushes: usize,
+    /// The run's start: the time axis of the workers' power and outages
+    /// (`profile:`).
+    pub epoch: Instant,
     /// The server's cancellation flags, under a policy that cancels
     /// computations (Rennala, m-sync, Ringmaster with `stop`): a worker
     /// whose flag rises while it computes stops and fetches the current
@@ -65,6 +69,9 @@ pub struct WorkerSetup {
     pub speed_factor: f64,
     /// Its own compute-time model (`worker_compute = "models:…"`), else the plan's.
     pub compute_time: Option<Delay>,
+    /// Its clock under `worker_compute = "profile:…"`: noise, download and
+    /// upload times, power and outages on top of the compute-time draw.
+    pub clock: Option<WorkerClock>,
 }
 
 /// What one worker measured.
@@ -180,17 +187,26 @@ impl<C> Session<C> {
     }
 }
 
-/// The injected delay of one step: compute time × speed, plus network
-/// delay, capped at `max_sleep`.
+/// The injected delay of one step: compute time × speed (through the
+/// worker's clock under `profile:`, at the time since the run's start),
+/// plus network delay, capped at `max_sleep`.
 fn draw_delay(
     plan: &WorkerPlan,
     own: Option<&Delay>,
+    clock: Option<&mut WorkerClock>,
     rng: &mut PsimRng,
     speed: f64,
     capped: &mut u64,
 ) -> Duration {
     let compute = own.unwrap_or(&plan.compute_time);
-    let secs = compute.sample(rng) * speed + plan.network_delay.sample(rng);
+    let c = compute.sample(rng) * speed;
+    let c = match clock {
+        Some(clock) => clock
+            .step(plan.epoch.elapsed().as_secs_f64(), c, rng)
+            .total(),
+        None => c,
+    };
+    let secs = c + plan.network_delay.sample(rng);
     let max = plan.max_sleep.as_secs_f64();
     if secs > max {
         *capped += 1;
@@ -207,6 +223,7 @@ fn start_offset(plan: &WorkerPlan, setup: &mut WorkerSetup) -> Duration {
     let first = draw_delay(
         plan,
         setup.compute_time.as_ref(),
+        setup.clock.as_mut(),
         &mut setup.delay_rng,
         setup.speed_factor,
         &mut capped,
@@ -326,6 +343,7 @@ where
                             let pause = draw_delay(
                                 plan,
                                 setup.compute_time.as_ref(),
+                                setup.clock.as_mut(),
                                 &mut setup.delay_rng,
                                 setup.speed_factor,
                                 &mut session.report.capped_sleeps,
@@ -419,6 +437,7 @@ where
                     let pause = draw_delay(
                         &plan,
                         setup.compute_time.as_ref(),
+                        setup.clock.as_mut(),
                         &mut setup.delay_rng,
                         setup.speed_factor,
                         &mut session.report.capped_sleeps,

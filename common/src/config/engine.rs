@@ -4,6 +4,7 @@
 
 use crate::delay::Delay;
 use crate::error::ConfigError;
+use crate::profile::{ComputeProfile, WorkerClock};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
@@ -425,10 +426,87 @@ impl ClusterConfig {
                 .iter()
                 .flat_map(|t| t.iter().copied())
                 .fold(0.0, f64::max),
+            Some(WorkerCompute::Profile(p)) => {
+                // Compute (× slowdown) plus the longest upload and download.
+                let compute =
+                    self.compute_time.upper_bound()? * wc_max_factor(p, self.workers)? * slowdown;
+                let m = self.workers.max(1);
+                let mut comm = 0.0;
+                for d in [&p.upload, &p.download].into_iter().flatten() {
+                    let f = |i: usize| {
+                        if d.exponent == 0.0 {
+                            1.0
+                        } else {
+                            (i as f64).powf(d.exponent)
+                        }
+                    };
+                    comm += d.model.upper_bound()? * f(1).max(f(m));
+                }
+                return Some(compute + comm);
+            }
             Some(wc) => self.compute_time.upper_bound()? * wc.max_factor(self.workers)?,
             None => self.compute_time.upper_bound()?,
         };
         Some(base * slowdown)
+    }
+
+    /// Each worker's clock under `worker_compute = "profile:…"` for run
+    /// `run` of master seed `seed` (its power and outage segments drawn
+    /// from the worker's own [`crate::seed::Stream::Availability`]), else
+    /// `None`: the engines then draw `compute_time` × factor as before.
+    pub fn worker_clocks(&self, seed: u64, run: u64) -> Option<Vec<WorkerClock>> {
+        let Some(WorkerCompute::Profile(p)) = &self.worker_compute else {
+            return None;
+        };
+        let tree = crate::SeedTree::new(seed);
+        Some(
+            (0..self.workers)
+                .map(|w| {
+                    p.clock(
+                        w,
+                        tree.rng(run, w as u64, crate::seed::Stream::Availability),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// Mean compute seconds of worker `w` whose model and factor are
+    /// `model` and `factor` ([`ClusterConfig::worker_times`]): the model's
+    /// mean × factor, and under `profile:` the profile's mean compute time
+    /// (noise, power and outages included, no upload or download).
+    pub fn mean_compute(&self, w: usize, model: &Delay, factor: f64) -> Option<f64> {
+        let c = model.mean()? * factor;
+        match &self.worker_compute {
+            Some(WorkerCompute::Profile(p)) => p.mean_compute(w + 1, c),
+            _ => Some(c),
+        }
+    }
+
+    /// The mean seconds per gradient of each worker, τ_w, as the time
+    /// bound ([`crate::theory::time_bound`]) takes them: the mean compute
+    /// time (`compute_time`'s mean × straggler and per-worker factors; under
+    /// `profile:` also the noise mean, and divided by the long-run power and
+    /// up-time fraction) plus the mean download, upload and network delay.
+    /// `None` when a mean is infinite (Pareto with shape ≤ 1) or under
+    /// `replay:` (whose means are the recorded ones).
+    pub fn mean_worker_times(&self, seed: u64, run: u64) -> Option<Vec<f64>> {
+        let network = self.network_delay.mean()?;
+        if let Some(WorkerCompute::Replay { .. }) = &self.worker_compute {
+            return None;
+        }
+        let c = self.compute_time.mean();
+        self.worker_times(seed, run)
+            .into_iter()
+            .enumerate()
+            .map(|(w, (model, factor))| {
+                let t = match &self.worker_compute {
+                    Some(WorkerCompute::Profile(p)) => p.mean_time(w + 1, c? * factor)?,
+                    _ => model.mean()? * factor,
+                };
+                Some(t + network)
+            })
+            .collect()
     }
 
     /// Compute-time multiplier of worker `w`.
@@ -679,6 +757,7 @@ pub const MAX_HISTORY: usize = 1 << 20;
 /// | `linear:A,B` | a draw of `compute_time` × (A + B·i): `--compute-time 1 --worker-compute linear:1,1` makes worker i take i+1 |
 /// | `draw:MODEL` | a draw of `compute_time` × f_i, f_i drawn once per run from MODEL (seeded from the run's seed tree) |
 /// | `replay:FILE` | virtual-time only: the compute times worker i recorded in a `pushes.csv`, in order, cycled |
+/// | `profile:A+B*i^P;…` | the papers' profile ([`crate::profile`]): a draw of `compute_time` × (A + B·i^P + ξ_i), i = w + 1, with per-gradient noise ξ_i, time-varying power, outages, upload and download times |
 ///
 /// The straggler factor multiplies all of them.
 #[derive(Debug, Clone, PartialEq)]
@@ -694,6 +773,8 @@ pub enum WorkerCompute {
     },
     /// `compute_time` × f_i, f_i drawn once per run from the model.
     Draw(Delay),
+    /// The papers' heterogeneity profile ([`ComputeProfile`]).
+    Profile(Box<ComputeProfile>),
     /// Recorded compute times per worker, replayed in order.
     Replay {
         /// The `pushes.csv` read.
@@ -722,6 +803,7 @@ impl fmt::Display for WorkerCompute {
             WorkerCompute::Linear { a, b } => write!(f, "linear:{a},{b}"),
             WorkerCompute::Draw(d) => write!(f, "draw:{d}"),
             WorkerCompute::Replay { path, .. } => write!(f, "replay:{path}"),
+            WorkerCompute::Profile(p) => write!(f, "{p}"),
         }
     }
 }
@@ -732,9 +814,7 @@ impl FromStr for WorkerCompute {
         const FIELD: &str = "engine.cluster.worker_compute";
         let bad = |why: String| ConfigError::new(FIELD, s, why);
         let s = s.trim();
-        let (kind, args) = s.split_once(':').ok_or_else(|| {
-            bad("`models:M0;M1;…`, `linear:A,B`, `draw:MODEL` or `replay:FILE`".into())
-        })?;
+        let (kind, args) = s.split_once(':').ok_or_else(|| bad(ALLOWED.into()))?;
         match kind {
             "models" => {
                 let ms = args
@@ -777,12 +857,22 @@ impl FromStr for WorkerCompute {
                     times: log.compute.into(),
                 })
             }
-            _ => Err(bad(
-                "`models:M0;M1;…`, `linear:A,B`, `draw:MODEL` or `replay:FILE`".into(),
-            )),
+            "profile" => Ok(WorkerCompute::Profile(Box::new(args.parse()?))),
+            _ => Err(bad(ALLOWED.into())),
         }
     }
 }
+
+/// The largest A + B·i^P of a profile, `None` when its times are unbounded
+/// (noise, power, outages).
+fn wc_max_factor(p: &ComputeProfile, workers: usize) -> Option<f64> {
+    (p.noise.is_none() && p.power.is_none() && p.outage.is_none())
+        .then(|| p.base(1).max(p.base(workers.max(1))))
+}
+
+/// The forms of `--worker-compute`, for its errors.
+const ALLOWED: &str =
+    "`models:M0;M1;…`, `linear:A,B`, `draw:MODEL`, `replay:FILE` or `profile:A+B*i^P;…`";
 
 impl Serialize for WorkerCompute {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -845,6 +935,7 @@ impl WorkerCompute {
             WorkerCompute::Draw(d) => {
                 d.validate_scale(&format!("{FIELD} (distribution)"), MAX_WORKER_FACTOR, "")?
             }
+            WorkerCompute::Profile(p) => p.validate(workers, MAX_WORKER_FACTOR)?,
             WorkerCompute::Replay { times, .. } => {
                 if times.len() < workers || times[..workers].iter().any(|t| t.is_empty()) {
                     return Err(ConfigError::new(
@@ -859,7 +950,8 @@ impl WorkerCompute {
     }
 
     /// The factor each worker's `compute_time` draws are multiplied by
-    /// (1 for `models:` and `replay:`, which replace `compute_time`), for
+    /// (1 for `models:` and `replay:`, which replace `compute_time`, and for
+    /// `profile:`, whose [`crate::profile::WorkerClock`] applies it), for
     /// run `run` of master seed `seed`.
     pub fn factors(&self, workers: usize, seed: u64, run: u64) -> Vec<f64> {
         match self {
@@ -874,7 +966,9 @@ impl WorkerCompute {
                     })
                     .collect()
             }
-            WorkerCompute::Models(_) | WorkerCompute::Replay { .. } => vec![1.0; workers],
+            WorkerCompute::Models(_) | WorkerCompute::Replay { .. } | WorkerCompute::Profile(_) => {
+                vec![1.0; workers]
+            }
         }
     }
 
@@ -884,6 +978,10 @@ impl WorkerCompute {
             WorkerCompute::Linear { a, b } => Some(a.max(a + b * workers.saturating_sub(1) as f64)),
             WorkerCompute::Draw(d) => d.upper_bound(),
             WorkerCompute::Models(_) | WorkerCompute::Replay { .. } => Some(1.0),
+            WorkerCompute::Profile(p) => {
+                (p.noise.is_none() && p.power.is_none() && p.outage.is_none())
+                    .then(|| p.base(1).max(p.base(workers.max(1))))
+            }
         }
     }
 }

@@ -353,6 +353,9 @@ pub enum ObjectiveConfig {
     Wells(WellsConfig),
     /// A small MLP on the handwritten digits (E2).
     Mlp(MlpConfig),
+    /// A convex quadratic with Gaussian gradient noise, error ‖∇f‖² (the
+    /// asynchronous-SGD papers' test problem; `reproduce heterogeneous`).
+    Quadratic(crate::quadratic::QuadraticConfig),
 }
 
 impl ObjectiveConfig {
@@ -364,6 +367,7 @@ impl ObjectiveConfig {
             ObjectiveConfig::Spiky(c) => c.validate(),
             ObjectiveConfig::Wells(c) => c.validate(),
             ObjectiveConfig::Mlp(m) => m.validate(),
+            ObjectiveConfig::Quadratic(q) => q.validate(),
         }
     }
 }
