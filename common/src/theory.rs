@@ -9,9 +9,13 @@
 //!   c = 2λ₁ at ‖v‖ = 1), which is what limits the delay in E1.
 //! * [`phases`]: the ODE closed form, OU variances, phase lengths T₁–T₃,
 //!   delay conditions and saddle-escape laws (re-exported here).
+//! * [`stability`]: the same boundary for random staleness (the expected
+//!   recursion) and for a cluster's worker count (implicit momentum).
 
 pub mod phases;
+pub mod stability;
 pub use phases::*;
+pub use stability::*;
 
 /// OU stationary mean error of streaming PCA at τ = 0 for eigenvalues
 /// `lambda` (largest first) and α²_{i1} = `alpha_sq(i)`.

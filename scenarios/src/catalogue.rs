@@ -148,6 +148,7 @@ pub fn catalogue() -> Vec<&'static dyn Scenario> {
         &crate::experiments::escape::EscapeTimesScenario,
         &crate::experiments::momentum_vs_workers::MomentumVsWorkers,
         &crate::experiments::speedup::Speedup,
+        &crate::experiments::phase_diagram::PhaseDiagramScenario,
     ]
 }
 

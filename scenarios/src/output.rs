@@ -58,6 +58,12 @@ pub const PSIM_FILES: &[&str] = &[
     // speedup
     "speedup.csv",
     "speedup.svg",
+    // phase-diagram
+    "cells.csv",
+    "edges.csv",
+    "phase-constant.svg",
+    "phase-uniform.svg",
+    "phase-workers.svg",
     // saddle-escape, escape-times
     "escape.csv",
     "saddle-escape.svg",
