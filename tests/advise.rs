@@ -175,3 +175,45 @@ fn refusals_name_the_flag() {
         assert!(text(&o).contains(word), "{a:?}: {}", text(&o));
     }
 }
+
+/// Negative momentum (μ ∈ (−1, 0)) runs on every engine; with rule `sgd`,
+/// which has no momentum term, it is refused by name.
+#[test]
+fn negative_momentum_runs_on_every_engine_and_is_refused_for_sgd() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("neg");
+    for engine in [
+        &[][..],
+        &["--scalar-engine"][..],
+        &["--engine", "virtual-time", "--workers", "4"][..],
+        &[
+            "--engine",
+            "threads",
+            "--workers",
+            "2",
+            "--compute-time",
+            "0",
+        ][..],
+        &["--engine", "tasks", "--workers", "2", "--compute-time", "0"][..],
+    ] {
+        let mut a = vec![
+            "run",
+            "--momentum",
+            "-0.3",
+            "--runs",
+            "2",
+            "--steps",
+            "500",
+            "-q",
+            "--force",
+            "--out",
+        ];
+        a.push(out.to_str().unwrap());
+        a.extend(engine);
+        let o = psim(&a);
+        assert!(o.status.success(), "{a:?}: {}", text(&o));
+    }
+    let o = psim(&["run", "--momentum", "-0.3", "--rule", "sgd", "--runs", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("with rule `sgd`"), "{}", text(&o));
+}

@@ -57,15 +57,24 @@ mod tests {
                     ..d()
                 },
                 "momentum",
-                "[0, 1)",
+                "(−1, 1)",
+            ),
+            (
+                RunConfig {
+                    momentum: -1.0,
+                    ..d()
+                },
+                "momentum",
+                "(−1, 1)",
             ),
             (
                 RunConfig {
                     momentum: -0.1,
+                    rule: crate::RuleKind::Sgd,
                     ..d()
                 },
                 "momentum",
-                "[0, 1)",
+                "with rule `sgd`",
             ),
             (
                 RunConfig {
@@ -73,7 +82,7 @@ mod tests {
                     ..d()
                 },
                 "momentum",
-                "[0, 1)",
+                "(−1, 1)",
             ),
             (
                 RunConfig {
@@ -237,7 +246,7 @@ mod tests {
         };
         let msg = e.validate().unwrap_err().to_string();
         assert!(
-            msg.contains("grid.momentum[1]") && msg.contains("[0, 1)"),
+            msg.contains("grid.momentum[1]") && msg.contains("(−1, 1)"),
             "{msg}"
         );
         let e = Experiment {

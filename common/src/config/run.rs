@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
-    /// Momentum μ in [0, 1).
+    /// Momentum μ in (−1, 1); negative only with a rule that has a momentum term (not `sgd`).
     pub momentum: f64,
     /// Step size η > 0.
     pub step_size: f64,
