@@ -49,3 +49,46 @@ fn random_delay_grids_are_refused() {
     let err = plan(&e).unwrap_err().to_string();
     assert!(err.contains("constant delays"), "{err}");
 }
+
+/// A reduced run through the CLI writes the three heatmaps, and `psim
+/// report` shows them as images.
+#[test]
+fn the_report_shows_the_heatmaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pd");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_psim"))
+        .args([
+            "reproduce",
+            "phase-diagram",
+            "--momentum",
+            "0.8,0.9",
+            "--taus",
+            "0:60:20",
+            "--runs",
+            "4",
+            "--steps",
+            "4000",
+            "-q",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in [
+        "phase-constant.svg",
+        "phase-uniform.svg",
+        "phase-workers.svg",
+        "edges.csv",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_psim"))
+        .arg("report")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_eq!(html.matches("data:image/svg+xml").count(), 3);
+}

@@ -660,6 +660,7 @@ pub fn heatmap_svg(p: &PanelResult) -> String {
         r#"<text x="{left}" y="16" font-size="12">{}</text>"#,
         xml(p.panel.title())
     );
+    let mut ticks = String::new();
     // Rows: μ descending from the top.
     for (ri, r) in p.rows.iter().rev().enumerate() {
         let y = top + ri as f64 * ch;
@@ -696,10 +697,11 @@ pub fn heatmap_svg(p: &PanelResult) -> String {
                 );
             }
         }
-        // Measured edge: a black tick at the left of the first unstable cell.
+        // Measured edge: a black tick at the left of the first unstable
+        // cell, drawn over the boundaries.
         let mx = left + r.measured_edge_index as f64 * cw;
         let _ = write!(
-            s,
+            ticks,
             r##"<rect x="{}" y="{}" width="3" height="{ch}" fill="#000"/>"##,
             mx - 1.5,
             y
@@ -741,6 +743,7 @@ pub fn heatmap_svg(p: &PanelResult) -> String {
             xml(p.rows[0].boundaries[bi].name)
         );
     }
+    s.push_str(&ticks);
     let lx = left + cw * cols as f64 + 10.0;
     let ly = top + 50.0;
     let _ = write!(
