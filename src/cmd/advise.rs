@@ -118,3 +118,43 @@ pub fn advise(a: AdviseArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// `psim advise`'s flags alone, for [`advise_json`].
+#[derive(clap::Parser, Debug)]
+#[command(name = "advise", allow_negative_numbers = true)]
+struct AdviseCli {
+    #[command(flatten)]
+    args: AdviseArgs,
+}
+
+/// `psim advise ARGS…` without printing (the Python package's
+/// `psim.advise`): `argv` are the flags (no program name); returns JSON
+/// `{"report": text, "advice": …, "confirmation": … or null}`.
+pub fn advise_json(argv: Vec<String>) -> Result<String> {
+    use clap::Parser;
+    let cli = AdviseCli::try_parse_from(std::iter::once("advise".to_string()).chain(argv))
+        .map_err(|e| anyhow::anyhow!("{}", e.render().to_string().trim_end()))?;
+    let a = cli.args;
+    let req = request(&a)?;
+    let advice = predict(&req)?;
+    let mut report = advice.report();
+    let confirmation = if a.confirm {
+        let settings = ConfirmSettings {
+            runs: a.runs,
+            steps: a.steps,
+            seed: a.seed,
+        };
+        let c = confirm(&req, &advice, &settings, &SweepOptions::default())?;
+        report.push('\n');
+        report.push_str(&c.report(advice.axis));
+        Some(c)
+    } else {
+        None
+    };
+    Ok(serde_json::json!({
+        "report": report,
+        "advice": advice,
+        "confirmation": confirmation,
+    })
+    .to_string())
+}
