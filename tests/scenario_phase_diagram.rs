@@ -41,13 +41,17 @@ fn boundary_agrees_with_the_measured_edge_on_e1s_problem() {
     );
 }
 
-/// Another delay grid than constant delays is refused by name.
+/// Another delay grid than constant delays, and a grid of step sizes, are refused by name.
 #[test]
 fn random_delay_grids_are_refused() {
     let mut e = PhaseDiagramScenario.experiment();
     e.grid.delay = vec!["uniform:0..10".parse().unwrap()];
     let err = plan(&e).unwrap_err().to_string();
     assert!(err.contains("constant delays"), "{err}");
+    let mut e = PhaseDiagramScenario.experiment();
+    e.grid.step_size = vec![5e-4, 1e-3];
+    let err = plan(&e).unwrap_err().to_string();
+    assert!(err.contains("one step size"), "{err}");
 }
 
 /// A reduced run through the CLI writes the three heatmaps, and `psim

@@ -327,9 +327,23 @@ pub fn panels(e: &Experiment) -> Result<[Experiment; 3], ScenarioError> {
     Ok([constant, uniform, workers])
 }
 
+/// The one step size of the experiment (a grid of step sizes would put
+/// two gains in one μ row, so it is refused by name).
+fn step_size(e: &Experiment) -> Result<f64, ScenarioError> {
+    match e.grid.step_size.as_slice() {
+        [] => Ok(e.base.step_size),
+        [eta] => Ok(*eta),
+        more => Err(ScenarioError::Unsuitable(format!(
+            "phase-diagram takes one step size (its boundaries depend on η); got a grid of {}",
+            more.len()
+        ))),
+    }
+}
+
 /// The plan: the three panels' grids, one after the other.
 pub fn plan(e: &Experiment) -> Result<Plan, ScenarioError> {
     stiffest(e)?;
+    step_size(e)?;
     let mut plan = Plan {
         points: Vec::new(),
         columns: Vec::new(),
@@ -397,7 +411,7 @@ fn panel(
 /// The analysis over the finished points of [`plan`].
 pub fn analyse(e: &Experiment, done: &SweepResult) -> Result<PhaseDiagram, ScenarioError> {
     let c = stiffest(e)?;
-    let eta = e.base.step_size;
+    let eta = step_size(e)?;
     let gain = eta * c;
     let subs = panels(e)?;
     let n: Vec<usize> = subs.iter().map(|s| s.points().len()).collect();
