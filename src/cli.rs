@@ -16,6 +16,7 @@ const EXAMPLES: &str = "Examples:
   psim run --config psim-out/tradeoff/config.toml   # replay an earlier run
   psim bench                                    # engine throughput and E1 wall time
   psim theory --momentum 0.9 --step-size 5e-4   # the papers' predictions
+  psim advise --step-size 5e-4 --delay const:30 --confirm   # tolerated delay per μ, best μ, checked
   psim report psim-out/tradeoff                 # one offline HTML page of an output directory
   psim reproduce tradeoff --resume psim-out/tradeoff   # finish an interrupted run
   psim reproduce tradeoff --shard 0/3 --out s0  # one share of the points; then psim merge s0 s1 s2 --out e1
@@ -77,6 +78,12 @@ enum Command {
         after_help = "Example:\n  psim theory --momentum 0.9 --step-size 5e-4 --delay uniform:0..40"
     )]
     Theory(cmd::theory::TheoryArgs),
+    /// Predict the largest tolerated delay or worker count per μ and the best μ, explain it, and (--confirm) check it by simulation.
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Examples:\n  psim advise --spectrum 4,3,2,1 --step-size 5e-4 --delay const:30 --confirm\n  psim advise --spectrum 4,3,2,1 --step-size 5e-4 --workers 16 --compute-time const:1 --confirm\n  psim advise --curvature 0.1..8 --step-size 5e-4 --delay uniform:0..60"
+    )]
+    Advise(cmd::advise::AdviseArgs),
     /// Combine the directories of a sharded sweep (--shard I/N) into what one unsharded run writes.
     #[command(
         after_help = "Example:\n  for i in 0 1 2; do psim reproduce tradeoff --shard $i/3 --out s$i; done\n  psim merge s0 s1 s2 --out e1"
@@ -151,6 +158,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Reproduce(a) => cmd::experiment::reproduce(a),
         Command::Bench(a) => cmd::bench::bench(a),
         Command::Theory(a) => cmd::theory::theory(a),
+        Command::Advise(a) => cmd::advise::advise(a),
         Command::Report(a) => cmd::report::report(a),
         Command::Merge(a) => cmd::merge::merge(a),
         Command::Speedup(a) => cmd::speedup::speedup(a),

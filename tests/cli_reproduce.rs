@@ -139,7 +139,7 @@ fn bad_values_name_the_field_and_range() {
     let cases: &[(&[&str], &str)] = &[
         (
             &["run", "--momentum", "1.5"],
-            "`momentum` = 1.5: must be in [0, 1)",
+            "`momentum` = 1.5: must be in (−1, 1)",
         ),
         (&["run", "--step-size", "-1"], "`step_size`"),
         (&["run", "--runs", "0"], "`runs`"),

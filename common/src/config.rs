@@ -84,15 +84,24 @@ mod tests {
                     ..d()
                 },
                 "momentum",
-                "[0, 1)",
+                "(−1, 1)",
+            ),
+            (
+                RunConfig {
+                    momentum: -1.0,
+                    ..d()
+                },
+                "momentum",
+                "(−1, 1)",
             ),
             (
                 RunConfig {
                     momentum: -0.1,
+                    rule: crate::RuleKind::Sgd,
                     ..d()
                 },
                 "momentum",
-                "[0, 1)",
+                "with rule `sgd`",
             ),
             (
                 RunConfig {
@@ -100,7 +109,7 @@ mod tests {
                     ..d()
                 },
                 "momentum",
-                "[0, 1)",
+                "(−1, 1)",
             ),
             (
                 RunConfig {
@@ -264,7 +273,7 @@ mod tests {
         };
         let msg = e.validate().unwrap_err().to_string();
         assert!(
-            msg.contains("grid.momentum[1]") && msg.contains("[0, 1)"),
+            msg.contains("grid.momentum[1]") && msg.contains("(−1, 1)"),
             "{msg}"
         );
         let e = Experiment {

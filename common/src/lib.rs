@@ -29,8 +29,7 @@ pub use config::{
     validate_name, Backend, ClusterConfig, Consistency, DataDistribution, EngineConfig, EngineKind,
     Experiment, FailurePolicy, Grid, GridAxes, HistoryConfig, HistoryPolicy, InitialPoint,
     InjectedConfig, MlpActivation, MlpConfig, ObjectiveConfig, PcaConfig, RunConfig, Setting,
-    StaleWork,
-    Stragglers, TasksConfig, ThreadsConfig, Tolerance, VirtualTimeConfig, WorkerCompute,
+    StaleWork, Stragglers, TasksConfig, ThreadsConfig, Tolerance, VirtualTimeConfig, WorkerCompute,
 };
 pub use delay::{Delay, DelayModel};
 pub use error::{ConfigError, DelayParseError};

@@ -12,10 +12,14 @@
 //! * [`time_bound`]: the optimal time to an ε-stationary point of n
 //!   workers with fixed compute times (Tyurin & Richtárik 2023), and the
 //!   number of workers worth using.
+//! * [`stability`]: the same boundary for random staleness (the expected
+//!   recursion) and for a cluster's worker count (implicit momentum).
 
 pub mod phases;
+pub mod stability;
 pub mod time_bound;
 pub use phases::*;
+pub use stability::*;
 pub use time_bound::{time_bound, TimeBound, TimeBoundInputs};
 
 /// OU stationary mean error of streaming PCA at τ = 0 for eigenvalues

@@ -57,6 +57,8 @@ __all__ = [
     "sweep",
     "reproduce",
     "scenarios",
+    "advise",
+    "estimate_curvature",
     "Result",
     "Staleness",
     "PsimError",
@@ -804,3 +806,89 @@ def reproduce(name: str, *, config=None, out=None, progress: bool = True, **sett
 def scenarios() -> Dict[str, str]:
     """The named scenarios of ``psim.reproduce``: name → title."""
     return dict(_psim.scenarios())
+
+
+def estimate_curvature(objective, *, at=None, draws: int = 32, iterations: int = 60, seed: int = 0) -> float:
+    """The top curvature of ``objective`` at ``at`` (default: its initial point),
+    estimated from gradient differences: power iteration on Hessian-vector
+    products Hv ≈ (g(x + hv) − g(x − hv)) / 2h, each the mean of ``draws``
+    gradient pairs drawn with the same random numbers on both sides (common
+    random numbers), so additive gradient noise cancels exactly.
+    """
+    if at is None:
+        init = objective.initial_point
+        at = init() if callable(init) else init
+    x = np.asarray(at, dtype=float).copy()
+    if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)):
+        raise PsimError("at: a non-empty finite 1-d array is needed to estimate the curvature", "at")
+    if not (isinstance(draws, int) and draws >= 1 and isinstance(iterations, int) and iterations >= 1):
+        raise PsimError("draws, iterations: integers ≥ 1", "draws")
+    h = 1e-4 * max(1.0, float(np.linalg.norm(x)))
+
+    def hv(v):
+        acc = np.zeros_like(x)
+        for i in range(draws):
+            gp = np.asarray(objective.gradient(x + h * v, np.random.default_rng([seed, i])), dtype=float)
+            gm = np.asarray(objective.gradient(x - h * v, np.random.default_rng([seed, i])), dtype=float)
+            acc += (gp - gm) / (2.0 * h)
+        return acc / draws
+
+    v = np.random.default_rng([seed, 1 << 30]).standard_normal(x.size)
+    v /= np.linalg.norm(v)
+    lam = 0.0
+    for _ in range(iterations):
+        w = hv(v)
+        lam = float(v @ w)
+        n = float(np.linalg.norm(w))
+        if not np.isfinite(n) or n == 0.0:
+            break
+        v = w / n
+    if not (np.isfinite(lam) and lam > 0.0):
+        raise PsimError(f"objective: the top curvature at the point is {lam}, not positive; pass curvature= instead", "objective")
+    return lam
+
+
+def advise(*, step_size, spectrum=None, curvature=None, objective=None, at=None, delay=None, workers=None,
+           compute_time=None, consistency=None, momentum=None, confirm: bool = False, runs=None, steps=None,
+           seed=None, print_report: bool = True) -> Dict[str, Any]:
+    """``psim advise`` from Python: the largest delay (``delay=``) or worker count
+    (``workers=``, ``compute_time=``) each momentum tolerates, the best momentum
+    and a paragraph on what limits it; ``confirm=True`` checks it by simulation.
+
+    The problem is ``spectrum=`` (streaming PCA), ``curvature=`` (a number or
+    ``(min, max)``) or ``objective=`` (a Python objective: its top curvature
+    is estimated by :func:`estimate_curvature` at ``at`` and passed on as the
+    curvature; predicted only). Returns ``{"report", "advice", "confirmation"}``.
+    """
+    argv = ["--step-size", _text("step_size", step_size)]
+    given = [k for k, v in (("spectrum", spectrum), ("curvature", curvature), ("objective", objective)) if v is not None]
+    if len(given) > 1:
+        raise PsimError(f"{given[1]}: give one of spectrum=, curvature=, objective=", given[1])
+    if objective is not None:
+        curvature = estimate_curvature(objective, at=at)
+    if spectrum is not None:
+        argv += ["--spectrum", ",".join(_text("spectrum", x) for x in np.atleast_1d(spectrum))]
+    if curvature is not None:
+        if isinstance(curvature, (tuple, list)):
+            lo, hi = curvature
+            argv += ["--curvature", f"{_text('curvature', lo)}..{_text('curvature', hi)}"]
+        else:
+            argv += ["--curvature", _text("curvature", curvature)]
+    for key, value in (("delay", delay), ("workers", workers), ("compute-time", compute_time),
+                       ("consistency", consistency), ("runs", runs), ("steps", steps), ("seed", seed)):
+        if value is not None:
+            argv += [f"--{key}", _text(key, value)]
+    if momentum is not None:
+        argv += ["--momentum", ",".join(_text("momentum", m) for m in np.atleast_1d(momentum))]
+    if confirm:
+        argv.append("--confirm")
+    try:
+        out = json.loads(_psim.advise(argv))
+    except _psim.NativeError as e:
+        message, field = e.args
+        m = re.search(r"`--?([a-z-]+)`", message)
+        key = field or (m.group(1).replace("-", "_") if m else None)
+        raise PsimError(message, key) from None
+    if print_report:
+        print(out["report"])
+    return out

@@ -1058,6 +1058,15 @@ fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
     i32::from(py.allow_threads(|| psim::cli::main(argv)))
 }
 
+/// `psim advise FLAGS…` without printing, with the GIL released: returns
+/// JSON `{"report", "advice", "confirmation"}` (`psim.advise` builds the
+/// flags and, for a Python objective, the estimated `--curvature`).
+#[pyfunction]
+fn advise(py: Python<'_>, argv: Vec<String>) -> PyResult<String> {
+    py.allow_threads(|| psim::cmd::advise::advise_json(argv))
+        .map_err(|e| native_error(&e))
+}
+
 #[pymodule]
 fn _psim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NativeError", m.py().get_type::<NativeError>())?;
@@ -1072,6 +1081,7 @@ fn _psim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(split_python_objective, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(merge, m)?)?;
+    m.add_function(wrap_pyfunction!(advise, m)?)?;
     m.add_function(wrap_pyfunction!(attach::shutting_down, m)?)?;
     m.py()
         .import("atexit")?

@@ -165,6 +165,7 @@ pub fn catalogue() -> Vec<&'static dyn Scenario> {
         &crate::experiments::momentum_vs_workers::MomentumVsWorkers,
         &crate::experiments::speedup::Speedup,
         &crate::experiments::heterogeneous::Heterogeneous,
+        &crate::experiments::phase_diagram::PhaseDiagramScenario,
     ]
 }
 

@@ -7,6 +7,7 @@ pub mod common;
 pub mod escape;
 pub mod heterogeneous;
 pub mod momentum_vs_workers;
+pub mod phase_diagram;
 pub mod plain;
 pub mod speedup;
 pub mod spiky;

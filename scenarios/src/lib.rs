@@ -9,6 +9,7 @@
 //! [`executor::run_in_dir`] runs them (each point written as it finishes)
 //! and hands the finished points to the scenario's analysis.
 
+pub mod advise;
 pub mod catalogue;
 pub mod durable;
 pub mod executor;

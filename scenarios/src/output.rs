@@ -68,6 +68,12 @@ pub const PSIM_FILES: &[&str] = &[
     "speedup.csv",
     "speedup.svg",
     "heterogeneous.svg",
+    // phase-diagram
+    "cells.csv",
+    "edges.csv",
+    "phase-constant.svg",
+    "phase-uniform.svg",
+    "phase-workers.svg",
     // saddle-escape, escape-times
     "escape.csv",
     "saddle-escape.svg",

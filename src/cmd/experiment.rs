@@ -69,7 +69,7 @@ impl<T> Given for Vec<T> {
 }
 
 flag_table! {
-    /// Momentum μ in [0, 1); a comma list makes a grid (sweep, and scenarios that sweep μ).
+    /// Momentum μ in (−1, 1) (negative for every rule but sgd); a comma list makes a grid (sweep, and scenarios that sweep μ).
     [Momentum, "momentum", value_delimiter = ','] momentum: Vec<f64>,
     /// Step size η > 0; a comma list makes a grid (sweep, and scenarios that sweep η).
     [StepSize, "step-size", value_delimiter = ','] step_size: Vec<f64>,

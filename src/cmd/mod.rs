@@ -1,5 +1,6 @@
 //! One module per subcommand family.
 
+pub mod advise;
 pub mod bench;
 pub mod experiment;
 pub mod limits;

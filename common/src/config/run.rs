@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
-    /// Momentum μ in [0, 1).
+    /// Momentum μ in (−1, 1); negative only with a rule that has a momentum term (not `sgd`).
     pub momentum: f64,
     /// Step size η > 0.
     pub step_size: f64,
@@ -79,8 +79,20 @@ impl Default for RunConfig {
 impl RunConfig {
     /// Checks every field against its allowed range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
-            return Err(ConfigError::new("momentum", self.momentum, "in [0, 1)"));
+        // Negative momentum (μ ∈ (−1, 0)) is meaningful: heavy ball stays
+        // stable for |μ| < 1, and at many workers the implicit momentum of
+        // asynchrony (1 − 1/M) can call for a negative explicit one
+        // (Mitliagkas et al. 2016). Plain SGD has no momentum term, so a
+        // negative value there would mean nothing.
+        if !(self.momentum.is_finite() && self.momentum > -1.0 && self.momentum < 1.0) {
+            return Err(ConfigError::new("momentum", self.momentum, "in (−1, 1)"));
+        }
+        if self.momentum < 0.0 && self.rule == RuleKind::Sgd {
+            return Err(ConfigError::new(
+                "momentum",
+                self.momentum,
+                "≥ 0 with rule `sgd`, which has no momentum term (negative momentum is for heavy-ball, nesterov, staleness-aware, dc-asgd)",
+            ));
         }
         if !(self.step_size.is_finite() && self.step_size > 0.0) {
             return Err(ConfigError::new(
