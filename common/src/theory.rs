@@ -53,25 +53,9 @@ pub fn pca_stiffest_curvature(lambda: &[f64]) -> f64 {
 /// stable. `tests` checks this against direct iteration of the recurrence.
 pub fn max_stable_delay(momentum: f64, gain: f64) -> Option<u64> {
     let mu = momentum;
-    // τ = 0: z² − (1 + μ − a) z + μ = 0 (Jury: |μ| < 1 and |1+μ−a| < 1+μ).
-    if !(gain > 0.0 && gain < 2.0 * (1.0 + mu)) {
-        return None;
-    }
-    let modulus = |t: f64| {
-        let (s, c) = t.sin_cos();
-        ((c - 1.0).hypot(s)) * ((c - mu).hypot(s))
-    };
-    // Bisection for θ on (0, π]: modulus(0) = 0 < a ≤ modulus(π) = 2(1+μ).
-    let (mut lo, mut hi) = (0.0f64, std::f64::consts::PI);
-    for _ in 0..200 {
-        let mid = 0.5 * (lo + hi);
-        if modulus(mid) < gain {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    let theta = 0.5 * (lo + hi);
+    // τ = 0: z² − (1 + μ − a) z + μ = 0 (Jury: |μ| < 1 and |1+μ−a| < 1+μ);
+    // θ by bisection on (0, π]: modulus(0) = 0 < a ≤ modulus(π) = 2(1+μ).
+    let theta = stability::crossing_angle(mu, gain)?;
     let (s, c) = theta.sin_cos();
     let phi = (s).atan2(c - 1.0) + s.atan2(c - mu);
     let two_pi = 2.0 * std::f64::consts::PI;
