@@ -382,3 +382,83 @@ fn bench_and_taus_name_the_flag_and_the_cap() {
         &["`taus`", "at most 10001 delays"],
     );
 }
+
+/// Second review (policies, Parquet, merge): an update that could never
+/// end in bounded time is refused (it hung, deaf to Ctrl-C, at
+/// `rennala:2⁶⁴−1`); `--parquet` on a shard, whose tables are partial, is
+/// refused naming `psim merge`; the rule's own error keeps the rule's
+/// name beside the grid entry.
+#[test]
+fn second_review_refusals_name_the_field_and_the_range() {
+    let vt = [
+        "run",
+        "--engine",
+        "virtual-time",
+        "--workers",
+        "4",
+        "--steps",
+        "50",
+        "--runs",
+        "1",
+    ];
+    for (policy, range) in [
+        ("rennala:18446744073709551615", "B in 1..=1048576"),
+        ("rennala:1048577,discard", "B in 1..=1048576"),
+        ("buffered:1000000000", "K in 1..=1048576"),
+    ] {
+        let mut args = vt.to_vec();
+        args.extend(["--consistency", policy]);
+        refused(&args, &["engine.cluster.consistency", range]);
+    }
+    refused(
+        &[
+            "sweep",
+            "--taus",
+            "0:5:1",
+            "--steps",
+            "5",
+            "--runs",
+            "1",
+            "--parquet",
+            "--shard",
+            "0/2",
+        ],
+        &["--parquet", "--shard", "psim merge"],
+    );
+    let mut args = vt.to_vec();
+    args[0] = "sweep";
+    args.extend(["--rule", "dc-asgd:0.5", "--consistency", "asp,buffered:2"]);
+    refused(&args, &["`rule (with grid.consistency[1] = buffered:2)`"]);
+}
+
+/// `psim merge --out` never writes into a shard's directory, and its
+/// non-empty-directory error offers no flag it lacks.
+#[test]
+fn merge_refuses_a_shard_directory_and_a_foreign_one() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in ["0/2", "1/2"] {
+        let out = format!("s{}", &i[..1]);
+        let o = psim_in(
+            dir.path(),
+            &[
+                "sweep", "--taus", "0:5:1", "--steps", "5", "--runs", "1", "--shard", i, "--out",
+                &out, "--quiet",
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let o = psim_in(dir.path(), &["merge", "s0", "s1", "--out", "s0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("shard.json"), "{}", stderr(&o));
+    std::fs::create_dir(dir.path().join("junk")).unwrap();
+    std::fs::write(dir.path().join("junk/a"), "user data").unwrap();
+    let o = psim_in(dir.path(), &["merge", "s0", "s1", "--out", "junk"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("junk/a")).unwrap(),
+        "user data"
+    );
+    let o = psim_in(dir.path(), &["merge", "s0", "s1", "--out", "m"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -565,10 +565,15 @@ fn policies_parse_display_and_refuse_bad_parameters_by_name() {
         assert_eq!(c.to_string(), s);
     }
     for (bad, why) in [
-        ("rennala:0", "B ≥ 1"),
+        ("rennala:0", "B in 1..=1048576"),
+        // An update must end in bounded time (Ctrl-C and the step budget
+        // act between updates): at most 2²⁰ gradients per update.
+        ("rennala:1048577", "B in 1..=1048576"),
+        ("rennala:18446744073709551615", "B in 1..=1048576"),
         ("ringmaster:0", "R ≥ 1"),
-        ("buffered:0", "K ≥ 1"),
-        ("ksync:0", "K in 1..="),
+        ("buffered:0", "K in 1..=1048576"),
+        ("buffered:1048577", "K in 1..=1048576"),
+        ("ksync:0", "K in 1..=M (the number of workers)"),
         ("rennala:8,stop", "rennala:B,discard"),
         ("ringmaster:8,discard", "ringmaster:R,stop"),
         ("ringmaster", "ringmaster:R"),

@@ -76,7 +76,7 @@ flag_table! {
     /// Injected engine: delay model (repeat the flag for a grid): N, const:N, uniform:A..B, geometric:P,
     /// poisson:L, exp:MEAN, pareto:SCALE,SHAPE, lognormal:MU,SIGMA, trace:FILE, W*MODEL+W*MODEL.
     [Delay, "delay"] delay: Vec<String>,
-    /// Injected engine: constant delays FROM:TO:STEP (inclusive, at most 10,000 points), e.g. 0:160:10.
+    /// Injected engine: constant delays FROM:TO:STEP (inclusive, at most 10,001 delays), e.g. 0:160:10.
     [Delay, "taus"] taus: Option<String>,
     /// Gradients drawn per run (server updates on the cluster engines).
     [Steps, "steps", alias = "max-steps"] steps: Option<u64>,
@@ -271,6 +271,10 @@ pub struct Execution {
 impl Execution {
     /// The shard asked for, if any.
     fn shard(&self) -> Result<Option<Shard>> {
+        if self.parquet && self.shard.is_some() {
+            // A shard's tables are partial; the merged ones are whole.
+            bail!("`--parquet` is refused with `--shard`: a shard holds part of the points; pass --parquet to `psim merge`, which writes the whole tables");
+        }
         match self.shard.as_deref() {
             None if self.shard_count.is_some() => {
                 bail!("`--shard-count` is the shard count of `--shard auto`; give --shard auto")

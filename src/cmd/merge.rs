@@ -134,7 +134,14 @@ pub fn merge_dirs(a: &MergeArgs) -> Result<String> {
             );
         }
     }
-    // OUT: new, or an earlier merge of this experiment (idempotent).
+    // OUT: new, or an earlier merge of this experiment (idempotent); never
+    // a shard (its points and shard.json would be mixed with the merge's).
+    if a.out.join("shard.json").exists() {
+        bail!(
+            "`{}` is a shard's directory (it has shard.json); merge into a new or empty directory",
+            a.out.display()
+        );
+    }
     let out = if a.out.join("config.toml").is_file() {
         if read_config(&a.out)? != e {
             bail!(
@@ -144,7 +151,13 @@ pub fn merge_dirs(a: &MergeArgs) -> Result<String> {
         }
         OutputDir::existing(&a.out)?
     } else {
-        let out = OutputDir::create(Some(&a.out), &e.name, false)?;
+        let out = OutputDir::create(Some(&a.out), &e.name, false).map_err(|err| match err {
+            psim_scenarios::output::OutputError::NotEmpty(p) => anyhow::anyhow!(
+                "output directory `{}` exists and is not empty (nor an earlier merge of this experiment); choose a new or empty --out",
+                p.display()
+            ),
+            other => other.into(),
+        })?;
         out.write("config.toml", &config_text)?;
         out
     };

@@ -108,22 +108,44 @@ pub enum StaleWork {
 }
 
 /// The accepted spellings of [`Consistency`], for error messages.
-pub const CONSISTENCY_SYNTAX: &str = "`asp`, `ssp:S` (S ≥ 0), `bsp`, `rennala:B` or `rennala:B,discard` (B ≥ 1), `ringmaster:R` or `ringmaster:R,stop` (R ≥ 1), `ksync:K` (K in 1..=workers) or `buffered:K` (K ≥ 1)";
+pub const CONSISTENCY_SYNTAX: &str = "`asp`, `ssp:S` (S ≥ 0), `bsp`, `rennala:B` or `rennala:B,discard` (B in 1..=2²⁰), `ringmaster:R` or `ringmaster:R,stop` (R ≥ 1), `ksync:K` (K in 1..=workers) or `buffered:K` (K in 1..=2²⁰)";
+
+/// The most gradients one update of `rennala:B` or `buffered:K` may
+/// average: an update is where a run can be stopped (Ctrl-C, the step
+/// budget), so it must end in bounded time.
+pub const MAX_GRADIENTS_PER_UPDATE: u64 = 1 << 20;
 
 impl Consistency {
     /// Checks the policy against the cluster's `workers` (K of `ksync:K`
-    /// at most M), naming `engine.cluster.consistency`.
-    pub fn validate(&self, workers: usize) -> Result<(), ConfigError> {
+    /// at most M; `None` when the workers are not known yet), naming
+    /// `engine.cluster.consistency`.
+    pub fn validate(&self, workers: Option<usize>) -> Result<(), ConfigError> {
+        let max = MAX_GRADIENTS_PER_UPDATE;
         let (value, ok, range) = match *self {
             Consistency::Asp | Consistency::Ssp { .. } | Consistency::Bsp => return Ok(()),
-            Consistency::Rennala { batch, .. } => (batch, batch >= 1, "B ≥ 1".to_string()),
-            Consistency::Ringmaster { bound, .. } => (bound, bound >= 1, "R ≥ 1".to_string()),
-            Consistency::Buffered { size } => (size, size >= 1, "K ≥ 1".to_string()),
-            Consistency::KSync { quorum } => (
-                quorum,
-                quorum >= 1 && quorum <= workers as u64,
-                format!("K in 1..={workers} (the number of workers)"),
+            Consistency::Rennala { batch, .. } => (
+                batch,
+                (1..=max).contains(&batch),
+                format!("B in 1..={max} (gradients per update)"),
             ),
+            Consistency::Ringmaster { bound, .. } => (bound, bound >= 1, "R ≥ 1".to_string()),
+            Consistency::Buffered { size } => (
+                size,
+                (1..=max).contains(&size),
+                format!("K in 1..={max} (gradients per update)"),
+            ),
+            Consistency::KSync { quorum } => match workers {
+                Some(m) => (
+                    quorum,
+                    quorum >= 1 && quorum <= m as u64,
+                    format!("K in 1..={m} (the number of workers)"),
+                ),
+                None => (
+                    quorum,
+                    quorum >= 1,
+                    "K in 1..=M (the number of workers)".to_string(),
+                ),
+            },
         };
         if ok {
             Ok(())
@@ -222,7 +244,7 @@ impl FromStr for Consistency {
             _ => return Err(bad()),
         };
         // Ranges that do not depend on the workers (K ≤ M is checked with them).
-        c.validate(usize::MAX)?;
+        c.validate(None)?;
         Ok(c)
     }
 }
@@ -362,7 +384,7 @@ impl ClusterConfig {
         if let Some(w) = &self.worker_compute {
             w.validate(self.workers)?;
         }
-        self.consistency.validate(self.workers)?;
+        self.consistency.validate(Some(self.workers))?;
         if let Some(s) = self.stragglers {
             // Fraction 0 (no straggler) or slowdown 1 (no slower) cannot take effect.
             if !(s.fraction > 0.0 && s.fraction <= 1.0) {

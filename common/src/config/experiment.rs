@@ -267,9 +267,16 @@ impl Experiment {
                         c.workers = w;
                         c.consistency = cons;
                     }
-                    point
-                        .validate()
-                        .map_err(|e| rename(e, &format!("grid.consistency[{i}]")))?;
+                    // The policy's own error names the grid entry; another
+                    // field's (the rule's) keeps its name, with the entry.
+                    point.validate().map_err(|e| {
+                        let field = if e.field == "engine.cluster.consistency" {
+                            format!("grid.consistency[{i}]")
+                        } else {
+                            format!("{} (with grid.consistency[{i}] = {cons})", e.field)
+                        };
+                        rename(e, &field)
+                    })?;
                 }
             }
         }
