@@ -462,3 +462,27 @@ fn merge_refuses_a_shard_directory_and_a_foreign_one() {
     let o = psim_in(dir.path(), &["merge", "s0", "s1", "--out", "m"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// A `config.toml` planted as a symlink is named as one on resume (not
+/// "no config.toml"), like every other file psim reads back.
+#[test]
+fn a_config_toml_symlink_is_named_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = psim_in(
+        dir.path(),
+        &[
+            "run", "--steps", "10", "--runs", "1", "--out", "r", "--quiet",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = dir.path().join("r");
+    std::fs::rename(r.join("config.toml"), r.join("real.toml")).unwrap();
+    std::os::unix::fs::symlink("real.toml", r.join("config.toml")).unwrap();
+    let o = psim_in(dir.path(), &["run", "--resume", "r"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("config.toml` is a symbolic link"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -334,8 +334,17 @@ impl OutputDir {
     /// ([`check_regular_files`]), and so is a `shard.json`'s shard (a count
     /// of 0 or an index beyond it is refused by name, never divided by).
     pub fn existing(path: &Path) -> Result<Self, OutputError> {
-        if !is_regular(&path.join("config.toml")) {
-            return Err(OutputError::NotPsimOutput(path.to_path_buf()));
+        let config = path.join("config.toml");
+        if !is_regular(&config) {
+            // A config.toml that is there but no regular file (a symlink,
+            // a FIFO) is named as such, like every other file psim reads.
+            return Err(match std::fs::symlink_metadata(&config) {
+                Ok(m) => OutputError::NotRegular {
+                    path: config,
+                    what: psim_common::fs::describe(&m.file_type()),
+                },
+                Err(_) => OutputError::NotPsimOutput(path.to_path_buf()),
+            });
         }
         let lock = lock(path)?;
         check_regular_files(path)?;

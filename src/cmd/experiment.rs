@@ -183,11 +183,18 @@ pub enum Scope<'a> {
 /// The `--consistency` list split at commas, with each policy's option
 /// (`rennala:B,discard`, `ringmaster:R,stop`) joined back to its policy:
 /// `asp,ringmaster:8,stop` is the two values `asp` and `ringmaster:8,stop`.
+/// Any piece that is no policy of its own (no `:`, not `asp` or `bsp`)
+/// after a policy with a parameter is taken as its option, so a wrong
+/// option (`rennala:2,foo`) is refused as that value, naming it.
 fn rejoin_policy_options(pieces: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(pieces.len());
     for p in pieces {
-        match (matches!(p.trim(), "stop" | "discard"), out.last_mut()) {
-            (true, Some(last)) => {
+        let option = {
+            let p = p.trim();
+            !p.contains(':') && !matches!(p, "asp" | "bsp")
+        };
+        match (option, out.last_mut()) {
+            (true, Some(last)) if last.contains(':') => {
                 last.push(',');
                 last.push_str(p.trim());
             }
