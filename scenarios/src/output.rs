@@ -734,6 +734,10 @@ pub struct Summary<'a> {
     pub runs: u32,
     /// Steps per run.
     pub steps: u64,
+    /// The server's update rule (the same for every point).
+    pub rule: &'a psim_common::update::RuleKind,
+    /// The step-size schedule (the same for every point).
+    pub schedule: &'a psim_common::update::Schedule,
     /// Threads the sweep used.
     pub threads: usize,
     /// Wall-clock seconds of the sweep.
@@ -877,6 +881,7 @@ pub fn runs_header(e: &Experiment) -> Vec<&'static str> {
             "dropped_too_stale",
             "dropped_after_stop",
             "clamped",
+            "cancelled",
         ],
     )
     .into_iter()
@@ -937,6 +942,7 @@ pub fn runs_rows_of(p: &crate::sweep::PointResult) -> impl Iterator<Item = Vec<S
             c.dropped_too_stale.to_string(),
             c.dropped_after_stop.to_string(),
             c.clamped.to_string(),
+            c.cancelled.to_string(),
         ]);
         if wall_clock {
             row.push(r.capped_sleeps.to_string());
