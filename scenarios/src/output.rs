@@ -68,6 +68,7 @@ pub const PSIM_FILES: &[&str] = &[
     "speedup.csv",
     "speedup.svg",
     "heterogeneous.svg",
+    "momentum.json",
     // phase-diagram
     "cells.csv",
     "edges.csv",
