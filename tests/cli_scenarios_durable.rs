@@ -453,7 +453,8 @@ fn an_edited_figure_of_a_point_file_is_refused_everywhere() {
         "100",
         "--quiet",
     ];
-    let edits: [(&str, fn(&mut serde_json::Value)); 4] = [
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 4] = [
         ("summary.error.mean", |v| {
             v["summary"]["error"]["mean"] = 0.123.into()
         }),
