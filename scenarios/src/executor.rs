@@ -456,7 +456,8 @@ pub fn finish(
         let mut points =
             (0..total).map(|p| durable::load_point(out.path(), &e.name, plan, p, plan.rows));
         if let Some(report) = study.analyse_streamed(e, &mut points, (wall_seconds, threads), out) {
-            let report = report?;
+            // No number in hundreds of digits (a float printed with `{}`).
+            let report = psim_common::num::shorten(&report?);
             out.write("report.txt", &report)?;
             return Ok(Progress::Complete(report));
         }
@@ -476,7 +477,7 @@ pub fn finish(
         wall_seconds,
         threads,
     };
-    let report = study.analyse(e, &sweep, out)?;
+    let report = psim_common::num::shorten(&study.analyse(e, &sweep, out)?);
     out.write("report.txt", &report)?;
     Ok(Progress::Complete(report))
 }

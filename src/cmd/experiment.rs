@@ -814,8 +814,10 @@ pub fn execute(e: Experiment, exec: &Execution, _scenario: Option<&dyn Scenario>
     }
     match result? {
         Executed::Complete { report, out } => {
-            print!("{report}");
-            println!("\nresults in {}", out.path().display());
+            super::print(format_args!(
+                "{report}\nresults in {}\n",
+                out.path().display()
+            ))?;
         }
         Executed::Partial {
             shard,
@@ -823,10 +825,10 @@ pub fn execute(e: Experiment, exec: &Execution, _scenario: Option<&dyn Scenario>
             done,
             total,
             out,
-        } => println!(
-            "shard {shard}: its {share} points are done ({done} of the experiment's {total} in {}); once every shard is done, combine them with `psim merge DIR... --out OUT`",
+        } => super::print(format_args!(
+            "shard {shard}: its {share} points are done ({done} of the experiment's {total} in {}); once every shard is done, combine them with `psim merge DIR... --out OUT`\n",
             out.path().display()
-        ),
+        ))?,
     }
     Ok(())
 }
@@ -1243,8 +1245,10 @@ fn check_seeds(
     let report = check.report();
     root.write("seeds.txt", &report)?;
     root.write_json("seeds.json", &check)?;
-    print!("{report}");
-    println!("\nresults in {}", root.path().display());
+    super::print(format_args!(
+        "{report}\nresults in {}\n",
+        root.path().display()
+    ))?;
     if !check.passes() {
         bail!(
             "`{}` held for {} of {} seeds, fewer than 9 in 10",

@@ -16,7 +16,9 @@ pub mod theory;
 pub fn print(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    out.write_fmt(args)
+    // No number in hundreds of digits, whatever formatted it.
+    let text = psim_common::num::shorten(&args.to_string());
+    out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(|e| anyhow::anyhow!("cannot write to standard output: {e}"))
 }

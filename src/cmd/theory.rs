@@ -245,7 +245,12 @@ fn render_time_bound(a: &TimeBoundArgs) -> Result<String> {
     );
     let _ = writeln!(o, "  T* = {} s, at m* = {} workers worth using (the fastest m*); with all n: T(n) = {} s ({:.2}× T*)", sig(b.seconds), b.workers, sig(b.with_all), b.with_all / b.seconds);
     let r = (var / eps).ceil().max(1.0);
-    let _ = writeln!(o, "  the papers' parameters for this ε: Rennala batch B = Ringmaster threshold R = max(1, ⌈σ²/ε⌉) = {r}");
+    let beyond = if r > psim_common::config::MAX_GRADIENTS_PER_UPDATE as f64 {
+        " (beyond the 2²⁰ gradients per update psim's rennala:B and buffered:K take)"
+    } else {
+        ""
+    };
+    let _ = writeln!(o, "  the papers' parameters for this ε: Rennala batch B = Ringmaster threshold R = max(1, ⌈σ²/ε⌉) = {}{beyond}", psim_common::num::show(r));
     Ok(o)
 }
 
@@ -491,27 +496,34 @@ fn render(a: &TheoryArgs) -> Result<String> {
             ou_stationary_variance(eta, mu, lam[0], lam[i], alpha(i, 0))
         );
     }
+    let floor = ou_stationary_error(eta, mu, lam, |i| alpha(i, 0));
+    // The error of streaming PCA is at most 1: a floor beyond it means η is
+    // outside the small-step regime the OU approximation needs.
     out!(
-        "  stationary error (sum): {:.6e}",
-        ou_stationary_error(eta, mu, lam, |i| alpha(i, 0))
+        "  stationary error (sum): {floor:.6e}{}",
+        if floor >= 1.0 {
+            " — at least 1, the largest error there is: this η is outside the small-step regime of the OU approximation (it needs ηα²/((1−μ)(λ₁−λ_i)) ≪ 1), so the floor says nothing here"
+        } else {
+            ""
+        }
     );
     out!("\nphase lengths (t and steps = t/η):");
     out!(
-        "  T₁ escape the saddle (001 Prop 3.10, ν = {}): t = {t1:.4}, {:.0} steps",
+        "  T₁ escape the saddle (001 Prop 3.10, ν = {}): t = {t1:.4}, {} steps",
         a.nu,
-        t1 / eta
+        Steps(t1 / eta)
     );
     out!(
-        "  T₂ traverse (ODE, 001 eq. B.9):              t = {t2:.4}, {:.0} steps",
-        t2 / eta
+        "  T₂ traverse (ODE, 001 eq. B.9):              t = {t2:.4}, {} steps",
+        Steps(t2 / eta)
     );
     let eps_min = phase_three_min_epsilon(&p);
     match phase_three_time(&p, a.epsilon) {
         Some(t3) => {
             out!(
-                "  T₃ converge to ε = {} (001 Prop 3.6):        t = {t3:.4}, {:.0} steps",
+                "  T₃ converge to ε = {} (001 Prop 3.6):        t = {t3:.4}, {} steps",
                 a.epsilon,
-                t3 / eta
+                Steps(t3 / eta)
             );
         }
         None => {
@@ -546,9 +558,9 @@ fn render(a: &TheoryArgs) -> Result<String> {
         };
         if let Some(t3) = phase_three_time(&p3, a.epsilon) {
             out!(
-                "      where it is defined, e.g. η = {eta3:.3e} (half the largest η for this ε), from δ² = {:.3}: T₃ = {t3:.4}, {:.0} steps",
+                "      where it is defined, e.g. η = {eta3:.3e} (half the largest η for this ε), from δ² = {:.3}: T₃ = {t3:.4}, {} steps",
                 delta3 * delta3,
-                t3 / eta3
+                Steps(t3 / eta3)
             );
         }
     }
@@ -559,7 +571,7 @@ fn render(a: &TheoryArgs) -> Result<String> {
     out!("  ODE regime (Thm 3.3; E[τ] for random delays, eq. 4.1): τ ≲ (1−μ)²/(λ₁η^(1−γ))      = {ode_bound:.2}");
     out!("  SDE regime (Lemma 3.4, Thm 3.5):                       τ ≲ (1−μ)²/((λ₁+C_d)η^(1/2−γ)) = {sde_bound:.2}");
     let c = pca_stiffest_curvature(lam);
-    out!("  largest stable constant delay of the linearised delayed heavy ball (curvature 2λ₁ = {c}): {}", max_stable_delay(mu, eta * c).map_or("unstable at τ = 0".into(), |d| d.to_string()));
+    out!("  largest stable constant delay of the linearised delayed heavy ball (curvature 2λ₁ = {c}): {}", max_stable_delay(mu, eta * c).map_or("unstable at τ = 0".into(), delay_text));
     if let Some(text) = &a.delay {
         let d: Delay = text.parse()?; // validated above
         let (what, v) = match d.upper_bound() {
@@ -572,7 +584,7 @@ fn render(a: &TheoryArgs) -> Result<String> {
             if v <= sde_bound { "met" } else { "violated" }
         );
     }
-    out!("\nsaddle escape (002 Thm 3), γ₁ = {}: (1/(2γ₁))·η⁻¹·log η⁻¹ = {:.0} steps; finite-η OU estimate (unit noise, radius 1, μ): {:.0} steps", a.gamma1, escape, escape_ou);
+    out!("\nsaddle escape (002 Thm 3), γ₁ = {}: (1/(2γ₁))·η⁻¹·log η⁻¹ = {} steps; finite-η OU estimate (unit noise, radius 1, μ): {} steps", a.gamma1, Steps(escape), Steps(escape_ou));
     Ok(o)
 }
 
@@ -628,5 +640,30 @@ mod tests {
             e.contains("--worker-compute") && e.contains("profile:A+B*i^P"),
             "{e}"
         );
+    }
+}
+
+/// A stable delay as printed: exact up to 2⁵³ (the largest staleness psim
+/// runs), beyond it only that it is that large (the bisection's τ* is then
+/// below the resolution of f64 and its integer part meaningless).
+fn delay_text(d: u64) -> String {
+    if d as f64 > psim_common::delay::MAX_STALENESS {
+        format!("≥ {} (beyond any delay psim runs)", psim_common::num::show(psim_common::delay::MAX_STALENESS))
+    } else {
+        d.to_string()
+    }
+}
+
+/// A step count as printed: whole steps while they are exact in f64, the
+/// shortest round-trip form beyond (never hundreds of digits).
+struct Steps(f64);
+
+impl std::fmt::Display for Steps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_finite() && self.0.abs() < 1e15 {
+            write!(f, "{:.0}", self.0)
+        } else {
+            f.write_str(&psim_common::num::show(self.0))
+        }
     }
 }

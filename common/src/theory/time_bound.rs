@@ -98,6 +98,19 @@ pub fn time_bound(taus: &[f64], p: &TimeBoundInputs) -> Result<TimeBound, Config
         }
         last = v;
     }
+    if !(best.0.is_finite() && last.is_finite()) {
+        // LΔ/ε + σ²LΔ/(mε²) beyond f64: ε far below what any run reaches.
+        return Err(ConfigError::new(
+            "epsilon",
+            p.epsilon,
+            format!(
+                "large enough that the bound is finite (LΔ/ε + σ²LΔ/(mε²) with L = {}, Δ = {}, σ² = {} overflows here)",
+                crate::num::show(p.smoothness),
+                crate::num::show(p.gap),
+                crate::num::show(p.variance)
+            ),
+        ));
+    }
     Ok(TimeBound {
         seconds: best.0,
         workers: best.1,
