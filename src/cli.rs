@@ -145,7 +145,11 @@ where
         Err(e) => {
             // A standard-error write that fails has nowhere to be reported.
             use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "error: {}", psim_common::num::shorten(&chain(&e)));
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: {}",
+                psim_common::num::shorten(&chain(&e))
+            );
             2
         }
     }

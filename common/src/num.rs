@@ -64,7 +64,7 @@ pub fn shorten(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{show, shorten};
+    use super::{shorten, show};
 
     #[test]
     fn long_numbers_are_shortened_and_names_kept() {
@@ -74,7 +74,10 @@ mod tests {
         let s = shorten(&t);
         assert!(s.contains("invalid `x` = 1e308: must be ≤ 1e-300; -1e308 at out/123456789012345678901234567/f.csv"), "{s}");
         assert!(s.ends_with(&format!("v2_{huge}")), "{s}");
-        assert_eq!(shorten("τ = 0.5, 12 steps, 1e-7"), "τ = 0.5, 12 steps, 1e-7");
+        assert_eq!(
+            shorten("τ = 0.5, 12 steps, 1e-7"),
+            "τ = 0.5, 12 steps, 1e-7"
+        );
     }
 
     #[test]

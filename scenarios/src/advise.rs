@@ -291,6 +291,17 @@ pub fn advise(r: &Request) -> Result<Advice, AdviseError> {
         ));
     }
     let (axis, asked, law) = axis_of(&r.asynchrony)?;
+    if let Some(a) = asked.filter(|&a| a > LIMIT) {
+        // The prediction scans up to LIMIT: beyond it "tolerates" is unknown.
+        let field = match axis {
+            Axis::Delay(_) => "delay",
+            Axis::Workers(_) => "workers",
+        };
+        return Err(invalid(
+            field,
+            format!("{a}: the prediction scans delays and worker counts up to {LIMIT}; ask about at most that"),
+        ));
+    }
     let rows: Vec<Row> = momenta
         .iter()
         .map(|&m| {
@@ -393,7 +404,7 @@ fn explain(
 
 fn show_limit(l: u64) -> String {
     if l >= LIMIT {
-        "stable throughout".into()
+        format!("≥ {LIMIT}")
     } else {
         l.to_string()
     }

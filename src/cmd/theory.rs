@@ -648,7 +648,10 @@ mod tests {
 /// below the resolution of f64 and its integer part meaningless).
 fn delay_text(d: u64) -> String {
     if d as f64 > psim_common::delay::MAX_STALENESS {
-        format!("≥ {} (beyond any delay psim runs)", psim_common::num::show(psim_common::delay::MAX_STALENESS))
+        format!(
+            "≥ {} (beyond any delay psim runs)",
+            psim_common::num::show(psim_common::delay::MAX_STALENESS)
+        )
     } else {
         d.to_string()
     }

@@ -146,9 +146,11 @@ fn theory(
                 let gain = step_size * pca_stiffest_curvature(lam);
                 (
                     max_stable_delay(momentum, gain),
-                    Some(ou_stationary_error(step_size, momentum, lam, |i| {
-                        pca.alpha_sq(i, 0)
-                    })),
+                    // 001's OU floor is derived for μ ∈ [0, 1) (`psim
+                    // theory` refuses μ < 0): none is shown below.
+                    (momentum >= 0.0).then(|| {
+                        ou_stationary_error(step_size, momentum, lam, |i| pca.alpha_sq(i, 0))
+                    }),
                 )
             }
             Err(_) => (None, None),
