@@ -174,7 +174,105 @@ const CASES: &[(&str, &[&str])] = &[
         "saddle-escape",
         &["reproduce", "saddle-escape", "--runs", "60"],
     ),
+    (
+        "heterogeneous",
+        &[
+            "reproduce",
+            "heterogeneous",
+            "--runs",
+            "1",
+            "--steps",
+            "200",
+        ],
+    ),
+    (
+        "phase-diagram",
+        &[
+            "reproduce",
+            "phase-diagram",
+            "--runs",
+            "4",
+            "--steps",
+            "2000",
+            "--momentum",
+            "0,0.9",
+        ],
+    ),
+    (
+        "implicit-momentum",
+        &[
+            "reproduce",
+            "implicit-momentum",
+            "--runs",
+            "40",
+            "--steps",
+            "150",
+        ],
+    ),
+    // A policy that cancels computations: its `cancelled` counts must
+    // survive the point files (resumed and merged points read them back).
+    (
+        "sweep-rennala",
+        &[
+            "sweep",
+            "--engine",
+            "virtual-time",
+            "--workers",
+            "4,8",
+            "--compute-time",
+            "exp:1",
+            "--consistency",
+            "rennala:2,ksync:3",
+            "--runs",
+            "4",
+            "--steps",
+            "3000",
+        ],
+    ),
 ];
+
+/// Scenarios left out of [`CASES`], and why.
+const EXEMPT: &[(&str, &str)] = &[(
+    "speedup",
+    "measures wall-clock time to ε on real threads: a resumed run cannot equal an uninterrupted one",
+)];
+
+/// Every named scenario is resumed and merged above, or exempt with a reason.
+#[test]
+fn every_catalogued_scenario_is_a_case() {
+    for s in psim_scenarios::catalogue::catalogue() {
+        assert!(
+            CASES
+                .iter()
+                .any(|(_, args)| args.len() > 1 && args[0] == "reproduce" && args[1] == s.name())
+                || EXEMPT.iter().any(|(n, _)| *n == s.name()),
+            "scenario {} is neither resumed and merged here nor exempt",
+            s.name()
+        );
+    }
+}
+
+#[test]
+fn cancelled_computations_survive_the_point_files() {
+    let whole = tmp("cancel-whole");
+    let args = [CASES.last().unwrap().1, &["--quiet", "--out", s(&whole)]].concat();
+    let o = psim(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let runs = std::fs::read_to_string(whole.join("runs.csv")).unwrap();
+    let header: Vec<&str> = runs.lines().next().unwrap().split(',').collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "cancelled")
+        .expect("a cancelled column");
+    let total: u64 = runs
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(col).unwrap().parse::<u64>().unwrap())
+        .sum();
+    // Rennala and m-sync cancel the computations under way at every update.
+    assert!(total > 0, "no cancelled computation counted");
+    let _ = std::fs::remove_dir_all(&whole);
+}
 
 #[test]
 fn every_scenario_resumes_and_merges_to_the_uninterrupted_outputs() {

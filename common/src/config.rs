@@ -12,6 +12,7 @@ mod experiment;
 mod objective;
 mod run;
 pub mod setting;
+mod tagged;
 
 pub use engine::*;
 pub use experiment::*;

@@ -24,8 +24,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-/// Version of the point-file layout (2: fingerprint and rows checksum).
-pub const FORMAT: u32 = 2;
+/// Version of the point-file layout (2: fingerprint and rows checksum;
+/// 3: a `cancelled` column in the rows).
+pub const FORMAT: u32 = 3;
 
 /// `points/P.json`: one finished point.
 #[derive(Debug, Serialize, Deserialize)]
@@ -310,8 +311,14 @@ pub fn load_point(
     })?;
     let point = plan.points.get(index);
     let config = &point.config;
-    if f.format != FORMAT
-        || f.experiment != name
+    if f.format != FORMAT {
+        return Err(bad(format!(
+            "`{}` has point-file format {}, written by another version of psim; this psim reads format {FORMAT}, so it neither resumes nor merges it: rerun the point with this version ({hint})",
+            path.display(),
+            f.format
+        )));
+    }
+    if f.experiment != name
         || f.points != plan.points.len()
         || f.summary.index != index
         || f.summary.runs != config.runs as usize
@@ -430,8 +437,7 @@ fn parse_rows(text: &str, point: &PlannedPoint, extras: usize) -> Result<Vec<Run
             dropped_too_stale: int(next("dropped_too_stale")?)?,
             dropped_after_stop: int(next("dropped_after_stop")?)?,
             clamped: int(next("clamped")?)?,
-            // Not a column of runs.csv (see `ServerCounters::cancelled`).
-            cancelled: 0,
+            cancelled: int(next("cancelled")?)?,
         };
         let capped_sleeps = if wall_clock {
             int(next("capped_sleeps")?)?

@@ -73,6 +73,7 @@ pub const PSIM_FILES: &[&str] = &[
     "speedup.csv",
     "speedup.svg",
     "heterogeneous.svg",
+    "momentum.json",
     // phase-diagram
     "cells.csv",
     "edges.csv",
@@ -739,6 +740,10 @@ pub struct Summary<'a> {
     pub runs: u32,
     /// Steps per run.
     pub steps: u64,
+    /// The server's update rule (the same for every point).
+    pub rule: &'a psim_common::update::RuleKind,
+    /// The step-size schedule (the same for every point).
+    pub schedule: &'a psim_common::update::Schedule,
     /// Threads the sweep used.
     pub threads: usize,
     /// Wall-clock seconds of the sweep.
@@ -882,6 +887,7 @@ pub fn runs_header(e: &Experiment) -> Vec<&'static str> {
             "dropped_too_stale",
             "dropped_after_stop",
             "clamped",
+            "cancelled",
         ],
     )
     .into_iter()
@@ -942,6 +948,7 @@ pub fn runs_rows_of(p: &crate::sweep::PointResult) -> impl Iterator<Item = Vec<S
             c.dropped_too_stale.to_string(),
             c.dropped_after_stop.to_string(),
             c.clamped.to_string(),
+            c.cancelled.to_string(),
         ]);
         if wall_clock {
             row.push(r.capped_sleeps.to_string());

@@ -606,8 +606,8 @@ pub struct TasksConfig {
 /// uses: a delay model exists only for the injected engine, a worker count
 /// only for the cluster engines, a back-end only for threads. Tagged by
 /// `kind` in TOML.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum EngineConfig {
     /// Staleness sampled from a delay model and served from the history (eq. 2.1 exactly).
     Injected(InjectedConfig),
@@ -617,6 +617,21 @@ pub enum EngineConfig {
     Threads(ThreadsConfig),
     /// Tokio tasks as workers; staleness measured.
     Tasks(TasksConfig),
+}
+
+impl<'de> Deserialize<'de> for EngineConfig {
+    /// Read with its keys named in errors (see `config::tagged`).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const KINDS: &[&str] = &["injected", "virtual-time", "threads", "tasks"];
+        let (kind, fields) = super::tagged::split(d, KINDS)?;
+        match kind.as_str() {
+            "injected" => super::tagged::part(fields).map(EngineConfig::Injected),
+            "virtual-time" => super::tagged::part(fields).map(EngineConfig::VirtualTime),
+            "threads" => super::tagged::part(fields).map(EngineConfig::Threads),
+            "tasks" => super::tagged::part(fields).map(EngineConfig::Tasks),
+            other => Err(super::tagged::unknown(other, KINDS)),
+        }
+    }
 }
 
 impl Default for EngineConfig {

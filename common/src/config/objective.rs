@@ -340,7 +340,7 @@ impl MlpConfig {
 }
 
 /// The objective a run optimises, tagged by `kind` in TOML.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ObjectiveConfig {
     /// Streaming PCA (001).
@@ -368,6 +368,23 @@ impl ObjectiveConfig {
             ObjectiveConfig::Wells(c) => c.validate(),
             ObjectiveConfig::Mlp(m) => m.validate(),
             ObjectiveConfig::Quadratic(q) => q.validate(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectiveConfig {
+    /// Read with its keys named in errors (see `config::tagged`).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const KINDS: &[&str] = &["pca", "saddle", "spiky", "wells", "mlp", "quadratic"];
+        let (kind, fields) = super::tagged::split(d, KINDS)?;
+        match kind.as_str() {
+            "pca" => super::tagged::part(fields).map(ObjectiveConfig::Pca),
+            "saddle" => super::tagged::part(fields).map(ObjectiveConfig::Saddle),
+            "spiky" => super::tagged::part(fields).map(ObjectiveConfig::Spiky),
+            "wells" => super::tagged::part(fields).map(ObjectiveConfig::Wells),
+            "mlp" => super::tagged::part(fields).map(ObjectiveConfig::Mlp),
+            "quadratic" => super::tagged::part(fields).map(ObjectiveConfig::Quadratic),
+            other => Err(super::tagged::unknown(other, KINDS)),
         }
     }
 }
