@@ -449,6 +449,75 @@ fn tampered_or_foreign_point_files_are_refused_by_resume_and_report() {
     }
 }
 
+/// Every figure a point file carries (its summary, trace and staleness
+/// histogram) is covered by its checksum: an edit to any of them is refused
+/// by resume, merge and report, naming the file.
+#[test]
+fn an_edited_figure_of_a_point_file_is_refused_everywhere() {
+    let base = [
+        "sweep",
+        "--momentum",
+        "0.5,0.9",
+        "--runs",
+        "2",
+        "--steps",
+        "100",
+        "--quiet",
+    ];
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 4] = [
+        ("summary.error.mean", |v| {
+            v["summary"]["error"]["mean"] = 0.123.into()
+        }),
+        ("summary.diverged", |v| v["summary"]["diverged"] = 2.into()),
+        ("trace[1].mean", |v| v["trace"][1]["mean"] = 0.456.into()),
+        ("staleness", |v| {
+            v["staleness"] = serde_json::json!([[7, 200]])
+        }),
+    ];
+    for (what, edit) in edits {
+        let d = tmp(&format!("edit-{what}"));
+        let o = psim(&[&base[..], &["--out", s(&d)]].concat());
+        assert!(o.status.success(), "{}", text(&o));
+        let f = d.join("points/0.json");
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        edit(&mut v);
+        std::fs::write(&f, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+        let o = psim(&["report", s(&d)]);
+        assert_eq!(o.status.code(), Some(2), "{what}: report: {}", text(&o));
+        assert!(text(&o).contains("0.json"), "{what}: {}", text(&o));
+        std::fs::remove_file(d.join("summary.json")).unwrap();
+        let o = psim(&["sweep", "--resume", s(&d), "--quiet"]);
+        assert_eq!(o.status.code(), Some(2), "{what}: resume: {}", text(&o));
+        assert!(
+            text(&o).contains("0.json") && text(&o).contains("edited"),
+            "{what}: {}",
+            text(&o)
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+    // A shard's edited point is refused by merge.
+    let shards: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let d = tmp(&format!("edit-shard{i}"));
+            let o = psim(&[&base[..], &["--shard", &format!("{i}/2"), "--out", s(&d)]].concat());
+            assert!(o.status.success(), "{}", text(&o));
+            d
+        })
+        .collect();
+    let f = shards[0].join("points/0.json");
+    let t = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(&f, t.replacen("\"diverged\": 0", "\"diverged\": 2", 1)).unwrap();
+    let merged = tmp("edit-merged");
+    let o = psim(&["merge", s(&shards[0]), s(&shards[1]), "--out", s(&merged)]);
+    assert_eq!(o.status.code(), Some(2), "merge: {}", text(&o));
+    assert!(text(&o).contains("0.json"), "{}", text(&o));
+    for d in shards.iter().chain([&merged]) {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
 #[test]
 fn a_relative_trace_path_replays_from_another_folder() {
     let d = tmp("relative");

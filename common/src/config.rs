@@ -232,6 +232,7 @@ mod tests {
                 RunConfig {
                     objective: ObjectiveConfig::Pca(PcaConfig {
                         covariance: Some(vec![vec![1.0, 2.0], vec![0.0, 1.0]]),
+                        spectrum: vec![],
                         ..Default::default()
                     }),
                     ..d()
@@ -243,6 +244,7 @@ mod tests {
                 RunConfig {
                     objective: ObjectiveConfig::Pca(PcaConfig {
                         covariance: Some(vec![vec![1.0, 0.0], vec![0.0]]),
+                        spectrum: vec![],
                         ..Default::default()
                     }),
                     ..d()

@@ -41,6 +41,10 @@ pub struct PointFile {
     pub fingerprint: String,
     /// FNV-1a of `P.runs.csv` as written.
     pub runs_checksum: String,
+    /// FNV-1a of the compact JSON of `summary`, `trace` and `staleness`
+    /// below ([`content_checksum`]): an edit to any figure of the point is
+    /// refused by resume, merge and report.
+    pub content_checksum: String,
     /// The point's aggregates (as in `summary.json`).
     pub summary: PointSummary,
     /// Mean error trace (as in `traces.csv`).
@@ -259,15 +263,17 @@ impl PointStore for DiskStore<'_> {
             }
             w.flush().map_err(|e| bad(e.to_string()))?;
         }
+        let staleness: Vec<(u64, u64)> = p.staleness.iter().collect();
         let file = PointFile {
             format: FORMAT,
             experiment: self.name.clone(),
             points: plan.points.len(),
             fingerprint: plan.fingerprint(index),
             runs_checksum: format!("{:016x}", fnv1a(&rows)),
+            content_checksum: content_checksum(&p.summary, &p.trace, &staleness)?,
             summary: p.summary,
             trace: p.trace,
-            staleness: p.staleness.iter().collect(),
+            staleness,
         };
         let json = serde_json::to_string_pretty(&file).map_err(|err| OutputError::Encode {
             path: self.out.path().join("points"),
@@ -284,6 +290,19 @@ impl PointStore for DiskStore<'_> {
     fn load(&self, plan: &Plan, index: usize, rows: bool) -> Result<PointResult, SweepError> {
         load_point(self.out.path(), &self.name, plan, index, rows)
     }
+}
+
+/// FNV-1a (hex) of the compact JSON of a point's figures: serde_json
+/// writes each float in its shortest round-trip form, so a point read back
+/// and written again gives the same bytes, and any changed figure others.
+pub fn content_checksum(
+    summary: &PointSummary,
+    trace: &[TraceRow],
+    staleness: &[(u64, u64)],
+) -> Result<String, SweepError> {
+    let bytes = serde_json::to_vec(&(summary, trace, staleness))
+        .map_err(|e| bad(format!("cannot encode a point: {e}")))?;
+    Ok(format!("{:016x}", fnv1a(&bytes)))
 }
 
 /// Reads point `index` of `plan` back from `dir` (its rows too when
@@ -352,6 +371,14 @@ pub fn load_point(
             rows_path.display(),
             path.display(),
             f.runs_checksum
+        )));
+    }
+    let content = content_checksum(&f.summary, &f.trace, &f.staleness)?;
+    if content != f.content_checksum {
+        return Err(bad(format!(
+            "`{}`: its summary, trace or staleness do not match the checksum it was written with ({content} ≠ {}): the file was edited after it was written; {hint}",
+            path.display(),
+            f.content_checksum
         )));
     }
     let staleness = psim_common::result::StalenessCounts(f.staleness);

@@ -118,7 +118,7 @@ pub enum OutputError {
     #[error("output directory `{0}` is in use by another psim process (it holds `{0}/.psim.lock`); wait for it to finish, or choose another --out")]
     Locked(PathBuf),
     /// A path psim writes through is a symlink or another non-directory.
-    #[error("`{path}` is {what}; psim writes only into directories it created and never follows a link it did not create: remove it, or choose another --out")]
+    #[error("`{path}` is {what}; psim writes only into directories it created and never follows a link it did not create: remove it, or give another directory")]
     NotADirectory {
         /// The path.
         path: PathBuf,

@@ -97,9 +97,9 @@ impl<'de> Deserialize<'de> for InitialPoint {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PcaConfig {
-    /// Eigenvalues of a diagonal Σ, largest first (ignored when
-    /// `covariance` is given).
-    #[serde(default)]
+    /// Eigenvalues of a diagonal Σ, largest first; empty when `covariance`
+    /// gives Σ instead (exactly one of the two is set).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spectrum: Vec<f64>,
     /// A full symmetric positive-definite covariance, as rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,6 +153,23 @@ impl PcaConfig {
     }
 
     fn validate_matrix(&self) -> Result<(), ConfigError> {
+        match (&self.covariance, self.spectrum.is_empty()) {
+            (Some(_), false) => {
+                return Err(ConfigError::new(
+                    "objective.spectrum",
+                    format!("{:?} beside `objective.covariance`", self.spectrum),
+                    "absent when `covariance` is given (both set Σ: give one)",
+                ))
+            }
+            (None, true) => {
+                return Err(ConfigError::new(
+                    "objective.spectrum",
+                    "missing",
+                    "the eigenvalues of a diagonal Σ (or `covariance`, the full matrix)",
+                ))
+            }
+            _ => {}
+        }
         if let Some(rows) = &self.covariance {
             let d = rows.len();
             if d < 2 {

@@ -141,6 +141,13 @@ type Point = (String, usize, f64, f64, RunConfig);
 /// The planned points, in order: methods × n × η, then μ × n × η.
 fn points(e: &Experiment) -> Result<Vec<Point>, ScenarioError> {
     let q = quadratic(e)?;
+    if !(q.gap() > 0.0 && q.gap().is_finite()) {
+        return Err(ScenarioError::Unsuitable(format!(
+            "invalid `objective.start` = {}: must be non-zero, with a finite gap Δ = f(x⁰) − f* (here {}): the bound T* and the time to ε need a start away from the minimum",
+            psim_common::num::show(q.start),
+            psim_common::num::show(q.gap())
+        )));
+    }
     let eps = e.base.target_error.ok_or_else(|| {
         ScenarioError::Unsuitable("scenario `heterogeneous` needs a target error ε".into())
     })?;
@@ -487,7 +494,24 @@ fn table(rows: &[Row]) -> String {
     t
 }
 
-fn plot(rows: &[Row]) -> Plot {
+/// The workers' compute times as configured: the √i profile at the
+/// defaults, otherwise what `--worker-compute` and `--compute-time` set.
+fn profile_label(e: &Experiment) -> String {
+    let Some(c) = e.base.cluster() else {
+        return String::new();
+    };
+    match &c.worker_compute {
+        Some(w)
+            if w.to_string() == PROFILE && c.compute_time == psim_common::Delay::Constant(1.0) =>
+        {
+            format!("τ_i = √i, {PROFILE}")
+        }
+        Some(w) => format!("worker compute {w}, compute time {}", c.compute_time),
+        None => format!("compute time {}", c.compute_time),
+    }
+}
+
+fn plot(rows: &[Row], profile: &str) -> Plot {
     let mut series: Vec<Series> = METHODS
         .iter()
         .map(|m| Series {
@@ -510,7 +534,7 @@ fn plot(rows: &[Row]) -> Plot {
         ..Default::default()
     });
     Plot {
-        title: "time to ε vs workers (√i profile), best η per method".into(),
+        title: format!("time to ε vs workers ({profile}), best η per method"),
         x_label: "workers n".into(),
         y_label: "virtual time to ε".into(),
         log_x: true,
@@ -605,13 +629,14 @@ impl Scenario for Heterogeneous {
         let cells = momentum_cells(e, done)?;
         out.write_json("summary.json", &rows)?;
         out.write_json("momentum.json", &cells)?;
-        out.write("heterogeneous.svg", plot(&rows).to_svg())?;
+        let profile = profile_label(e);
+        out.write("heterogeneous.svg", plot(&rows, &profile).to_svg())?;
         let q = quadratic(e)?;
         let eps = e.base.target_error.unwrap_or(f64::NAN);
         let mut t = String::new();
         let _ = writeln!(
             t,
-            "heterogeneous workers (τ_i = √i, {PROFILE}), quadratic d = {}, L = {}, Δ = {:.3}, σ² = {}, ε = {eps} (‖∇f‖²); R = B = {}; η tuned over {:?} (heavy-ball ASGD: {:?}); {} runs per point, ≤ {} updates per run; T* is the bound up to its constant\n",
+            "heterogeneous workers ({profile}), quadratic d = {}, L = {}, Δ = {:.3}, σ² = {}, ε = {eps} (‖∇f‖²); R = B = {}; η tuned over {:?} (heavy-ball ASGD: {:?}); {} runs per point, ≤ {} updates per run; T* is the bound up to its constant\n",
             q.dim,
             q.smoothness,
             q.gap(),
