@@ -198,6 +198,17 @@ const CASES: &[(&str, &[&str])] = &[
             "0,0.9",
         ],
     ),
+    (
+        "implicit-momentum",
+        &[
+            "reproduce",
+            "implicit-momentum",
+            "--runs",
+            "40",
+            "--steps",
+            "150",
+        ],
+    ),
     // A policy that cancels computations: its `cancelled` counts must
     // survive the point files (resumed and merged points read them back).
     (

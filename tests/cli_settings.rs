@@ -143,6 +143,7 @@ fn skipped(case: &Case, flag: &str) -> bool {
     flag == "--engine"
         && (case.args.iter().any(|(f, _)| f == "--engine")
             || case.label.contains("momentum-vs-workers")
+            || case.label.contains("implicit-momentum")
             || case.label.contains("--optimal-delay"))
 }
 
@@ -366,6 +367,19 @@ fn cases() -> Vec<Case> {
             ("--target-error", "0.5"),
         ],
         true,
+    ));
+    // Two worker counts, two explicit μ, one other compute-time model: a
+    // second of runs (10 runs is the fewest its batch errors take).
+    v.push(r(
+        "implicit-momentum",
+        &[
+            ("--runs", "10"),
+            ("--steps", "40"),
+            ("--workers", "1,2"),
+            ("--momentum", "0,0.9"),
+            ("--compute-time", "const:1"),
+        ],
+        false,
     ));
     v
 }

@@ -366,6 +366,15 @@ pub struct RunResult {
     /// (`record_params`; empty on a diverged run's non-finite iterate too).
     #[serde(skip)]
     pub final_params: Option<Vec<f64>>,
+    /// The parameters at the trace's points, point after point (`dim`
+    /// values each), when the configuration keeps parameters
+    /// (`record_params`) on an engine with one run per recorder (every
+    /// engine but the batched injected kernel, which keeps `None`): the
+    /// first `len / dim` points of `trace`, all of them unless the run
+    /// would have kept more than 2²⁰ values. In memory only, for analyses
+    /// of the iterate's path (`reproduce implicit-momentum`).
+    #[serde(skip)]
+    pub trace_params: Option<Vec<f64>>,
 }
 
 /// What one worker contributed to a run: 24 bytes plus its mean compute time.

@@ -14,7 +14,10 @@
 //!   number of workers worth using.
 //! * [`stability`]: the same boundary for random staleness (the expected
 //!   recursion) and for a cluster's worker count (implicit momentum).
+//! * [`implicit`]: the implicit momentum of asynchrony estimated from the
+//!   mean iterate (Mitliagkas et al. 2016; `reproduce implicit-momentum`).
 
+pub mod implicit;
 pub mod phases;
 pub mod stability;
 pub mod time_bound;

@@ -120,8 +120,12 @@ pub fn run_injected_from<O: Objective + ?Sized>(
             break;
         }
     }
-    let (trace, final_error, tail_error) =
-        rec.finish(outcome, server.version(), server.params(), None);
+    let crate::record::Finished {
+        trace,
+        final_error,
+        tail_error,
+        trace_params,
+    } = rec.finish(outcome, server.version(), server.params(), None);
     // The accounting is checked on every engine by `engine::run` (`verify`).
     let counters = *server.counters();
     let result = RunResult {
@@ -139,6 +143,7 @@ pub fn run_injected_from<O: Objective + ?Sized>(
         workers: Vec::new(),
         pushes: None,
         final_params: cfg.record_params.then(|| server.params().to_vec()),
+        trace_params,
     };
     (result, server.params().to_vec())
 }

@@ -31,7 +31,32 @@ pub struct RunRecorder<P> {
     tail_sum: f64,
     tail_n: u64,
     trace: Vec<TracePoint>,
+    /// The parameters at every trace point, when the configuration keeps
+    /// parameters (`record_params`), up to [`MAX_TRACE_PARAMS`] values.
+    trace_params: Option<Vec<f64>>,
     cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+/// Most parameter values a run keeps of its trace points (8 MB): a longer
+/// trace keeps the parameters of its first points only (see
+/// [`Finished::trace_params`]).
+pub const MAX_TRACE_PARAMS: usize = 1 << 20;
+
+/// The end of a run as the recorder closes it ([`RunRecorder::finish`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// The error trace, closed with a point at the last version.
+    pub trace: Vec<TracePoint>,
+    /// Error at the end (NaN when diverged).
+    pub final_error: f64,
+    /// Mean error over the tail window (NaN when diverged).
+    pub tail_error: f64,
+    /// The parameters at the trace's points, point after point (`dim`
+    /// values each), when the configuration keeps parameters
+    /// (`record_params`): the first `len / dim` points of `trace`, all of
+    /// them unless the run would have kept more than [`MAX_TRACE_PARAMS`]
+    /// values.
+    pub trace_params: Option<Vec<f64>>,
 }
 
 impl<P> RunRecorder<P>
@@ -57,6 +82,7 @@ where
             // Bounded: `steps` may be huge (validation caps the points, not
             // the steps), and the trace grows as it is recorded.
             trace: Vec::with_capacity((steps / cfg.record_every).min(4096) as usize + 2),
+            trace_params: cfg.record_params.then(Vec::new),
             cancel: crate::cancel::current(),
         }
     }
@@ -89,6 +115,7 @@ where
                 error,
                 seconds: seconds(),
             });
+            keep_params(&mut self.trace_params, params);
             if self.target.is_some_and(|t| error <= t) {
                 return Some(Outcome::TargetErrorReached { step: version });
             }
@@ -132,14 +159,16 @@ where
 
     /// Ends the run at `version` with `params`: the trace (with a final
     /// point, shown to [`Objective::on_trace_point`] when new), the final
-    /// error and the tail error, both NaN when diverged.
+    /// error and the tail error, both NaN when diverged, and the kept
+    /// parameters of the trace points.
     pub fn finish(
         self,
         outcome: Outcome,
         version: u64,
         params: &[f64],
         seconds: Option<f64>,
-    ) -> (Vec<TracePoint>, f64, f64) {
+    ) -> Finished {
+        let mut trace_params = self.trace_params;
         let objective = &self.objective;
         let recorded = self.trace.len();
         let (trace, error, tail) = close(
@@ -154,13 +183,30 @@ where
         // (the run ends here whatever it answers).
         if trace.len() > recorded {
             let _ = objective.on_trace_point(version, params, error);
+            keep_params(&mut trace_params, params);
         }
-        (trace, error, tail)
+        Finished {
+            trace,
+            final_error: error,
+            tail_error: tail,
+            trace_params,
+        }
     }
 
     /// The objective the recorder evaluates.
     pub fn objective(&self) -> &P::Target {
         &self.objective
+    }
+}
+
+/// Appends `params` to the kept trace parameters, unless that would pass
+/// [`MAX_TRACE_PARAMS`] (the kept ones stay a prefix of the trace).
+#[inline]
+fn keep_params(kept: &mut Option<Vec<f64>>, params: &[f64]) {
+    if let Some(k) = kept {
+        if k.len() + params.len() <= MAX_TRACE_PARAMS {
+            k.extend_from_slice(params);
+        }
     }
 }
 
@@ -220,7 +266,13 @@ mod tests {
         }
         assert_eq!(rec.before(100, &p, || None), Some(Outcome::StepsReached));
         assert_eq!(rec.tail_n, 3, "states after updates 81, 89, 97");
-        let (trace, fin, tail) = rec.finish(Outcome::StepsReached, 100, &p, None);
+        let Finished {
+            trace,
+            final_error: fin,
+            tail_error: tail,
+            trace_params,
+        } = rec.finish(Outcome::StepsReached, 100, &p, None);
+        assert_eq!(trace_params, None, "not kept unless record_params");
         assert_eq!(
             trace.iter().map(|t| t.step).collect::<Vec<_>>(),
             vec![0, 30, 60, 90, 100]
@@ -286,7 +338,9 @@ mod tests {
             }
         }
         assert_eq!(stop, Some(Outcome::Stopped { step: 60 }));
-        let (trace, _, _) = rec.finish(Outcome::Stopped { step: 60 }, 60, &p, None);
+        let trace = rec
+            .finish(Outcome::Stopped { step: 60 }, 60, &p, None)
+            .trace;
         assert_eq!(
             trace.iter().map(|t| t.step).collect::<Vec<_>>(),
             [0, 30, 60]
@@ -308,5 +362,31 @@ mod tests {
         }
         let _ = rec.finish(Outcome::StepsReached, 100, &p, None);
         assert_eq!(*obj.seen.lock().unwrap(), [0, 30, 60, 90, 100]);
+    }
+
+    /// With `record_params`, the parameters of every trace point are kept,
+    /// the closing point's included, in the trace's order.
+    #[test]
+    fn keeps_the_parameters_of_every_trace_point() {
+        let cfg = RunConfig {
+            steps: 5,
+            record_every: 2,
+            record_params: true,
+            ..RunConfig::default()
+        };
+        let obj = AnyObjective::build(&cfg.objective).unwrap();
+        let mut rec = RunRecorder::new(&cfg, &obj);
+        let at = |v: u64| [v as f64, 0.0, 0.0, 1.0];
+        for v in 0..5 {
+            assert_eq!(rec.before(v, &at(v), || None), None);
+        }
+        let f = rec.finish(Outcome::StepsReached, 5, &at(5), None);
+        assert_eq!(
+            f.trace.iter().map(|t| t.step).collect::<Vec<_>>(),
+            [0, 2, 4, 5]
+        );
+        let kept = f.trace_params.expect("kept");
+        let firsts: Vec<f64> = kept.chunks(4).map(|c| c[0]).collect();
+        assert_eq!(firsts, [0.0, 2.0, 4.0, 5.0]);
     }
 }

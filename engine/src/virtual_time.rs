@@ -597,10 +597,14 @@ pub fn run_virtual_time<O: Objective + ?Sized>(
         .collect();
     let (state, monitor, _) = core.into_parts();
     let outcome = monitor.outcome.unwrap_or(Outcome::StepsReached);
-    let (trace, final_error, tail_error) =
-        monitor
-            .rec
-            .finish(outcome, state.version(), state.params(), Some(now));
+    let crate::record::Finished {
+        trace,
+        final_error,
+        tail_error,
+        trace_params,
+    } = monitor
+        .rec
+        .finish(outcome, state.version(), state.params(), Some(now));
     let counters = *state.counters();
     let final_params = cfg.record_params.then(|| state.params().to_vec());
     RunResult {
@@ -618,6 +622,7 @@ pub fn run_virtual_time<O: Objective + ?Sized>(
         workers: stats,
         pushes,
         final_params,
+        trace_params,
     }
 }
 

@@ -210,10 +210,14 @@ pub fn finish<O: Objective + ?Sized>(
     }
     let wall_seconds = started.elapsed().as_secs_f64();
     let seconds = Some(monitor.started.elapsed().as_secs_f64());
-    let (trace, final_error, tail_error) =
-        monitor
-            .rec
-            .finish(outcome, state.version(), state.params(), seconds);
+    let crate::record::Finished {
+        trace,
+        final_error,
+        tail_error,
+        trace_params,
+    } = monitor
+        .rec
+        .finish(outcome, state.version(), state.params(), seconds);
     let mut staleness = StalenessHistogram::new();
     let mut histograms = BTreeMap::new();
     let mut fetch = StalenessHistogram::new();
@@ -280,6 +284,7 @@ pub fn finish<O: Objective + ?Sized>(
         capped_sleeps: capped,
         workers,
         final_params,
+        trace_params,
         pushes: records.map(|mut all| {
             // The server's order: the version each push produced.
             all.sort_by_key(|p| (p.applied_version, p.worker));

@@ -166,6 +166,7 @@ pub fn catalogue() -> Vec<&'static dyn Scenario> {
         &crate::experiments::speedup::Speedup,
         &crate::experiments::heterogeneous::Heterogeneous,
         &crate::experiments::phase_diagram::PhaseDiagramScenario,
+        &crate::experiments::implicit_momentum::ImplicitMomentumScenario,
     ]
 }
 

@@ -45,6 +45,11 @@ pub const PSIM_FILES: &[&str] = &[
     "phase-two.csv",
     "three-phases.svg",
     "phase-two-ode.svg",
+    // implicit-momentum
+    "implicit.csv",
+    "explicit.csv",
+    "implicit.svg",
+    "explicit.svg",
     // momentum-vs-workers
     "table.md",
     "accuracy.svg",

@@ -483,6 +483,9 @@ fn run<const D: usize, B: LaneBits>(plan: &Plan, runs: &[u64]) -> Vec<RunResult>
                 workers: Vec::new(),
                 pushes: None,
                 final_params: plan.record_params.then(|| end.params.to_vec()),
+                // The batched kernel keeps no trace of parameters (its lanes
+                // record errors only).
+                trace_params: None,
             }
         })
         .collect()
