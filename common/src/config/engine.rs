@@ -400,14 +400,15 @@ impl ClusterConfig {
             w.validate(self.workers)?;
             // `models:` gives every worker its own model and `replay:` the
             // recorded times: `compute_time` would be ignored.
+            let unset = ClusterConfig::default().compute_time;
             if matches!(w, WorkerCompute::Models(_) | WorkerCompute::Replay { .. })
-                && self.compute_time != Delay::Constant(1.0)
+                && self.compute_time != unset
             {
                 return Err(ConfigError::new(
                     "engine.cluster.compute_time",
                     &self.compute_time,
                     format!(
-                        "left at const:1 with `worker_compute = {}` (its times replace compute_time, which would be ignored)",
+                        "not set (its default, {unset}) with `worker_compute = {}`: those times replace compute_time, which would be ignored; remove --compute-time",
                         if matches!(w, WorkerCompute::Models(_)) { "models:…" } else { "replay:…" }
                     ),
                 ));
