@@ -151,13 +151,26 @@ impl EventQueue {
             if first >= n {
                 break;
             }
-            let children = &heap[first..(first + ARITY).min(n)];
-            let (mut c, mut v) = (0, children[0]);
-            for (k, &y) in children.iter().enumerate().skip(1) {
-                if y < v {
-                    (c, v) = (k, y);
+            let (c, v) = if let Some(&[a, b, c, d]) = heap.get(first..first + ARITY) {
+                // All four children: a tournament the compiler can make
+                // branch-free (conditional moves).
+                let (i, x) = if b < a { (1, b) } else { (0, a) };
+                let (j, y) = if d < c { (3, d) } else { (2, c) };
+                if y < x {
+                    (j, y)
+                } else {
+                    (i, x)
                 }
-            }
+            } else {
+                let children = &heap[first..n];
+                let (mut c, mut v) = (0, children[0]);
+                for (k, &y) in children.iter().enumerate().skip(1) {
+                    if y < v {
+                        (c, v) = (k, y);
+                    }
+                }
+                (c, v)
+            };
             if x <= v {
                 break;
             }

@@ -80,6 +80,7 @@ use crate::record::RunRecorder;
 /// positions) sits in side arrays that are empty otherwise; its parameter
 /// copy and gradient sit in [`Arena`].
 #[derive(Debug)]
+#[repr(C)]
 struct SimWorker {
     /// Generation of its computation under way: bumped when the policy
     /// cancels it, so the heap entry of the cancelled one is skipped.
@@ -599,7 +600,14 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             // 10⁵–10⁶ workers is out of the caches, while this one runs.
             if let Some(next) = self.events.runner_up() {
                 let n = next.worker as usize;
-                prefetch(&self.workers[n]);
+                // Its 104 bytes span two or three cache lines: one address
+                // in each (steps of at most 64 bytes).
+                let sw: *const SimWorker = &self.workers[n];
+                let bytes = sw.cast::<u8>();
+                let size = std::mem::size_of::<SimWorker>();
+                prefetch(bytes);
+                prefetch(bytes.wrapping_add(size / 2));
+                prefetch(bytes.wrapping_add(size - 1));
                 self.arena.prefetch(n);
             }
             self.now = f64::from_bits(t);
