@@ -100,6 +100,9 @@ impl EventQueue {
     /// children), if any: the next to pop unless a smaller one is pushed.
     #[inline]
     pub fn runner_up(&self) -> Option<Entry> {
+        if let Some(&[a, b, c, d]) = self.heap.get(1..1 + ARITY) {
+            return Some(Entry::unpack(a.min(b).min(c.min(d))));
+        }
         let n = self.heap.len().min(ARITY + 1);
         self.heap[1.min(n)..n]
             .iter()
