@@ -44,7 +44,7 @@
 //! Memory: the M workers' parameter copies and gradient buffers sit in one
 //! flat arena (2d values a worker, one cache line at d = 4); what every
 //! event touches of a worker (two generators, its version, generation and
-//! staleness counts) is one 104-byte [`SimWorker`], and what only some
+//! staleness counts) is one 104-byte `SimWorker`, and what only some
 //! settings need sits in side arrays left empty otherwise; the heap holds
 //! one 16-byte entry per worker (at most two under a policy that cancels,
 //! whose stale entries are swept out beyond 2M); the core keeps one small
