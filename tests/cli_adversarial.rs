@@ -486,3 +486,336 @@ fn a_config_toml_symlink_is_named_on_resume() {
         stderr(&o)
     );
 }
+
+/// The second review's settings that ran without effect, or that would run
+/// one point twice, each refused naming its field or flag.
+#[test]
+fn settings_that_cannot_act_are_refused_by_name() {
+    let vt = [
+        "run",
+        "--engine",
+        "virtual-time",
+        "--compute-time",
+        "exp:1",
+        "--steps",
+        "200",
+        "--runs",
+        "1",
+        "-q",
+    ];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        vt.iter().copied().chain(extra.iter().copied()).collect()
+    };
+    let cases: Vec<(Vec<&str>, &[&str])> = vec![
+        // Rules whose step no applied gradient's staleness reaches.
+        (
+            with(&[
+                "--workers",
+                "3",
+                "--consistency",
+                "rennala:2",
+                "--rule",
+                "staleness-aware",
+            ]),
+            &["`rule`"],
+        ),
+        (
+            with(&[
+                "--workers",
+                "3",
+                "--consistency",
+                "ksync:3",
+                "--rule",
+                "dc-asgd:5",
+            ]),
+            &["`rule`"],
+        ),
+        (
+            with(&[
+                "--workers",
+                "3",
+                "--consistency",
+                "bsp",
+                "--rule",
+                "delay-adaptive:0.5",
+            ]),
+            &["`rule`"],
+        ),
+        (
+            with(&[
+                "--workers",
+                "8",
+                "--consistency",
+                "ringmaster:4",
+                "--rule",
+                "delay-adaptive",
+            ]),
+            &["`rule`"],
+        ),
+        (
+            vec![
+                "run",
+                "--delay",
+                "0",
+                "--rule",
+                "staleness-aware",
+                "--steps",
+                "20",
+                "-q",
+            ],
+            &["`rule`"],
+        ),
+        (
+            vec![
+                "run",
+                "--delay",
+                "1",
+                "--rule",
+                "staleness-aware",
+                "--steps",
+                "20",
+                "-q",
+            ],
+            &["`rule`"],
+        ),
+        (
+            vec![
+                "run",
+                "--delay",
+                "0",
+                "--rule",
+                "dc-asgd:5",
+                "--steps",
+                "20",
+                "-q",
+            ],
+            &["`rule`"],
+        ),
+        (
+            vec![
+                "run",
+                "--delay",
+                "uniform:0..20",
+                "--rule",
+                "delay-adaptive:1e20",
+                "--steps",
+                "20",
+                "-q",
+            ],
+            &["`rule`"],
+        ),
+        // Policy parameters beyond their reach.
+        (
+            with(&["--workers", "4", "--consistency", "ssp:5"]),
+            &["consistency", "0..=3"],
+        ),
+        (
+            with(&["--workers", "4", "--consistency", "ringmaster:1000"]),
+            &["consistency", "steps"],
+        ),
+        // compute_time under per-worker models or replayed times.
+        (
+            vec![
+                "run",
+                "--engine",
+                "virtual-time",
+                "--workers",
+                "2",
+                "--compute-time",
+                "5",
+                "--worker-compute",
+                "models:1;2",
+                "--steps",
+                "20",
+                "-q",
+            ],
+            &["compute_time", "models"],
+        ),
+        // Σ given twice.
+        (
+            vec![
+                "run",
+                "--covariance",
+                "2,1;1,2",
+                "--spectrum",
+                "4,3",
+                "--steps",
+                "20",
+                "-q",
+            ],
+            &["--spectrum", "--covariance"],
+        ),
+        // One law, two spellings; bsp and its twin.
+        (
+            vec![
+                "sweep",
+                "--delay",
+                "const:3",
+                "--delay",
+                "uniform:3..3",
+                "--steps",
+                "20",
+                "-q",
+            ],
+            &["grid.delay[1]"],
+        ),
+        (
+            vec![
+                "sweep",
+                "--delay",
+                "const:3",
+                "--delay",
+                "0.5*const:3+0.5*const:3",
+                "--steps",
+                "20",
+                "-q",
+            ],
+            &["grid.delay[1]"],
+        ),
+        (
+            with(&["--workers", "4"])
+                .into_iter()
+                .map(|a| if a == "run" { "sweep" } else { a })
+                .chain(["--consistency", "bsp,ksync:4"])
+                .collect(),
+            &["grid.consistency[1]"],
+        ),
+        // Flags of another mode.
+        (
+            vec![
+                "advise",
+                "--step-size",
+                "5e-4",
+                "--delay",
+                "const:3",
+                "--runs",
+                "5",
+            ],
+            &["--runs", "--confirm"],
+        ),
+        (
+            vec![
+                "advise",
+                "--step-size",
+                "5e-4",
+                "--delay",
+                "const:3",
+                "--seed",
+                "9",
+            ],
+            &["--seed", "--confirm"],
+        ),
+        (
+            vec![
+                "advise",
+                "--step-size",
+                "5e-4",
+                "--delay",
+                "geometric:1e-300",
+            ],
+            &["`delay`"],
+        ),
+        (
+            vec!["bench", "--phase-diagram", "--runs", "9"],
+            &["--phase-diagram", "--runs"],
+        ),
+        (
+            vec!["bench", "--phase-diagram", "--no-numpy"],
+            &["--phase-diagram", "--no-numpy"],
+        ),
+        // The cluster tradeoff's injected twin has no workers for C.
+        (
+            vec![
+                "reproduce",
+                "tradeoff",
+                "--engine",
+                "virtual-time",
+                "--workers",
+                "2,4",
+                "--compute-time",
+                "1",
+                "--rule",
+                "delay-adaptive",
+                "--steps",
+                "50",
+                "--runs",
+                "1",
+            ],
+            &["delay-adaptive:C"],
+        ),
+    ];
+    for (args, needles) in cases {
+        refused(&args, needles);
+    }
+    // A confirmation that cannot run is refused before anything is printed.
+    let dir = tempfile::tempdir().unwrap();
+    let o = psim_in(
+        dir.path(),
+        &[
+            "advise",
+            "--step-size",
+            "5e-4",
+            "--delay",
+            "const:3",
+            "--confirm",
+            "--runs",
+            "0",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        o.stdout.is_empty(),
+        "printed before refusing: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // A list of momenta may start with a minus.
+    let o = psim_in(
+        dir.path(),
+        &[
+            "sweep",
+            "--momentum",
+            "-0.5,0.5",
+            "--steps",
+            "10",
+            "--runs",
+            "1",
+            "-q",
+            "--out",
+            "m",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+/// History settings in a config file that no delay reaches are refused as
+/// the flags are.
+#[test]
+fn history_settings_no_delay_reaches_are_refused_from_a_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = psim_in(
+        dir.path(),
+        &["run", "--steps", "10", "--runs", "1", "-q", "--out", "a"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let cfg = std::fs::read_to_string(dir.path().join("a/config.toml")).unwrap();
+    for (from, to, field) in [
+        ("capacity = 1024", "capacity = 5", "engine.history.capacity"),
+        (
+            "policy = \"clamp\"",
+            "policy = \"drop\"",
+            "engine.history.policy",
+        ),
+    ] {
+        assert!(cfg.contains(from), "{cfg}");
+        std::fs::write(dir.path().join("edited.toml"), cfg.replace(from, to)).unwrap();
+        refused(
+            &[
+                "run",
+                "--config",
+                dir.path().join("edited.toml").to_str().unwrap(),
+                "-q",
+            ],
+            &[field],
+        );
+    }
+}

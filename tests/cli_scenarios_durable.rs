@@ -174,7 +174,94 @@ const CASES: &[(&str, &[&str])] = &[
         "saddle-escape",
         &["reproduce", "saddle-escape", "--runs", "60"],
     ),
+    (
+        "heterogeneous",
+        &[
+            "reproduce",
+            "heterogeneous",
+            "--runs",
+            "1",
+            "--steps",
+            "200",
+        ],
+    ),
+    (
+        "phase-diagram",
+        &[
+            "reproduce",
+            "phase-diagram",
+            "--runs",
+            "4",
+            "--steps",
+            "2000",
+            "--momentum",
+            "0,0.9",
+        ],
+    ),
+    // A policy that cancels computations: its `cancelled` counts must
+    // survive the point files (resumed and merged points read them back).
+    (
+        "sweep-rennala",
+        &[
+            "sweep",
+            "--engine",
+            "virtual-time",
+            "--workers",
+            "4,8",
+            "--compute-time",
+            "exp:1",
+            "--consistency",
+            "rennala:2,ksync:3",
+            "--runs",
+            "4",
+            "--steps",
+            "3000",
+        ],
+    ),
 ];
+
+/// Scenarios left out of [`CASES`], and why.
+const EXEMPT: &[(&str, &str)] = &[(
+    "speedup",
+    "measures wall-clock time to ε on real threads: a resumed run cannot equal an uninterrupted one",
+)];
+
+/// Every named scenario is resumed and merged above, or exempt with a reason.
+#[test]
+fn every_catalogued_scenario_is_a_case() {
+    for s in psim_scenarios::catalogue::catalogue() {
+        assert!(
+            CASES
+                .iter()
+                .any(|(_, args)| args.len() > 1 && args[0] == "reproduce" && args[1] == s.name())
+                || EXEMPT.iter().any(|(n, _)| *n == s.name()),
+            "scenario {} is neither resumed and merged here nor exempt",
+            s.name()
+        );
+    }
+}
+
+#[test]
+fn cancelled_computations_survive_the_point_files() {
+    let whole = tmp("cancel-whole");
+    let args = [CASES.last().unwrap().1, &["--quiet", "--out", s(&whole)]].concat();
+    let o = psim(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let runs = std::fs::read_to_string(whole.join("runs.csv")).unwrap();
+    let header: Vec<&str> = runs.lines().next().unwrap().split(',').collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "cancelled")
+        .expect("a cancelled column");
+    let total: u64 = runs
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(col).unwrap().parse::<u64>().unwrap())
+        .sum();
+    // Rennala and m-sync cancel the computations under way at every update.
+    assert!(total > 0, "no cancelled computation counted");
+    let _ = std::fs::remove_dir_all(&whole);
+}
 
 #[test]
 fn every_scenario_resumes_and_merges_to_the_uninterrupted_outputs() {
@@ -348,6 +435,75 @@ fn tampered_or_foreign_point_files_are_refused_by_resume_and_report() {
     assert!(text(&o).contains("another configuration"), "{}", text(&o));
     for x in [&d, &d2] {
         let _ = std::fs::remove_dir_all(x);
+    }
+}
+
+/// Every figure a point file carries (its summary, trace and staleness
+/// histogram) is covered by its checksum: an edit to any of them is refused
+/// by resume, merge and report, naming the file.
+#[test]
+fn an_edited_figure_of_a_point_file_is_refused_everywhere() {
+    let base = [
+        "sweep",
+        "--momentum",
+        "0.5,0.9",
+        "--runs",
+        "2",
+        "--steps",
+        "100",
+        "--quiet",
+    ];
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 4] = [
+        ("summary.error.mean", |v| {
+            v["summary"]["error"]["mean"] = 0.123.into()
+        }),
+        ("summary.diverged", |v| v["summary"]["diverged"] = 2.into()),
+        ("trace[1].mean", |v| v["trace"][1]["mean"] = 0.456.into()),
+        ("staleness", |v| {
+            v["staleness"] = serde_json::json!([[7, 200]])
+        }),
+    ];
+    for (what, edit) in edits {
+        let d = tmp(&format!("edit-{what}"));
+        let o = psim(&[&base[..], &["--out", s(&d)]].concat());
+        assert!(o.status.success(), "{}", text(&o));
+        let f = d.join("points/0.json");
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        edit(&mut v);
+        std::fs::write(&f, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+        let o = psim(&["report", s(&d)]);
+        assert_eq!(o.status.code(), Some(2), "{what}: report: {}", text(&o));
+        assert!(text(&o).contains("0.json"), "{what}: {}", text(&o));
+        std::fs::remove_file(d.join("summary.json")).unwrap();
+        let o = psim(&["sweep", "--resume", s(&d), "--quiet"]);
+        assert_eq!(o.status.code(), Some(2), "{what}: resume: {}", text(&o));
+        assert!(
+            text(&o).contains("0.json") && text(&o).contains("edited"),
+            "{what}: {}",
+            text(&o)
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+    // A shard's edited point is refused by merge.
+    let shards: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let d = tmp(&format!("edit-shard{i}"));
+            let o = psim(&[&base[..], &["--shard", &format!("{i}/2"), "--out", s(&d)]].concat());
+            assert!(o.status.success(), "{}", text(&o));
+            d
+        })
+        .collect();
+    let f = shards[0].join("points/0.json");
+    let t = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(&f, t.replacen("\"diverged\": 0", "\"diverged\": 2", 1)).unwrap();
+    let merged = tmp("edit-merged");
+    let o = psim(&["merge", s(&shards[0]), s(&shards[1]), "--out", s(&merged)]);
+    assert_eq!(o.status.code(), Some(2), "merge: {}", text(&o));
+    assert!(text(&o).contains("0.json"), "{}", text(&o));
+    for d in shards.iter().chain([&merged]) {
+        let _ = std::fs::remove_dir_all(d);
     }
 }
 

@@ -99,13 +99,33 @@ fn results(dir: &Path) -> BTreeMap<String, String> {
             out.insert(name, body.join("\n"));
         }
     }
+    // Speedup's tables are wall-clock figures (stripped above); its
+    // deterministic numbers are the per-point mean traces of one worker.
+    if dir.join("speedup.csv").exists() {
+        for p in 0.. {
+            let Ok(text) = std::fs::read_to_string(dir.join(format!("points/{p}.json"))) else {
+                break;
+            };
+            let mut v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let mut trace = v["trace"].take();
+            strip(&mut trace);
+            out.insert(format!("points/{p}.trace"), trace.to_string());
+        }
+    }
     out
 }
 
 fn mean_wall_seconds(dir: &Path) -> f64 {
-    let text = std::fs::read_to_string(dir.join("summary.json")).unwrap_or_default();
-    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    v["points"][0]["mean_wall_seconds"].as_f64().unwrap_or(0.0)
+    let read = |name: &str| -> Value {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    };
+    // A sweep's summary has the point's figures; a scenario whose summary
+    // is its own analysis (speedup) has them in its first point file.
+    read("summary.json")["points"][0]["mean_wall_seconds"]
+        .as_f64()
+        .or_else(|| read("points/0.json")["summary"]["mean_wall_seconds"].as_f64())
+        .unwrap_or(0.0)
 }
 
 /// A command under test: its arguments without the flag being varied.
@@ -323,7 +343,46 @@ fn cases() -> Vec<Case> {
         &[("--runs", "1"), ("--steps", "60"), ("--workers", "4")],
         false,
     ));
+    // Its fixed n = 1…10⁴ √i workers; a short budget keeps it quick.
+    v.push(r(
+        "heterogeneous",
+        &[("--runs", "1"), ("--steps", "100")],
+        false,
+    ));
+    v.push(r(
+        "phase-diagram",
+        &[("--runs", "2"), ("--steps", "100"), ("--momentum", "0,0.9")],
+        false,
+    ));
+    // One real worker reaching the target: updates to ε are deterministic,
+    // the times are not (and are stripped as wall-clock figures).
+    v.push(r(
+        "speedup",
+        &[
+            ("--runs", "1"),
+            ("--steps", "300"),
+            ("--workers", "1"),
+            ("--compute-time", "const:0.0001"),
+            ("--target-error", "0.5"),
+        ],
+        true,
+    ));
     v
+}
+
+/// Every named scenario of the catalogue is one of the cases above: a new
+/// scenario fails here until its settings are enumerated.
+#[test]
+fn every_catalogued_scenario_is_a_case() {
+    let labels: Vec<String> = cases().into_iter().map(|c| c.label).collect();
+    for s in psim_scenarios::catalogue::catalogue() {
+        let label = format!("reproduce {}", s.name());
+        assert!(
+            labels.contains(&label),
+            "scenario {} is in the catalogue but not enumerated in cases()",
+            s.name()
+        );
+    }
 }
 
 #[test]
@@ -585,7 +644,9 @@ fn every_config_key_changes_the_results_or_is_refused_by_name() {
             &vt,
             "base.engine.cluster.worker_compute",
             T::Array(vec![s("exp:1"), s("const:3")]),
-            None,
+            // Its models replace the base's compute_time (exp:1), which
+            // would be ignored.
+            Some("compute_time"),
         ),
         (
             &vt,

@@ -707,15 +707,19 @@ fn psim_run_takes_every_policy_on_virtual_time_bit_identical_across_thread_count
     }
 }
 
+/// Every policy, and the delay-adaptive rule where a gradient can be staler
+/// than its C = M = 64 (asp, buffered); under the others no applied
+/// gradient is that stale, so the rule is refused there (below).
 #[test]
 fn psim_run_takes_every_policy_on_threads_and_tasks() {
     for engine in ["threads", "tasks"] {
-        for policy in [
-            "rennala:8",
-            "ringmaster:8",
-            "ringmaster:8,stop",
-            "ksync:48",
-            "buffered:8",
+        for (policy, rule) in [
+            ("rennala:8", "heavy-ball"),
+            ("ringmaster:8", "heavy-ball"),
+            ("ringmaster:8,stop", "heavy-ball"),
+            ("ksync:48", "heavy-ball"),
+            ("buffered:8", "delay-adaptive"),
+            ("asp", "delay-adaptive"),
         ] {
             let dir = tmp(&format!("{engine}-{policy}"));
             // Worker i computes for (i + 1) × 0.1 ms: a ksync round waits
@@ -733,7 +737,7 @@ fn psim_run_takes_every_policy_on_threads_and_tasks() {
                 "--consistency",
                 policy,
                 "--rule",
-                "delay-adaptive",
+                rule,
                 "--steps",
                 "30",
                 "--runs",
@@ -807,11 +811,41 @@ fn the_injected_engine_refuses_policies_and_a_delay_adaptive_rule_without_c() {
     let o = psim(&["run", "--rule", "delay-adaptive", "--steps", "10"]);
     assert!(!o.status.success());
     assert!(text(&o).contains("delay-adaptive:C"), "{}", text(&o));
+    // Refused where no staleness exceeds C: a constant delay of 3 ≤ C = 4,
+    // and a policy that applies only fresh gradients.
+    let o = psim(&[
+        "run",
+        "--rule",
+        "delay-adaptive:4",
+        "--delay",
+        "3",
+        "--steps",
+        "10",
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("`rule`"), "{}", text(&o));
+    let o = psim(&[
+        "run",
+        "--engine",
+        "virtual-time",
+        "--workers",
+        "4",
+        "--consistency",
+        "rennala:2",
+        "--rule",
+        "delay-adaptive",
+        "--steps",
+        "10",
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("`rule`"), "{}", text(&o));
     let dir = tmp("inj-c");
     let o = psim(&[
         "run",
         "--rule",
         "delay-adaptive:4",
+        "--delay",
+        "uniform:0..10",
         "--steps",
         "100",
         "--quiet",

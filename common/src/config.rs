@@ -12,6 +12,7 @@ mod experiment;
 mod objective;
 mod run;
 pub mod setting;
+mod tagged;
 
 pub use engine::*;
 pub use experiment::*;
@@ -231,6 +232,7 @@ mod tests {
                 RunConfig {
                     objective: ObjectiveConfig::Pca(PcaConfig {
                         covariance: Some(vec![vec![1.0, 2.0], vec![0.0, 1.0]]),
+                        spectrum: vec![],
                         ..Default::default()
                     }),
                     ..d()
@@ -242,6 +244,7 @@ mod tests {
                 RunConfig {
                     objective: ObjectiveConfig::Pca(PcaConfig {
                         covariance: Some(vec![vec![1.0, 0.0], vec![0.0]]),
+                        spectrum: vec![],
                         ..Default::default()
                     }),
                     ..d()

@@ -113,6 +113,42 @@ pub enum Delay {
 }
 
 impl Delay {
+    /// A text that two models share exactly when they draw the same law:
+    /// `uniform:A..A` is `const:A`, a mixture of one distinct part is that
+    /// part, equal parts of a mixture are merged and the parts ordered. Used
+    /// to refuse a grid that lists one law twice under two spellings.
+    pub fn law_key(&self) -> String {
+        match self {
+            Delay::Uniform { lo, hi } if lo == hi => Delay::Constant(*lo).law_key(),
+            Delay::Mixture(parts) => {
+                let mut merged: Vec<(String, f64)> = Vec::new();
+                let mut prev = 0.0;
+                for (cum, d) in parts.iter() {
+                    let w = cum - prev;
+                    prev = *cum;
+                    if w <= 0.0 {
+                        continue;
+                    }
+                    let k = d.law_key();
+                    match merged.iter_mut().find(|(m, _)| *m == k) {
+                        Some((_, total)) => *total += w,
+                        None => merged.push((k, w)),
+                    }
+                }
+                if merged.len() == 1 {
+                    return merged.remove(0).0;
+                }
+                merged.sort_by(|a, b| a.0.cmp(&b.0));
+                merged
+                    .iter()
+                    .map(|(k, w)| format!("{}*{k}", show(round_weight(*w))))
+                    .collect::<Vec<_>>()
+                    .join("+")
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// A constant delay of `steps`.
     pub fn constant(steps: u64) -> Self {
         Delay::Constant(steps as f64)

@@ -305,11 +305,25 @@ pub fn check_sleeps(cluster: &ClusterConfig) -> Result<(), ConfigError> {
         format!("a model whose largest value{what} is at most {cap} s, the longest sleep of the threads and tasks engines (unbounded models are capped per sleep and the capped sleeps counted)")
     };
     if let Some(c) = compute.filter(|&c| c > cap) {
-        return Err(ConfigError::new(
-            "cluster.compute_time",
-            &cluster.compute_time,
-            allowed(&format!(" (× straggler slowdown {slowdown}, here {c} s)")),
-        ));
+        let c = psim_common::num::show(c);
+        // Name the setting that makes it too long: the per-worker rule
+        // when it is what pushes the base model past the cap.
+        let base = cluster.compute_time.upper_bound().unwrap_or(f64::INFINITY) * slowdown;
+        return Err(match &cluster.worker_compute {
+            Some(w) if base <= cap => ConfigError::new(
+                "cluster.worker_compute",
+                w,
+                allowed(&format!(
+                    " (its slowest worker, with compute_time {} × straggler slowdown {slowdown}: here {c} s)",
+                    cluster.compute_time
+                )),
+            ),
+            _ => ConfigError::new(
+                "cluster.compute_time",
+                &cluster.compute_time,
+                allowed(&format!(" (× straggler slowdown {slowdown}, here {c} s)")),
+            ),
+        });
     }
     if let Some(n) = network.filter(|&n| n > cap) {
         return Err(ConfigError::new(

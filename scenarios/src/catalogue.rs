@@ -35,7 +35,7 @@ pub enum ScenarioError {
         accepts: String,
     },
     /// The scenario cannot run on that engine.
-    #[error("scenario `{scenario}` runs on {engines}, not on the {engine} engine")]
+    #[error("`--engine {engine}` (config `base.engine.kind`): scenario `{scenario}` runs on {engines} only")]
     Engine {
         /// The scenario.
         scenario: &'static str,

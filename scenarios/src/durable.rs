@@ -24,8 +24,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-/// Version of the point-file layout (2: fingerprint and rows checksum).
-pub const FORMAT: u32 = 2;
+/// Version of the point-file layout (2: fingerprint and rows checksum;
+/// 3: a `cancelled` column in the rows).
+pub const FORMAT: u32 = 3;
 
 /// `points/P.json`: one finished point.
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,6 +41,10 @@ pub struct PointFile {
     pub fingerprint: String,
     /// FNV-1a of `P.runs.csv` as written.
     pub runs_checksum: String,
+    /// FNV-1a of the compact JSON of `summary`, `trace` and `staleness`
+    /// below ([`content_checksum`]): an edit to any figure of the point is
+    /// refused by resume, merge and report.
+    pub content_checksum: String,
     /// The point's aggregates (as in `summary.json`).
     pub summary: PointSummary,
     /// Mean error trace (as in `traces.csv`).
@@ -258,15 +263,17 @@ impl PointStore for DiskStore<'_> {
             }
             w.flush().map_err(|e| bad(e.to_string()))?;
         }
+        let staleness: Vec<(u64, u64)> = p.staleness.iter().collect();
         let file = PointFile {
             format: FORMAT,
             experiment: self.name.clone(),
             points: plan.points.len(),
             fingerprint: plan.fingerprint(index),
             runs_checksum: format!("{:016x}", fnv1a(&rows)),
+            content_checksum: content_checksum(&p.summary, &p.trace, &staleness)?,
             summary: p.summary,
             trace: p.trace,
-            staleness: p.staleness.iter().collect(),
+            staleness,
         };
         let json = serde_json::to_string_pretty(&file).map_err(|err| OutputError::Encode {
             path: self.out.path().join("points"),
@@ -283,6 +290,19 @@ impl PointStore for DiskStore<'_> {
     fn load(&self, plan: &Plan, index: usize, rows: bool) -> Result<PointResult, SweepError> {
         load_point(self.out.path(), &self.name, plan, index, rows)
     }
+}
+
+/// FNV-1a (hex) of the compact JSON of a point's figures: serde_json
+/// writes each float in its shortest round-trip form, so a point read back
+/// and written again gives the same bytes, and any changed figure others.
+pub fn content_checksum(
+    summary: &PointSummary,
+    trace: &[TraceRow],
+    staleness: &[(u64, u64)],
+) -> Result<String, SweepError> {
+    let bytes = serde_json::to_vec(&(summary, trace, staleness))
+        .map_err(|e| bad(format!("cannot encode a point: {e}")))?;
+    Ok(format!("{:016x}", fnv1a(&bytes)))
 }
 
 /// Reads point `index` of `plan` back from `dir` (its rows too when
@@ -310,8 +330,14 @@ pub fn load_point(
     })?;
     let point = plan.points.get(index);
     let config = &point.config;
-    if f.format != FORMAT
-        || f.experiment != name
+    if f.format != FORMAT {
+        return Err(bad(format!(
+            "`{}` has point-file format {}, written by another version of psim; this psim reads format {FORMAT}, so it neither resumes nor merges it: rerun the point with this version ({hint})",
+            path.display(),
+            f.format
+        )));
+    }
+    if f.experiment != name
         || f.points != plan.points.len()
         || f.summary.index != index
         || f.summary.runs != config.runs as usize
@@ -345,6 +371,14 @@ pub fn load_point(
             rows_path.display(),
             path.display(),
             f.runs_checksum
+        )));
+    }
+    let content = content_checksum(&f.summary, &f.trace, &f.staleness)?;
+    if content != f.content_checksum {
+        return Err(bad(format!(
+            "`{}`: its summary, trace or staleness do not match the checksum it was written with ({content} ≠ {}): the file was edited after it was written; {hint}",
+            path.display(),
+            f.content_checksum
         )));
     }
     let staleness = psim_common::result::StalenessCounts(f.staleness);
@@ -430,8 +464,7 @@ fn parse_rows(text: &str, point: &PlannedPoint, extras: usize) -> Result<Vec<Run
             dropped_too_stale: int(next("dropped_too_stale")?)?,
             dropped_after_stop: int(next("dropped_after_stop")?)?,
             clamped: int(next("clamped")?)?,
-            // Not a column of runs.csv (see `ServerCounters::cancelled`).
-            cancelled: 0,
+            cancelled: int(next("cancelled")?)?,
         };
         let capped_sleeps = if wall_clock {
             int(next("capped_sleeps")?)?

@@ -68,6 +68,7 @@ pub const PSIM_FILES: &[&str] = &[
     "speedup.csv",
     "speedup.svg",
     "heterogeneous.svg",
+    "momentum.json",
     // phase-diagram
     "cells.csv",
     "edges.csv",
@@ -112,7 +113,7 @@ pub enum OutputError {
     #[error("output directory `{0}` is in use by another psim process (it holds `{0}/.psim.lock`); wait for it to finish, or choose another --out")]
     Locked(PathBuf),
     /// A path psim writes through is a symlink or another non-directory.
-    #[error("`{path}` is {what}; psim writes only into directories it created and never follows a link it did not create: remove it, or choose another --out")]
+    #[error("`{path}` is {what}; psim writes only into directories it created and never follows a link it did not create: remove it, or give another directory")]
     NotADirectory {
         /// The path.
         path: PathBuf,
@@ -734,6 +735,10 @@ pub struct Summary<'a> {
     pub runs: u32,
     /// Steps per run.
     pub steps: u64,
+    /// The server's update rule (the same for every point).
+    pub rule: &'a psim_common::update::RuleKind,
+    /// The step-size schedule (the same for every point).
+    pub schedule: &'a psim_common::update::Schedule,
     /// Threads the sweep used.
     pub threads: usize,
     /// Wall-clock seconds of the sweep.
@@ -877,6 +882,7 @@ pub fn runs_header(e: &Experiment) -> Vec<&'static str> {
             "dropped_too_stale",
             "dropped_after_stop",
             "clamped",
+            "cancelled",
         ],
     )
     .into_iter()
@@ -937,6 +943,7 @@ pub fn runs_rows_of(p: &crate::sweep::PointResult) -> impl Iterator<Item = Vec<S
             c.dropped_too_stale.to_string(),
             c.dropped_after_stop.to_string(),
             c.clamped.to_string(),
+            c.cancelled.to_string(),
         ]);
         if wall_clock {
             row.push(r.capped_sleeps.to_string());

@@ -75,6 +75,7 @@ pub fn column_kind(name: &str) -> ColumnKind {
         "dropped_too_stale",
         "dropped_after_stop",
         "clamped",
+        "cancelled",
         "capped_sleeps",
         "worker",
         "p50_staleness",

@@ -23,7 +23,7 @@ pub struct AdviseArgs {
     #[arg(long = "step-size")]
     step_size: f64,
     /// Momenta μ ∈ (−1, 1) to predict for, a comma list (default 0.5,0.6,0.7,0.8,0.85,0.9,0.925,0.95,0.975).
-    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     momentum: Vec<f64>,
     /// Injected delays: a model whose family is scanned by its mean (const:N, uniform:0..B, geometric:P, poisson:L, exp:MEAN); its mean is the delay asked about.
     #[arg(long, conflicts_with_all = ["workers", "compute_time"])]
@@ -40,15 +40,52 @@ pub struct AdviseArgs {
     /// Check the prediction with a short simulation (per μ, 16 grid values around the prediction) and print predicted beside measured.
     #[arg(long)]
     confirm: bool,
-    /// Confirmation: runs per grid value.
-    #[arg(long, default_value_t = 16)]
-    runs: u32,
-    /// Confirmation: steps per run.
-    #[arg(long, default_value_t = 20_000)]
-    steps: u64,
-    /// Confirmation: master seed.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    /// Confirmation (with --confirm only): runs per grid value [default: 16].
+    #[arg(long)]
+    runs: Option<u32>,
+    /// Confirmation (with --confirm only): steps per run [default: 20000].
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Confirmation (with --confirm only): master seed [default: 1].
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+/// The confirmation's settings, `None` without `--confirm`; refused when
+/// given without it (they would change nothing), or when they cannot run.
+fn confirm_settings(a: &AdviseArgs) -> Result<Option<ConfirmSettings>> {
+    if !a.confirm {
+        for (given, flag) in [
+            (a.runs.is_some(), "--runs"),
+            (a.steps.is_some(), "--steps"),
+            (a.seed.is_some(), "--seed"),
+        ] {
+            if given {
+                bail!("`{flag}` sets the confirmation's simulation: add `--confirm` (without it the flag would change nothing)");
+            }
+        }
+        return Ok(None);
+    }
+    let d = ConfirmSettings::default();
+    let s = ConfirmSettings {
+        runs: a.runs.unwrap_or(d.runs),
+        steps: a.steps.unwrap_or(d.steps),
+        seed: a.seed.unwrap_or(d.seed),
+    };
+    // The confirmation's runs are a sweep's: checked as one before
+    // anything is printed.
+    psim_common::RunConfig {
+        runs: s.runs,
+        steps: s.steps,
+        seed: s.seed,
+        record_every: (s.steps / 20).max(1),
+        ..psim_common::RunConfig::default()
+    }
+    .validate()?;
+    if a.spectrum.is_none() && a.curvature.is_some() {
+        bail!("`--confirm` needs `--spectrum` (streaming PCA, a problem psim simulates); a curvature range is predicted only");
+    }
+    Ok(Some(s))
 }
 
 /// The request a command line describes.
@@ -66,11 +103,19 @@ pub fn request(a: &AdviseArgs) -> Result<Request> {
         (Some(_), Some(_)) => bail!("give `--spectrum` or `--curvature`, not both"),
     };
     let asynchrony = match (&a.delay, a.workers.is_some() || a.compute_time.is_some()) {
-        (Some(d), false) => Asynchrony::Delay(parse_delay("delay", d)?),
+        (Some(d), false) => {
+            let d = parse_delay("delay", d)?;
+            d.validate_steps("delay")?;
+            Asynchrony::Delay(d)
+        }
         (None, true) => Asynchrony::Cluster {
             workers: a.workers,
             compute_time: match &a.compute_time {
-                Some(c) => parse_delay("compute-time", c)?,
+                Some(c) => {
+                    let d = parse_delay("compute-time", c)?;
+                    d.validate_seconds("compute-time")?;
+                    d
+                }
                 None => Delay::Constant(1.0),
             },
             consistency: a
@@ -105,14 +150,10 @@ fn parse_delay(flag: &str, s: &str) -> Result<Delay> {
 /// Runs `psim advise`.
 pub fn advise(a: AdviseArgs) -> Result<()> {
     let req = request(&a)?;
+    let settings = confirm_settings(&a)?;
     let advice = predict(&req)?;
     super::print(format_args!("{}", advice.report()))?;
-    if a.confirm {
-        let settings = ConfirmSettings {
-            runs: a.runs,
-            steps: a.steps,
-            seed: a.seed,
-        };
+    if let Some(settings) = settings {
         let c = confirm(&req, &advice, &settings, &SweepOptions::default())?;
         super::print(format_args!("\n{}", c.report(advice.axis)))?;
     }
@@ -136,14 +177,10 @@ pub fn advise_json(argv: Vec<String>) -> Result<String> {
         .map_err(|e| anyhow::anyhow!("{}", e.render().to_string().trim_end()))?;
     let a = cli.args;
     let req = request(&a)?;
+    let settings = confirm_settings(&a)?;
     let advice = predict(&req)?;
     let mut report = advice.report();
-    let confirmation = if a.confirm {
-        let settings = ConfirmSettings {
-            runs: a.runs,
-            steps: a.steps,
-            seed: a.seed,
-        };
+    let confirmation = if let Some(settings) = settings {
         let c = confirm(&req, &advice, &settings, &SweepOptions::default())?;
         report.push('\n');
         report.push_str(&c.report(advice.axis));

@@ -38,8 +38,9 @@ pub struct BenchArgs {
     no_numpy: bool,
     /// Time `psim reproduce phase-diagram` at its defaults instead (its
     /// constant-delay panel, 20 μ × 40 delays × 32 runs × 2·10⁴ steps, and
-    /// the whole three-panel plan); target ≤ 30 s on 2 cores.
-    #[arg(long)]
+    /// the whole three-panel plan); target ≤ 30 s on 2 cores. The E1
+    /// measurements' flags do not apply to it and are refused with it.
+    #[arg(long, conflicts_with_all = ["runs", "batched_runs", "no_sweep", "no_scalar_sweep", "no_numpy"])]
     phase_diagram: bool,
 }
 

@@ -70,9 +70,9 @@ impl<T> Given for Vec<T> {
 
 flag_table! {
     /// Momentum μ in (−1, 1) (negative for every rule but sgd); a comma list makes a grid (sweep, and scenarios that sweep μ).
-    [Momentum, "momentum", value_delimiter = ','] momentum: Vec<f64>,
+    [Momentum, "momentum", value_delimiter = ',', allow_hyphen_values = true] momentum: Vec<f64>,
     /// Step size η > 0; a comma list makes a grid (sweep, and scenarios that sweep η).
-    [StepSize, "step-size", value_delimiter = ','] step_size: Vec<f64>,
+    [StepSize, "step-size", value_delimiter = ',', allow_hyphen_values = true] step_size: Vec<f64>,
     /// Injected engine: delay model (repeat the flag for a grid): N, const:N, uniform:A..B, geometric:P,
     /// poisson:L, exp:MEAN, pareto:SCALE,SHAPE, lognormal:MU,SIGMA, trace:FILE, W*MODEL+W*MODEL.
     [Delay, "delay"] delay: Vec<String>,
@@ -654,12 +654,16 @@ impl Overrides {
             let ObjectiveConfig::Pca(p) = &mut b.objective else {
                 bail!("--spectrum, --covariance, --data and --init apply to the streaming-PCA objective only; this experiment's objective is another, so they are refused rather than ignored");
             };
+            if !self.spectrum.is_empty() && self.covariance.is_some() {
+                bail!("`--spectrum` and `--covariance` both set Σ: give one (a diagonal Σ by its eigenvalues, or the full matrix)");
+            }
             if !self.spectrum.is_empty() {
                 p.spectrum = self.spectrum.clone();
                 p.covariance = None;
             }
             if let Some(c) = &self.covariance {
                 p.covariance = Some(parse_covariance(c)?);
+                p.spectrum.clear();
             }
             if let Some(d) = &self.data {
                 p.data = match d.as_str() {
@@ -702,6 +706,12 @@ pub fn with_python_objectives<T>(f: impl FnOnce() -> T) -> T {
 }
 
 pub use psim_scenarios::durable::split_python_objective;
+
+/// Whether `e` records every push (the push logs live in memory, not in
+/// point files: no shard, resume or merge can keep them).
+pub fn records_pushes(e: &Experiment) -> bool {
+    e.base.cluster().is_some_and(|c| c.record_pushes)
+}
 
 fn load(path: &Path) -> Result<Experiment> {
     let mut text = psim_common::fs::read_regular(path, psim_common::fs::Links::Follow)
@@ -891,6 +901,9 @@ pub fn execute_with<S: ObjectiveSource>(
     let plan = study.plan(&e)?;
     check_memory(&e)?;
     let mut shard = exec.shard()?;
+    if shard.is_some() && records_pushes(&e) {
+        bail!("`--record-pushes` is refused with `--shard`: push logs are kept in memory for the whole run, not in the point files a merge reads, so the merged directory would lack pushes.csv; record pushes in an unsharded run");
+    }
     let out = match (&exec.resume, &exec.out) {
         // run/sweep/reproduce checked that the recorded experiment is `e`.
         (Some(dir), _) => OutputDir::existing(dir)?,

@@ -58,6 +58,12 @@ pub fn merge_dirs(a: &MergeArgs) -> Result<String> {
     let (e, config_text) = read_config_text(first)?;
     e.validate()
         .with_context(|| format!("invalid config `{}`", first.join("config.toml").display()))?;
+    if super::experiment::records_pushes(&e) {
+        bail!(
+            "`{}` records pushes (`record_pushes`): push logs are not kept in point files, so merged shards cannot hold pushes.csv; record pushes in an unsharded run",
+            first.join("config.toml").display()
+        );
+    }
     let study = psim_scenarios::catalogue::study_of(&e);
     let plan = study.plan(&e)?;
     let total = plan.points.len();

@@ -122,7 +122,22 @@ impl Consistency {
     pub fn validate(&self, workers: Option<usize>) -> Result<(), ConfigError> {
         let max = MAX_GRADIENTS_PER_UPDATE;
         let (value, ok, range) = match *self {
-            Consistency::Asp | Consistency::Ssp { .. } | Consistency::Bsp => return Ok(()),
+            Consistency::Asp | Consistency::Bsp => return Ok(()),
+            // At most M tickets are open at once (one per worker), so a
+            // bound of M − 1 never makes a fetch wait: a larger one runs
+            // exactly as ssp:(M−1).
+            Consistency::Ssp { bound } => match workers {
+                Some(m) => (
+                    bound,
+                    bound < m as u64,
+                    format!(
+                        "S in 0..={} (M − 1: with M = {m} workers at most M tickets are open, so a larger S never waits and runs as ssp:{})",
+                        m - 1,
+                        m - 1
+                    ),
+                ),
+                None => return Ok(()),
+            },
             Consistency::Rennala { batch, .. } => (
                 batch,
                 (1..=max).contains(&batch),
@@ -383,6 +398,20 @@ impl ClusterConfig {
             .validate_seconds("engine.cluster.network_delay")?;
         if let Some(w) = &self.worker_compute {
             w.validate(self.workers)?;
+            // `models:` gives every worker its own model and `replay:` the
+            // recorded times: `compute_time` would be ignored.
+            if matches!(w, WorkerCompute::Models(_) | WorkerCompute::Replay { .. })
+                && self.compute_time != Delay::Constant(1.0)
+            {
+                return Err(ConfigError::new(
+                    "engine.cluster.compute_time",
+                    &self.compute_time,
+                    format!(
+                        "left at const:1 with `worker_compute = {}` (its times replace compute_time, which would be ignored)",
+                        if matches!(w, WorkerCompute::Models(_)) { "models:…" } else { "replay:…" }
+                    ),
+                ));
+            }
         }
         self.consistency.validate(Some(self.workers))?;
         if let Some(s) = self.stragglers {
@@ -619,8 +648,8 @@ pub struct TasksConfig {
 /// uses: a delay model exists only for the injected engine, a worker count
 /// only for the cluster engines, a back-end only for threads. Tagged by
 /// `kind` in TOML.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum EngineConfig {
     /// Staleness sampled from a delay model and served from the history (eq. 2.1 exactly).
     Injected(InjectedConfig),
@@ -630,6 +659,21 @@ pub enum EngineConfig {
     Threads(ThreadsConfig),
     /// Tokio tasks as workers; staleness measured.
     Tasks(TasksConfig),
+}
+
+impl<'de> Deserialize<'de> for EngineConfig {
+    /// Read with its keys named in errors (see `config::tagged`).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const KINDS: &[&str] = &["injected", "virtual-time", "threads", "tasks"];
+        let (kind, fields) = super::tagged::split(d, KINDS)?;
+        match kind.as_str() {
+            "injected" => super::tagged::part(fields).map(EngineConfig::Injected),
+            "virtual-time" => super::tagged::part(fields).map(EngineConfig::VirtualTime),
+            "threads" => super::tagged::part(fields).map(EngineConfig::Threads),
+            "tasks" => super::tagged::part(fields).map(EngineConfig::Tasks),
+            other => Err(super::tagged::unknown(other, KINDS)),
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -884,9 +928,16 @@ impl FromStr for WorkerCompute {
             "replay" => {
                 let body =
                     crate::fs::read_regular(std::path::Path::new(args), crate::fs::Links::Follow)
-                        .map_err(|e| bad(format!("cannot read `{args}`: {e}")))?;
-                let log = crate::pushes::parse_push_log(&body)
-                    .map_err(|e| bad(format!("`{args}` is not a psim push log: {e}")))?;
+                        .map_err(|e| {
+                        bad(format!(
+                            "a readable push log written by --record-pushes (`{args}`: {e})"
+                        ))
+                    })?;
+                let log = crate::pushes::parse_push_log(&body).map_err(|e| {
+                    bad(format!(
+                        "a push log written by --record-pushes (`{args}`: {e})"
+                    ))
+                })?;
                 Ok(WorkerCompute::Replay {
                     path: crate::fs::absolute(args),
                     times: log.compute.into(),

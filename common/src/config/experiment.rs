@@ -4,6 +4,7 @@
 use super::{Consistency, EngineConfig, RunConfig};
 use crate::delay::Delay;
 use crate::error::ConfigError;
+use crate::update::RuleKind;
 use serde::{Deserialize, Serialize};
 
 /// The values a sweep varies; an empty list keeps the base value. The
@@ -143,6 +144,129 @@ impl Experiment {
     /// The engine settings of every point of the engine axes, in grid order.
     /// Axes that do not suit the engine are left out here and refused by
     /// [`Experiment::validate`].
+    /// Refuses a staleness-dependent update rule when no point of the
+    /// experiment can apply a gradient stale enough for it to act: it would
+    /// run exactly as heavy ball. `staleness-aware` (η/max(τ, 1)) acts from
+    /// τ = 2, `dc-asgd:λ` from τ = 1, `delay-adaptive:C` (η·min(1, C/τ))
+    /// above τ = C (C = M by default).
+    fn check_rule_has_effect(&self) -> Result<(), ConfigError> {
+        let acts_above = |engine: &EngineConfig| -> Option<f64> {
+            match self.base.rule {
+                RuleKind::StalenessAware => Some(1.0),
+                RuleKind::DcAsgd { .. } => Some(0.0),
+                RuleKind::DelayAdaptive { c: Some(c) } => Some(c),
+                RuleKind::DelayAdaptive { c: None } => engine.cluster().map(|c| c.workers as f64),
+                _ => None,
+            }
+        };
+        let mut any = false;
+        for engine in self.engine_points() {
+            let Some(threshold) = acts_above(&engine) else {
+                return Ok(());
+            };
+            // The largest staleness a point can apply, None when unbounded.
+            let reach: Option<f64> = match &engine {
+                EngineConfig::Injected(i) => i.delay.upper_bound().map(f64::round),
+                other => match other.cluster().map(|c| c.consistency) {
+                    Some(
+                        Consistency::Rennala { .. } | Consistency::KSync { .. } | Consistency::Bsp,
+                    ) => Some(0.0),
+                    Some(Consistency::Ringmaster { bound, .. }) => Some(bound as f64 - 1.0),
+                    Some(Consistency::Ssp { bound }) => Some(bound as f64),
+                    _ => None,
+                },
+            };
+            if reach.is_none_or(|r| r > threshold) {
+                any = true;
+                break;
+            }
+        }
+        if any {
+            return Ok(());
+        }
+        let why = match self.base.rule {
+            RuleKind::StalenessAware => {
+                "a staleness of at least 2 (η/max(τ, 1) is η at τ ≤ 1)".to_string()
+            }
+            RuleKind::DcAsgd { .. } => "a stale gradient (τ ≥ 1) to compensate".to_string(),
+            _ => "a staleness above C (η·min(1, C/τ) is η at τ ≤ C; C defaults to the workers M)"
+                .to_string(),
+        };
+        Err(ConfigError::new(
+            "rule",
+            self.base.rule,
+            format!("a rule whose step acts on this experiment: `{}` needs {why}, which no point of it reaches (its delays, or its policy: rennala, ksync and bsp apply only fresh gradients, ringmaster:R none staler than R − 1, ssp:S none staler than S), so it would run exactly as heavy-ball; use `heavy-ball`", self.base.rule),
+        ))
+    }
+
+    /// Refuses `bsp` beside `ksync:M` in a consistency grid with M workers:
+    /// m-sync with a quorum of every worker is BSP, the same points twice.
+    fn check_bsp_twice(&self) -> Result<(), ConfigError> {
+        let Some(c) = self.base.cluster() else {
+            return Ok(());
+        };
+        if !self.grid.consistency.contains(&Consistency::Bsp) {
+            return Ok(());
+        }
+        let workers = if self.grid.workers.is_empty() {
+            vec![c.workers]
+        } else {
+            self.grid.workers.clone()
+        };
+        for (i, cons) in self.grid.consistency.iter().enumerate() {
+            if let Consistency::KSync { quorum } = cons {
+                if let Some(&m) = workers.iter().find(|&&m| m as u64 == *quorum) {
+                    return Err(ConfigError::new(
+                        format!("grid.consistency[{i}]"),
+                        cons,
+                        format!("not `bsp`'s twin: with M = {m} workers `ksync:{m}` averages every worker's gradient each round, which is `bsp`, also in the grid: the same points twice"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a history setting other than the default that no delay of
+    /// the experiment reaches: it would run exactly as the default.
+    /// `capacity` acts when a delay reaches min(capacity, default), the
+    /// policy when one reaches the capacity.
+    fn check_history_has_effect(&self) -> Result<(), ConfigError> {
+        let Some(inj) = self.base.injected() else {
+            return Ok(());
+        };
+        let default = super::HistoryConfig::default();
+        let mut largest = 0.0f64;
+        for d in std::iter::once(&inj.delay).chain(&self.grid.delay) {
+            match d.upper_bound() {
+                Some(b) => largest = largest.max(b.round()),
+                None => return Ok(()),
+            }
+        }
+        let h = inj.history;
+        let reach = |cap: usize| largest >= cap as f64;
+        if h.capacity != default.capacity && !reach(h.capacity.min(default.capacity)) {
+            let advice = if largest >= 1.0 {
+                format!("at most {largest}, or the default")
+            } else {
+                "the default".to_string()
+            };
+            return Err(ConfigError::new(
+                "engine.history.capacity",
+                h.capacity,
+                format!("a capacity some delay reaches (every delay here is at most {largest}, so neither this history nor the default of {} is ever exceeded: it would change nothing); {advice}", default.capacity),
+            ));
+        }
+        if h.policy != default.policy && !reach(h.capacity) {
+            return Err(ConfigError::new(
+                "engine.history.policy",
+                format!("{:?}", h.policy).to_lowercase(),
+                format!("the default `clamp` unless a delay reaches the history of {} versions (every delay here is at most {largest}: no read goes past it, so the policy would change nothing)", h.capacity),
+            ));
+        }
+        Ok(())
+    }
+
     fn engine_points(&self) -> Vec<EngineConfig> {
         let g = &self.grid;
         let base = &self.base.engine;
@@ -284,9 +408,13 @@ impl Experiment {
         distinct("grid.momentum", &self.grid.momentum)?;
         distinct("grid.step_size", &self.grid.step_size)?;
         distinct("grid.delay", &self.grid.delay)?;
+        same_law_twice("grid.delay", &self.grid.delay)?;
         distinct("grid.workers", &self.grid.workers)?;
         distinct("grid.compute_time", &self.grid.compute_time)?;
         distinct("grid.consistency", &self.grid.consistency)?;
+        self.check_bsp_twice()?;
+        self.check_rule_has_effect()?;
+        self.check_history_has_effect()?;
         if let Some(r) = &self.tradeoff {
             if !(r.factor.is_finite() && r.factor > 1.0) {
                 return Err(ConfigError::new(
@@ -302,9 +430,12 @@ impl Experiment {
         let n = per_point.saturating_mul(self.base.runs as u64);
         if n > 100_000_000 {
             return Err(ConfigError::new(
-                "grid",
-                format!("{n} runs in all"),
-                "at most 10⁸ runs per experiment",
+                "runs",
+                format!(
+                    "{} (× {per_point} points = {n} runs in all)",
+                    self.base.runs
+                ),
+                "at most 10⁸ runs per experiment in all (fewer runs per point, or a smaller grid)",
             ));
         }
         let per_run = self.base.steps / self.base.record_every + 2;
@@ -343,6 +474,22 @@ fn distinct<T: PartialEq + std::fmt::Display>(
             ));
         }
         bucket.push(i);
+    }
+    Ok(())
+}
+
+/// Refuses two delay models of a grid that draw the same law under two
+/// spellings ([`Delay::law_key`]): the grid would run one point twice.
+fn same_law_twice(field: &str, values: &[Delay]) -> Result<(), ConfigError> {
+    let keys: Vec<String> = values.iter().map(Delay::law_key).collect();
+    for (i, k) in keys.iter().enumerate() {
+        if let Some(j) = keys[..i].iter().position(|o| o == k) {
+            return Err(ConfigError::new(
+                format!("{field}[{i}]"),
+                &values[i],
+                format!("distinct laws: it draws the same delays as {field}[{j}] = {} (both are {k}), which would run and report the same points twice", values[j]),
+            ));
+        }
     }
     Ok(())
 }

@@ -97,9 +97,9 @@ impl<'de> Deserialize<'de> for InitialPoint {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PcaConfig {
-    /// Eigenvalues of a diagonal Σ, largest first (ignored when
-    /// `covariance` is given).
-    #[serde(default)]
+    /// Eigenvalues of a diagonal Σ, largest first; empty when `covariance`
+    /// gives Σ instead (exactly one of the two is set).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spectrum: Vec<f64>,
     /// A full symmetric positive-definite covariance, as rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,6 +153,23 @@ impl PcaConfig {
     }
 
     fn validate_matrix(&self) -> Result<(), ConfigError> {
+        match (&self.covariance, self.spectrum.is_empty()) {
+            (Some(_), false) => {
+                return Err(ConfigError::new(
+                    "objective.spectrum",
+                    format!("{:?} beside `objective.covariance`", self.spectrum),
+                    "absent when `covariance` is given (both set Σ: give one)",
+                ))
+            }
+            (None, true) => {
+                return Err(ConfigError::new(
+                    "objective.spectrum",
+                    "missing",
+                    "the eigenvalues of a diagonal Σ (or `covariance`, the full matrix)",
+                ))
+            }
+            _ => {}
+        }
         if let Some(rows) = &self.covariance {
             let d = rows.len();
             if d < 2 {
@@ -340,7 +357,7 @@ impl MlpConfig {
 }
 
 /// The objective a run optimises, tagged by `kind` in TOML.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ObjectiveConfig {
     /// Streaming PCA (001).
@@ -368,6 +385,23 @@ impl ObjectiveConfig {
             ObjectiveConfig::Wells(c) => c.validate(),
             ObjectiveConfig::Mlp(m) => m.validate(),
             ObjectiveConfig::Quadratic(q) => q.validate(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectiveConfig {
+    /// Read with its keys named in errors (see `config::tagged`).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const KINDS: &[&str] = &["pca", "saddle", "spiky", "wells", "mlp", "quadratic"];
+        let (kind, fields) = super::tagged::split(d, KINDS)?;
+        match kind.as_str() {
+            "pca" => super::tagged::part(fields).map(ObjectiveConfig::Pca),
+            "saddle" => super::tagged::part(fields).map(ObjectiveConfig::Saddle),
+            "spiky" => super::tagged::part(fields).map(ObjectiveConfig::Spiky),
+            "wells" => super::tagged::part(fields).map(ObjectiveConfig::Wells),
+            "mlp" => super::tagged::part(fields).map(ObjectiveConfig::Mlp),
+            "quadratic" => super::tagged::part(fields).map(ObjectiveConfig::Quadratic),
+            other => Err(super::tagged::unknown(other, KINDS)),
         }
     }
 }

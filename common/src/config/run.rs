@@ -158,6 +158,15 @@ impl RunConfig {
                 "`delay-adaptive:C` with C given on the injected engine (C defaults to the number of workers, which only the cluster engines have)",
             ));
         }
+        if let Some(Consistency::Ringmaster { bound, .. }) = self.cluster().map(|c| c.consistency) {
+            if bound > self.steps {
+                return Err(ConfigError::new(
+                    "engine.cluster.consistency",
+                    self.cluster().map(|c| c.consistency.to_string()).unwrap_or_default(),
+                    format!("R ≤ steps = {} (a gradient is at most `steps` versions stale, so a larger R never discards and runs as asp)", self.steps),
+                ));
+            }
+        }
         if let (RuleKind::DcAsgd { .. }, Some(c)) = (self.rule, self.cluster()) {
             if let Consistency::Buffered { .. } = c.consistency {
                 return Err(ConfigError::new(

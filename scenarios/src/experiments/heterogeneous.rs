@@ -13,8 +13,11 @@
 //! ASGD (`asp`), delay-adaptive ASGD (`asp`, rule `delay-adaptive`),
 //! Ringmaster (`ringmaster:R`, R = max(1, ⌈σ²/ε⌉) as in the paper),
 //! Rennala (`rennala:B`, B = R), m-sync (`ksync:K`, K = min(n, B)) and
-//! minibatch SGD (`bsp`). Separately, heavy-ball ASGD for μ ∈ {0, 0.5, 0.9}
-//! at n ∈ {10, 100}, η over [`MOMENTUM_STEP_SIZES`].
+//! minibatch SGD (`bsp`). Separately, heavy-ball ASGD for μ over
+//! [`MOMENTA`] at n over [`MOMENTUM_WORKERS`], η over
+//! [`MOMENTUM_STEP_SIZES`]: at each fixed η, the μ that reaches ε first
+//! falls as n grows (001's E2 observation, asynchrony's implicit momentum
+//! taking the place of explicit momentum).
 
 use crate::catalogue::{Scenario, ScenarioError};
 use crate::executor::{Plan, PlannedPoint};
@@ -37,9 +40,9 @@ pub const WORKERS: [usize; 5] = [1, 10, 100, 1000, 10_000];
 /// Step sizes η tried for every method and n (the best is kept).
 pub const STEP_SIZES: [f64; 4] = [0.03, 0.1, 0.3, 1.0];
 /// Momenta of the heavy-ball ASGD axis.
-pub const MOMENTA: [f64; 3] = [0.0, 0.5, 0.9];
+pub const MOMENTA: [f64; 5] = [0.0, 0.3, 0.5, 0.7, 0.9];
 /// Worker counts of the momentum axis.
-pub const MOMENTUM_WORKERS: [usize; 2] = [10, 100];
+pub const MOMENTUM_WORKERS: [usize; 5] = [1, 3, 10, 30, 100];
 /// Step sizes of the momentum axis (ASGD at n = 100 needs η ≲ 1/(L·τ),
 /// τ its staleness, so the grid reaches lower).
 pub const MOMENTUM_STEP_SIZES: [f64; 4] = [0.003, 0.01, 0.03, 0.1];
@@ -138,6 +141,13 @@ type Point = (String, usize, f64, f64, RunConfig);
 /// The planned points, in order: methods × n × η, then μ × n × η.
 fn points(e: &Experiment) -> Result<Vec<Point>, ScenarioError> {
     let q = quadratic(e)?;
+    if !(q.gap() > 0.0 && q.gap().is_finite()) {
+        return Err(ScenarioError::Unsuitable(format!(
+            "invalid `objective.start` = {}: must be non-zero, with a finite gap Δ = f(x⁰) − f* (here {}): the bound T* and the time to ε need a start away from the minimum",
+            psim_common::num::show(q.start),
+            psim_common::num::show(q.gap())
+        )));
+    }
     let eps = e.base.target_error.ok_or_else(|| {
         ScenarioError::Unsuitable("scenario `heterogeneous` needs a target error ε".into())
     })?;
@@ -215,6 +225,31 @@ fn bound(e: &Experiment, n: usize) -> Result<(f64, usize), ScenarioError> {
     Ok((b.seconds, b.workers))
 }
 
+/// The median time to ε over runs (a run that did not reach ε, NaN,
+/// counts as +∞: the median is finite only when most runs reached it) and
+/// its relative standard error, ≈ 1.25·sd/√r of the reached runs (the
+/// normal approximation of a median's error).
+fn median_and_se(times: &[f64]) -> (f64, f64) {
+    let reached: Vec<f64> = times.iter().copied().filter(|t| !t.is_nan()).collect();
+    let all: Vec<f64> = times
+        .iter()
+        .map(|t| if t.is_nan() { f64::INFINITY } else { *t })
+        .collect();
+    let med = median(all);
+    let sd = if reached.len() > 1 {
+        let m = reached.iter().sum::<f64>() / reached.len() as f64;
+        (reached.iter().map(|t| (t - m) * (t - m)).sum::<f64>() / (reached.len() - 1) as f64).sqrt()
+    } else {
+        0.0
+    };
+    let rel_se = if med.is_finite() && med > 0.0 {
+        1.25 * sd / (times.len() as f64).sqrt() / med
+    } else {
+        0.0
+    };
+    (med, rel_se)
+}
+
 /// The tuned rows from the finished points.
 pub fn rows(e: &Experiment, done: &SweepResult) -> Result<Vec<Row>, ScenarioError> {
     let planned = points(e)?;
@@ -223,26 +258,7 @@ pub fn rows(e: &Experiment, done: &SweepResult) -> Result<Vec<Row>, ScenarioErro
         let times: Vec<f64> = p.rows.iter().map(|r| r.extras[0]).collect();
         let reached: Vec<f64> = times.iter().copied().filter(|t| !t.is_nan()).collect();
         let runs = times.len();
-        // A run that did not reach ε counts as +∞: the median is finite only
-        // when most runs reached it.
-        let all: Vec<f64> = times
-            .iter()
-            .map(|t| if t.is_nan() { f64::INFINITY } else { *t })
-            .collect();
-        let med = median(all);
-        let sd = if reached.len() > 1 {
-            let m = reached.iter().sum::<f64>() / reached.len() as f64;
-            (reached.iter().map(|t| (t - m) * (t - m)).sum::<f64>() / (reached.len() - 1) as f64)
-                .sqrt()
-        } else {
-            0.0
-        };
-        // The median's standard error ≈ 1.25·sd/√r (normal approximation).
-        let rel_se = if med.is_finite() && med > 0.0 {
-            1.25 * sd / (runs as f64).sqrt() / med
-        } else {
-            0.0
-        };
+        let (med, rel_se) = median_and_se(&times);
         let row = out
             .iter_mut()
             .find(|r| r.method == *method && r.workers == *n);
@@ -274,12 +290,104 @@ pub fn rows(e: &Experiment, done: &SweepResult) -> Result<Vec<Row>, ScenarioErro
     Ok(out)
 }
 
+/// One (n, η, μ) of the momentum axis, η not tuned.
+#[derive(Debug, Clone, Serialize)]
+pub struct MomentumCell {
+    /// Workers n.
+    pub workers: usize,
+    /// Step size η.
+    pub step_size: f64,
+    /// Momentum μ.
+    pub momentum: f64,
+    /// Median time to ε (virtual seconds), `None` unless most runs reached it.
+    pub time: Option<f64>,
+    /// Relative standard error of that median.
+    pub rel_se: f64,
+}
+
+/// The momentum axis's cells, from the finished points.
+pub fn momentum_cells(
+    e: &Experiment,
+    done: &SweepResult,
+) -> Result<Vec<MomentumCell>, ScenarioError> {
+    let planned = points(e)?;
+    Ok(planned
+        .iter()
+        .zip(&done.points)
+        .filter(|((method, ..), _)| method.starts_with("ASGD μ="))
+        .map(|((_, n, mu, eta, _), p)| {
+            let times: Vec<f64> = p.rows.iter().map(|r| r.extras[0]).collect();
+            let (med, rel_se) = median_and_se(&times);
+            MomentumCell {
+                workers: *n,
+                step_size: *eta,
+                momentum: *mu,
+                time: med.is_finite().then_some(med),
+                rel_se,
+            }
+        })
+        .collect())
+}
+
+/// The momenta whose median time at (n, η) is within 3 standard errors
+/// (combined with the fastest's) of the fastest: the best μ up to the
+/// noise of the runs. Empty when no μ reached ε.
+fn near_best(cells: &[MomentumCell], n: usize, eta: f64) -> Vec<f64> {
+    let at: Vec<&MomentumCell> = cells
+        .iter()
+        .filter(|c| c.workers == n && c.step_size == eta)
+        .collect();
+    let Some(best) = at
+        .iter()
+        .filter_map(|c| c.time.map(|t| (t, c.rel_se)))
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+    else {
+        return Vec::new();
+    };
+    at.iter()
+        .filter(|c| {
+            c.time.is_some_and(|t| {
+                t <= best.0 * (1.0 + 3.0 * (best.1.powi(2) + c.rel_se.powi(2)).sqrt())
+            })
+        })
+        .map(|c| c.momentum)
+        .collect()
+}
+
+/// The best-μ table of the momentum axis: one line per η, the near-best
+/// momenta per n.
+fn momentum_table(cells: &[MomentumCell]) -> String {
+    let mut t = String::new();
+    let _ = write!(t, "best μ of heavy-ball ASGD at fixed η (μ within 3 standard errors of the fastest; – none reached ε)\n{:>8}", "η \\ n");
+    for n in MOMENTUM_WORKERS {
+        let _ = write!(t, " {n:>14}");
+    }
+    t.push('\n');
+    for eta in MOMENTUM_STEP_SIZES {
+        let _ = write!(t, "{eta:>8}");
+        for n in MOMENTUM_WORKERS {
+            let b = near_best(cells, n, eta);
+            let text = if b.is_empty() {
+                "–".to_string()
+            } else {
+                b.iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let _ = write!(t, " {text:>14}");
+        }
+        t.push('\n');
+    }
+    t
+}
+
 fn of<'a>(rows: &'a [Row], method: &str) -> Vec<&'a Row> {
     rows.iter().filter(|r| r.method == method).collect()
 }
 
 /// The verdict lines.
-pub fn verdicts(rows: &[Row]) -> String {
+pub fn verdicts(rows: &[Row], cells: &[MomentumCell]) -> String {
     let mut t = String::new();
     // 1. Adding slow workers never hurts Rennala and Ringmaster: each
     //    step up in n keeps the time within 3 standard errors (the two
@@ -324,26 +432,39 @@ pub fn verdicts(rows: &[Row]) -> String {
             .is_some_and(|r| r.time.is_none_or(|t| t >= 2.0 * best));
         let _ = writeln!(t, "{name} degrades with slow workers (time at n = 10⁴ ≥ 2× its best n, or ε not reached): {}", verdict_word(ok));
     }
-    // 4. Heavy-ball ASGD's best μ per n: reported as a finding, not a
-    //    verdict (on this quadratic, whose error ‖∇f‖² is dominated by the
-    //    stiff directions momentum does not accelerate, the best μ is 0 at
-    //    every n of the axis; the claim that it falls with n is untested
-    //    here rather than asserted).
-    let best_mu = |n: usize| {
-        rows.iter()
-            .filter(|r| r.method.starts_with("ASGD μ=") && r.workers == n)
-            .filter_map(|r| r.time.map(|t| (t, r.momentum)))
-            .min_by(|a, b| a.0.total_cmp(&b.0))
-            .map_or("–".to_string(), |x| x.1.to_string())
-    };
-    let found: Vec<String> = MOMENTUM_WORKERS
-        .iter()
-        .map(|&n| format!("n = {n}: μ = {}", best_mu(n)))
-        .collect();
+    // 4. Heavy-ball ASGD at a fixed η: the best μ falls as n grows. At
+    //    each η, from one n to the next the best μ may not rise (the
+    //    smallest near-best μ at the larger n is at most the largest at the
+    //    smaller n: a rise beyond 3 standard errors fails), and from n = 1
+    //    to the largest n it must fall (every near-best μ at the largest n
+    //    below every one at n = 1) at every η where both reach ε, of which
+    //    there must be at least two.
+    let mut compared = 0;
+    let mut ok = true;
+    for eta in MOMENTUM_STEP_SIZES {
+        let sets: Vec<Vec<f64>> = MOMENTUM_WORKERS
+            .iter()
+            .map(|&n| near_best(cells, n, eta))
+            .filter(|b| !b.is_empty())
+            .collect();
+        let lo = |b: &[f64]| b.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = |b: &[f64]| b.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        ok &= sets.windows(2).all(|w| lo(&w[1]) <= hi(&w[0]));
+        let (first, last) = (
+            near_best(cells, MOMENTUM_WORKERS[0], eta),
+            near_best(cells, *MOMENTUM_WORKERS.last().expect("workers"), eta),
+        );
+        if !first.is_empty() && !last.is_empty() {
+            compared += 1;
+            ok &= hi(&last) < lo(&first);
+        }
+    }
+    ok &= compared >= 2;
     let _ = writeln!(
         t,
-        "finding (not a verdict): the best μ of heavy-ball ASGD, {}",
-        found.join(", ")
+        "with heavy-ball momentum the best μ of ASGD falls as n grows (at each fixed η: never rises beyond 3 standard errors from one n to the next, and lower at n = {} than at n = 1 wherever both reach ε, {compared} η): {}",
+        MOMENTUM_WORKERS.last().expect("workers"),
+        verdict_word(ok)
     );
     t
 }
@@ -373,7 +494,24 @@ fn table(rows: &[Row]) -> String {
     t
 }
 
-fn plot(rows: &[Row]) -> Plot {
+/// The workers' compute times as configured: the √i profile at the
+/// defaults, otherwise what `--worker-compute` and `--compute-time` set.
+fn profile_label(e: &Experiment) -> String {
+    let Some(c) = e.base.cluster() else {
+        return String::new();
+    };
+    match &c.worker_compute {
+        Some(w)
+            if w.to_string() == PROFILE && c.compute_time == psim_common::Delay::Constant(1.0) =>
+        {
+            format!("τ_i = √i, {PROFILE}")
+        }
+        Some(w) => format!("worker compute {w}, compute time {}", c.compute_time),
+        None => format!("compute time {}", c.compute_time),
+    }
+}
+
+fn plot(rows: &[Row], profile: &str) -> Plot {
     let mut series: Vec<Series> = METHODS
         .iter()
         .map(|m| Series {
@@ -396,7 +534,7 @@ fn plot(rows: &[Row]) -> Plot {
         ..Default::default()
     });
     Plot {
-        title: "time to ε vs workers (√i profile), best η per method".into(),
+        title: format!("time to ε vs workers ({profile}), best η per method"),
         x_label: "workers n".into(),
         y_label: "virtual time to ε".into(),
         log_x: true,
@@ -488,14 +626,17 @@ impl Scenario for Heterogeneous {
         out: &OutputDir,
     ) -> Result<String, ScenarioError> {
         let rows = rows(e, done)?;
+        let cells = momentum_cells(e, done)?;
         out.write_json("summary.json", &rows)?;
-        out.write("heterogeneous.svg", plot(&rows).to_svg())?;
+        out.write_json("momentum.json", &cells)?;
+        let profile = profile_label(e);
+        out.write("heterogeneous.svg", plot(&rows, &profile).to_svg())?;
         let q = quadratic(e)?;
         let eps = e.base.target_error.unwrap_or(f64::NAN);
         let mut t = String::new();
         let _ = writeln!(
             t,
-            "heterogeneous workers (τ_i = √i, {PROFILE}), quadratic d = {}, L = {}, Δ = {:.3}, σ² = {}, ε = {eps} (‖∇f‖²); R = B = {}; η tuned over {:?} (heavy-ball ASGD: {:?}); {} runs per point, ≤ {} updates per run; T* is the bound up to its constant\n",
+            "heterogeneous workers ({profile}), quadratic d = {}, L = {}, Δ = {:.3}, σ² = {}, ε = {eps} (‖∇f‖²); R = B = {}; η tuned over {:?} (heavy-ball ASGD: {:?}); {} runs per point, ≤ {} updates per run; T* is the bound up to its constant\n",
             q.dim,
             q.smoothness,
             q.gap(),
@@ -508,7 +649,9 @@ impl Scenario for Heterogeneous {
         );
         t.push_str(&table(&rows));
         t.push('\n');
-        t.push_str(&verdicts(&rows));
+        t.push_str(&momentum_table(&cells));
+        t.push('\n');
+        t.push_str(&verdicts(&rows, &cells));
         Ok(t)
     }
 }
@@ -541,15 +684,50 @@ mod tests {
             rows.push(row("ASGD", n, (k < 2).then_some(10.0), b));
             rows.push(row("minibatch SGD", n, Some(10.0 * (k + 1) as f64), b));
         }
-        let v = verdicts(&rows);
+        // Best μ 0.9 at n = 1 falling to 0 at the largest n, at every η.
+        let mut cells = Vec::new();
+        for (k, &n) in MOMENTUM_WORKERS.iter().enumerate() {
+            for &eta in &MOMENTUM_STEP_SIZES {
+                for &mu in &MOMENTA {
+                    // Fastest at μ* = 0.9 − 0.225·k, others 20 % slower per 0.1 away.
+                    let star = 0.9 - 0.225 * k as f64;
+                    cells.push(MomentumCell {
+                        workers: n,
+                        step_size: eta,
+                        momentum: mu,
+                        time: Some(10.0 * (1.0 + 2.0 * (mu - star).abs())),
+                        rel_se: 0.01,
+                    });
+                }
+            }
+        }
+        let v = verdicts(&rows, &cells);
         assert_eq!(crate::verdict::verdict(&v), Some(true), "{v}");
+        // The best μ rising with n at one η fails the momentum verdict.
+        let mut rising = cells.clone();
+        for c in rising
+            .iter_mut()
+            .filter(|c| c.step_size == MOMENTUM_STEP_SIZES[0])
+        {
+            let k = MOMENTUM_WORKERS
+                .iter()
+                .position(|&n| n == c.workers)
+                .unwrap();
+            let star = 0.225 * k as f64;
+            c.time = Some(10.0 * (1.0 + 2.0 * (c.momentum - star).abs()));
+        }
+        let v = verdicts(&rows, &rising);
+        assert!(
+            v.contains("best μ of ASGD falls") && v.contains(": DOES NOT HOLD"),
+            "{v}"
+        );
         // Rennala 10 % slower at the largest n than at the one before (3
         // standard errors of 1 % each allow ≈ 4 %): adding workers hurt it.
         let before = WORKERS.len() - 2;
         let prev = 100.0 / (before + 1) as f64 * 0.5;
         let last = rows.iter_mut().rfind(|r| r.method == "Rennala").unwrap();
         last.time = Some(prev * 1.1);
-        let v = verdicts(&rows);
+        let v = verdicts(&rows, &cells);
         assert!(
             v.contains("never hurts Rennala (") && v.contains(": DOES NOT HOLD"),
             "{v}"
@@ -563,6 +741,9 @@ mod tests {
         for r in rows2.iter_mut().filter(|r| r.method == "Ringmaster") {
             r.bound = 1.0 / r.workers as f64;
         }
-        assert_eq!(crate::verdict::verdict(&verdicts(&rows2)), Some(false));
+        assert_eq!(
+            crate::verdict::verdict(&verdicts(&rows2, &cells)),
+            Some(false)
+        );
     }
 }

@@ -516,7 +516,6 @@ impl Scenario for PhaseDiagramScenario {
             Setting::Steps,
             Setting::Runs,
             Setting::Seed,
-            Setting::RecordEvery,
             Setting::TailFraction,
             Setting::DivergenceNorm,
             Setting::Objective,

@@ -96,7 +96,7 @@ impl PointsReport {
     pub fn new(e: &Experiment, wall_seconds: f64, threads: usize) -> Self {
         let mut t = String::new();
         let b = &e.base;
-        let _ = writeln!(t, "{}: {} runs × {} steps per point, engine {:?}, seed {}; error = mean over the last {}% of steps; ran in {:.2} s on {} threads\n", e.name, b.runs, b.steps, b.engine_kind(), b.seed, b.tail_fraction * 100.0, wall_seconds, threads);
+        let _ = writeln!(t, "{}: {} runs × {} steps per point, engine {:?}, rule {}, schedule {}, seed {}; error = mean over the last {}% of steps; ran in {:.2} s on {} threads\n", e.name, b.runs, b.steps, b.engine_kind(), b.rule, b.schedule, b.seed, b.tail_fraction * 100.0, wall_seconds, threads);
         let axis = if b.cluster().is_some() {
             "workers compute consistency"
         } else {

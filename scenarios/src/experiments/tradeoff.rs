@@ -520,6 +520,16 @@ impl Scenario for Tradeoff {
     }
 
     fn plan(&self, e: &Experiment) -> Result<Plan, ScenarioError> {
+        if let (Some(_), psim_common::RuleKind::DelayAdaptive { c: None }) =
+            (e.base.cluster(), e.base.rule)
+        {
+            // Its τ = M − 1 comparison runs on the injected engine, which
+            // has no worker count for C to default to.
+            return Err(ScenarioError::Unsuitable(format!(
+                "`--rule delay-adaptive` (config `rule`): the {} tradeoff compares each worker count M with the injected engine at τ = M − 1, which has no workers for C to default to; give C (`delay-adaptive:C`)",
+                e.base.engine_kind()
+            )));
+        }
         Ok(tradeoff_plan(e))
     }
 
