@@ -13,7 +13,7 @@ status=0
 scrub() {
     # points/*.json are compact and checksum their runs, wall times included.
     sed -E -e 's/"(wall_seconds|mean_wall_seconds|threads)": ?[0-9.e+-]+/"\1": T/g' \
-        -e 's/"runs_checksum": ?"[0-9a-f]+"/"runs_checksum": T/g' \
+        -e 's/"(runs|content)_checksum": ?"[0-9a-f]+"/"\1_checksum": T/g' \
         -e 's/ran in [0-9.]+ s( on [0-9]+ threads)?/ran in T/g' -e 's/in [0-9.]+ s wall-clock/in T s wall-clock/' \
         -e 's/(^|,)[0-9]+\.[0-9]{6}(,|$)/\1T\2/g' "$1" 2>/dev/null || cat "$1"
 }
