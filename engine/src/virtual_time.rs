@@ -95,6 +95,11 @@ struct SimWorker {
     staleness_max: u64,
 }
 
+// The memory per worker the docs quote counts on it (64-bit targets, where
+// the generators are xoshiro256++).
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<SimWorker>() == 104);
+
 impl SimWorker {
     /// Records one applied gradient of staleness `s`, as [`WorkerStats::record`].
     #[inline]
@@ -795,6 +800,25 @@ pub fn run_virtual_time<O: Objective + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arena_blocks_are_aligned_and_disjoint() {
+        for dim in [1, 4, 7] {
+            let mut a = Arena::new(100, dim);
+            for w in 0..100 {
+                a.copy_mut(w).fill(w as f64);
+                let (copy, gradient) = a.both_mut(w);
+                assert_eq!(copy, vec![w as f64; dim].as_slice());
+                gradient.fill(-(w as f64));
+            }
+            for w in 0..100 {
+                assert_eq!(a.copy(w), vec![w as f64; dim].as_slice());
+                assert_eq!(a.gradient(w), vec![-(w as f64); dim].as_slice());
+                assert_eq!(a.copy(w).as_ptr() as usize % 64, (w * 2 * dim * 8) % 64);
+            }
+            assert_eq!(a.copy(0).as_ptr() as usize % 64, 0, "d = {dim}");
+        }
+    }
 
     #[test]
     fn time_keys_order_like_times() {
