@@ -4,6 +4,7 @@
 
 pub mod batched;
 pub mod cancel;
+pub mod event_queue;
 pub mod injected;
 pub mod record;
 pub mod tasks;

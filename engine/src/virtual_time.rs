@@ -24,9 +24,9 @@
 //! worker. The staleness is the number of updates applied between a fetch and
 //! its push and emerges from the event order as on a real server.
 //!
-//! Events sit in a binary heap keyed by (virtual time, worker id): equal
-//! times are broken by the smaller worker id, so a run depends only on
-//! (seed, run, configuration). Every worker draws its data and its durations
+//! Events sit in a 4-ary heap ([`EventQueue`]) keyed by (virtual time,
+//! worker id): equal times are broken by the smaller worker id, so a run
+//! depends only on (seed, run, configuration). Every worker draws its data and its durations
 //! from its own streams of the [`SeedTree`].
 //!
 //! The gradient is evaluated lazily: at its arrival, on the worker's copy
@@ -41,13 +41,16 @@
 //! holds are delivered and counted as `dropped_after_stop`, as on the
 //! threads engine (whose sleeping workers push once more after the stop).
 //!
-//! Memory: the M workers' parameter copies sit in one flat arena (M·d
-//! values), each worker owns its gradient buffer (d values) and two small
-//! generators; the heap holds one 16-byte entry per worker (at most two
-//! under a policy that cancels, whose stale entries are swept out beyond
-//! 2M); the core keeps one small sync record per worker (and, under
-//! `ringmaster:R,stop`, at most 2M + 16 fetch records of 16 bytes). Nothing
-//! is allocated per event.
+//! Memory: the M workers' parameter copies and gradient buffers sit in one
+//! flat arena (2d values a worker, one cache line at d = 4); what every
+//! event touches of a worker (two generators, its version, generation and
+//! staleness counts) is one 104-byte `SimWorker`, and what only some
+//! settings need sits in side arrays left empty otherwise; the heap holds
+//! one 16-byte entry per worker (at most two under a policy that cancels,
+//! whose stale entries are swept out beyond 2M); the core keeps one small
+//! sync record per worker (and, under `ringmaster:R,stop`, at most 2M + 16
+//! fetch records of 16 bytes). Nothing is allocated per event. Where the
+//! time goes at 10⁴–10⁶ workers: `docs/performance.md`.
 
 use psim_common::delay::DelayModel;
 use psim_common::profile::WorkerClock;
@@ -59,44 +62,135 @@ use psim_common::{
 };
 use psim_server::backend::{Monitor, Poll, Pushed, ServerCore, StopReason};
 use psim_server::{Rule, ServerState};
-use psim_worker::Worker;
+use psim_worker::gradient_into;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::debug_span;
 
+use crate::event_queue::{Entry, EventQueue};
 use crate::record::RunRecorder;
 
-/// One simulated worker: its [`Worker`] (data stream, gradient buffer), its
-/// duration stream, the version of its parameter copy, its straggler factor
-/// and the sequence number of its last fetch (the order of parked pushes).
+/// What every event reads and writes of one simulated worker, in 104
+/// bytes: its data stream (the objective's samples, as a [`psim_worker::Worker`]
+/// draws them), its duration stream, the version of its parameter copy, the
+/// generation of its computation and its staleness counts. What only some
+/// settings need (straggler factors, fetch order, push timings, replay
+/// positions) sits in side arrays that are empty otherwise; its parameter
+/// copy and gradient sit in [`Arena`].
 #[derive(Debug)]
+#[repr(C)]
 struct SimWorker {
-    worker: Worker,
-    delay_rng: PsimRng,
-    fetched_version: u64,
-    fetch_seq: u64,
-    speed: f64,
-    /// Position in its recorded compute times (`replay:`).
-    replay_at: usize,
-    /// Seconds its current push takes from fetch to arrival.
-    compute: f64,
-    /// Virtual time of its current fetch.
-    fetched_at: f64,
     /// Generation of its computation under way: bumped when the policy
     /// cancels it, so the heap entry of the cancelled one is skipped.
     generation: u32,
+    fetched_version: u64,
+    data_rng: PsimRng,
+    delay_rng: PsimRng,
+    /// Its applied gradients, their staleness summed and largest
+    /// ([`WorkerStats`] without the mean compute time, set at the end).
+    applied: u64,
+    staleness_sum: u64,
+    staleness_max: u64,
 }
+
+// The memory per worker the docs quote counts on it (64-bit targets, where
+// the generators are xoshiro256++).
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<SimWorker>() == 104);
+
+impl SimWorker {
+    /// Records one applied gradient of staleness `s`, as [`WorkerStats::record`].
+    #[inline]
+    fn record(&mut self, s: u64) {
+        self.applied += 1;
+        self.staleness_sum = self.staleness_sum.saturating_add(s);
+        self.staleness_max = self.staleness_max.max(s);
+    }
+}
+
+/// The workers' parameter copies and gradient buffers, worker w's copy
+/// then its gradient in one block of 2d values (64 bytes at d = 4), the
+/// blocks aligned to 64 bytes so that at d = 4 a worker's are one cache
+/// line: the events of 10⁶ workers touch them in random order.
+#[derive(Debug)]
+struct Arena {
+    values: Vec<f64>,
+    /// Index of worker 0's block (the first 64-byte boundary).
+    start: usize,
+    dim: usize,
+}
+
+impl Arena {
+    fn new(workers: usize, dim: usize) -> Self {
+        let values = vec![0.0; workers * 2 * dim + 8];
+        let start = (values.as_ptr() as usize).wrapping_neg() % 64 / std::mem::size_of::<f64>();
+        Self { values, start, dim }
+    }
+
+    /// Worker `w`'s parameter copy.
+    #[inline]
+    fn copy(&self, w: usize) -> &[f64] {
+        let at = self.start + 2 * self.dim * w;
+        &self.values[at..at + self.dim]
+    }
+
+    #[inline]
+    fn copy_mut(&mut self, w: usize) -> &mut [f64] {
+        let at = self.start + 2 * self.dim * w;
+        &mut self.values[at..at + self.dim]
+    }
+
+    /// Worker `w`'s gradient.
+    #[inline]
+    fn gradient(&self, w: usize) -> &[f64] {
+        let at = self.start + 2 * self.dim * w + self.dim;
+        &self.values[at..at + self.dim]
+    }
+
+    /// Worker `w`'s copy and gradient buffer.
+    #[inline]
+    fn both_mut(&mut self, w: usize) -> (&[f64], &mut [f64]) {
+        let at = self.start + 2 * self.dim * w;
+        let (copy, gradient) = self.values[at..at + 2 * self.dim].split_at_mut(self.dim);
+        (copy, gradient)
+    }
+
+    /// Asks the processor to fetch worker `w`'s block ahead of its event.
+    #[inline]
+    fn prefetch(&self, w: usize) {
+        prefetch(self.values[self.start + 2 * self.dim * w..].as_ptr());
+    }
+}
+
+/// A hint to load the cache line at `p` (no effect off x86-64).
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: SSE is part of the x86-64 baseline, and a prefetch never
+        // faults nor changes memory, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// From this many workers on, the event loop prefetches the next event's
+/// worker state (below, the ≈ 200 B of each of the workers fit in the L2
+/// cache, and the prefetch would only cost instructions).
+const PREFETCH_FROM: usize = 4096;
 
 /// Per-worker staleness histograms are kept up to this many workers.
 pub const PER_WORKER_HISTOGRAMS: usize = 256;
 
 /// A pending arrival: (virtual time as ordered bits, worker id, generation
-/// of the worker's computation), min-first. An entry whose generation is
-/// not the worker's current one belongs to a cancelled computation and is
-/// skipped (the same 16 bytes as without it).
-type Event = Reverse<(u64, u32, u32)>;
+/// of the worker's computation), min-first in the [`EventQueue`]. An entry
+/// whose generation is not the worker's current one belongs to a cancelled
+/// computation and is skipped (the same 16 bytes as without it).
+type Event = Entry;
 
 /// A parked push: (fetch sequence number, worker id), min-first.
 type ParkedPush = Reverse<(u64, u32)>;
@@ -124,16 +218,21 @@ fn cluster_of(cfg: &RunConfig) -> &psim_common::ClusterConfig {
 }
 
 /// Bytes the engine holds per simulated worker for a problem of dimension
-/// `dim` (parameter copy, gradient buffer, worker state, heap entry, the
-/// core's sync record, parked-fetch and parked-push entries); the figure the
-/// benchmark checks against a counting allocator.
+/// `dim`, at most: parameter copy and gradient buffer, worker state, queue
+/// entry, the core's sync record, the straggler factor, the parked-fetch
+/// and parked-push entries and fetch order (kept only when the consistency
+/// model can wait) and the result's [`WorkerStats`] (built as the workers'
+/// state is freed). `record_pushes` adds 16 B and `replay:` 8 B. The figure
+/// the benchmark checks against a counting allocator.
 pub fn bytes_per_worker(dim: usize) -> usize {
     2 * dim * std::mem::size_of::<f64>()
         + std::mem::size_of::<SimWorker>()
         + std::mem::size_of::<Event>()
         + ServerCore::<Rule, SimMonitor<'static, psim_common::AnyObjective>>::bytes_per_worker()
+        + std::mem::size_of::<f64>()
         + std::mem::size_of::<u32>()
         + std::mem::size_of::<ParkedPush>()
+        + std::mem::size_of::<u64>()
         + std::mem::size_of::<WorkerStats>()
 }
 
@@ -187,16 +286,24 @@ struct Simulation<'a, O: Objective + ?Sized> {
     replay: Vec<Arc<[f64]>>,
     /// Each worker's clock (`profile:`), else empty.
     clocks: Vec<WorkerClock>,
-    stats: Vec<WorkerStats>,
+    /// Each worker's straggler × `worker_compute` factor; empty when all are 1.
+    speeds: Vec<f64>,
+    /// Each worker's position in its recorded compute times (`replay:`).
+    replay_at: Vec<usize>,
+    /// Each worker's last fetch's sequence number (the order of parked
+    /// pushes), when pushes can wait; else empty.
+    fetch_seq: Vec<u64>,
+    /// Each worker's (fetch time, seconds from fetch to arrival) of its
+    /// current push, when pushes are recorded; else empty.
+    timing: Vec<(f64, f64)>,
     worker_staleness: Vec<StalenessHistogram>,
     pushes: Option<Vec<PushRecord>>,
     network_delay: &'a Delay,
     objective: &'a O,
-    dim: usize,
     core: ServerCore<Rule, SimMonitor<'a, O>>,
     workers: Vec<SimWorker>,
-    copies: Vec<f64>,
-    events: BinaryHeap<Event>,
+    arena: Arena,
+    events: EventQueue,
     /// Workers whose fetch waits, in the order they first waited.
     parked_fetches: VecDeque<u32>,
     /// Workers whose push waits, by the order of their fetches.
@@ -204,6 +311,9 @@ struct Simulation<'a, O: Objective + ?Sized> {
     /// Workers whose computation the policy cancelled, to restart.
     restart: Vec<u32>,
     fetches: u64,
+    /// Whether to prefetch the next event's worker: from
+    /// [`PREFETCH_FROM`] workers on, below which their state stays cached.
+    prefetch: bool,
     staleness: StalenessHistogram,
     now: f64,
 }
@@ -238,44 +348,46 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
         // Ringmaster with `stop`).
         core.track_cancellations();
         // Each worker's model and factor (straggler × `worker_compute`);
-        // without `worker_compute` every worker shares `compute_time`.
-        let times = cluster.worker_times(cfg.seed, run);
-        let mut stats = vec![WorkerStats::default(); m];
+        // without `models:` every worker shares `compute_time`.
+        let (models, speeds) = match &cluster.worker_compute {
+            Some(psim_common::WorkerCompute::Models(_)) => {
+                cluster.worker_times(cfg.seed, run).into_iter().unzip()
+            }
+            _ => (
+                vec![cluster.compute_time.clone()],
+                cluster.worker_speeds(cfg.seed, run),
+            ),
+        };
+        // A factor of 1 multiplies exactly: keep none.
+        let speeds = if speeds.iter().all(|&s| s == 1.0) {
+            Vec::new()
+        } else {
+            speeds
+        };
         let replay: Vec<Arc<[f64]>> = (0..m)
             .filter_map(|w| cluster.replay_times(w).cloned())
             .collect();
         let clocks = cluster.worker_clocks(cfg.seed, run).unwrap_or_default();
-        for (w, st) in stats.iter_mut().enumerate() {
-            st.mean_compute = match replay.get(w) {
-                Some(t) => Some(t.iter().sum::<f64>() / t.len() as f64 * times[w].1),
-                None => cluster.mean_compute(w, &times[w].0, times[w].1),
-            };
-        }
         let workers = (0..m)
             .map(|w| SimWorker {
-                worker: Worker::new(w as u64, seeds.rng(run, w as u64, Stream::Data), dim),
-                delay_rng: seeds.rng(run, w as u64, Stream::Delay),
-                fetched_version: 0,
-                fetch_seq: 0,
-                speed: times[w].1,
-                replay_at: 0,
-                compute: 0.0,
-                fetched_at: 0.0,
                 generation: 0,
+                fetched_version: 0,
+                data_rng: seeds.rng(run, w as u64, Stream::Data),
+                delay_rng: seeds.rng(run, w as u64, Stream::Delay),
+                applied: 0,
+                staleness_sum: 0,
+                staleness_max: 0,
             })
             .collect();
-        let models = match &cluster.worker_compute {
-            Some(psim_common::WorkerCompute::Models(_)) => {
-                times.into_iter().map(|(d, _)| d).collect()
-            }
-            _ => vec![cluster.compute_time.clone()],
-        };
         let parked = if core.can_wait() { m } else { 0 };
         Self {
             models,
+            replay_at: vec![0; if replay.is_empty() { 0 } else { m }],
             replay,
             clocks,
-            stats,
+            speeds,
+            fetch_seq: vec![0; parked],
+            timing: vec![(0.0, 0.0); if cluster.record_pushes { m } else { 0 }],
             worker_staleness: if m <= PER_WORKER_HISTOGRAMS {
                 vec![StalenessHistogram::new(); m]
             } else {
@@ -284,15 +396,15 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             pushes: cluster.record_pushes.then(Vec::new),
             network_delay: &cluster.network_delay,
             objective,
-            dim,
             core,
             workers,
             restart: Vec::new(),
-            copies: vec![0.0; m * dim],
-            events: BinaryHeap::with_capacity(m),
+            arena: Arena::new(m, dim),
+            events: EventQueue::with_capacity(m),
             parked_fetches: VecDeque::with_capacity(parked),
             parked_pushes: BinaryHeap::with_capacity(parked),
             fetches: 0,
+            prefetch: m >= PREFETCH_FROM,
             staleness: StalenessHistogram::new(),
             now: 0.0,
         }
@@ -317,8 +429,7 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
     /// when it waits (then parked) or the run has stopped.
     #[inline]
     fn try_fetch(&mut self, w: usize) -> Option<f64> {
-        let at = w * self.dim;
-        match self.core.try_fetch(w, &mut self.copies[at..at + self.dim]) {
+        match self.core.try_fetch(w, self.arena.copy_mut(w)) {
             Poll::Ready(version) => Some(self.fetched(w, version)),
             Poll::Wait => {
                 self.parked_fetches.push_back(w as u32);
@@ -334,15 +445,19 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
     fn fetched(&mut self, w: usize, version: u64) -> f64 {
         let sw = &mut self.workers[w];
         sw.fetched_version = version;
-        sw.fetch_seq = self.fetches;
+        if let Some(seq) = self.fetch_seq.get_mut(w) {
+            *seq = self.fetches;
+        }
         self.fetches += 1;
+        let speed = self.speeds.get(w).copied().unwrap_or(1.0);
         let compute = if let Some(t) = self.replay.get(w) {
-            let c = t[sw.replay_at];
-            sw.replay_at = (sw.replay_at + 1) % t.len();
-            c * sw.speed
+            let at = &mut self.replay_at[w];
+            let c = t[*at];
+            *at = (*at + 1) % t.len();
+            c * speed
         } else {
             let model = &self.models[if self.models.len() == 1 { 0 } else { w }];
-            let c = model.sample(&mut sw.delay_rng) * sw.speed;
+            let c = model.sample(&mut sw.delay_rng) * speed;
             match self.clocks.get_mut(w) {
                 // Download, compute (power and outages), upload.
                 Some(clock) => clock.step(self.now, c, &mut sw.delay_rng).total(),
@@ -350,8 +465,9 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             }
         };
         let network = self.network_delay.sample(&mut sw.delay_rng);
-        sw.compute = compute + network;
-        sw.fetched_at = self.now;
+        if let Some(t) = self.timing.get_mut(w) {
+            *t = (self.now, compute + network);
+        }
         self.now + compute + network
     }
 
@@ -360,8 +476,7 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
     fn wake_fetches(&mut self) {
         while let Some(&w) = self.parked_fetches.front() {
             let w = w as usize;
-            let at = w * self.dim;
-            match self.core.try_fetch(w, &mut self.copies[at..at + self.dim]) {
+            match self.core.try_fetch(w, self.arena.copy_mut(w)) {
                 Poll::Wait => return,
                 Poll::Stopped => {
                     self.parked_fetches.pop_front();
@@ -379,15 +494,16 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
     /// [wants it](ServerCore::wants_gradient)) to the core.
     #[inline]
     fn try_push(&mut self, w: usize) -> Poll<Pushed> {
-        let at = w * self.dim;
-        let copy = &self.copies[at..at + self.dim];
-        let sw = &self.workers[w];
-        let poll = self
-            .core
-            .try_push(w, sw.worker.gradient(), copy, sw.fetched_version);
+        let fetched_version = self.workers[w].fetched_version;
+        let poll = self.core.try_push(
+            w,
+            self.arena.gradient(w),
+            self.arena.copy(w),
+            fetched_version,
+        );
         if let Poll::Ready(Pushed::Accepted { staleness: s }) = poll {
             self.staleness.record(s);
-            self.stats[w].record(s);
+            self.workers[w].record(s);
             if let Some(h) = self.worker_staleness.get_mut(w) {
                 h.record(s);
             }
@@ -396,16 +512,16 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
                 .as_mut()
                 .filter(|p| p.len() < MAX_RECORDED_PUSHES)
             {
-                let sw = &self.workers[w];
+                let (fetched_at, compute) = self.timing[w];
                 // Arrived at fetch + compute; applied now (later if it was
                 // parked by SSP's order).
                 p.push(PushRecord {
                     worker: w as u32,
-                    fetched_version: sw.fetched_version,
+                    fetched_version,
                     applied_version: self.core.state().version(),
                     staleness: s,
-                    compute_seconds: sw.compute,
-                    wait_seconds: wait_of(self.now, sw.fetched_at, sw.compute),
+                    compute_seconds: compute,
+                    wait_seconds: wait_of(self.now, fetched_at, compute),
                 });
             }
         }
@@ -438,8 +554,11 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
     #[inline]
     fn schedule(&mut self, w: usize, arrival: f64) {
         let generation = self.workers[w].generation;
-        self.events
-            .push(Reverse((time_key(arrival), w as u32, generation)));
+        self.events.push(Entry {
+            key: time_key(arrival),
+            worker: w as u32,
+            generation,
+        });
     }
 
     /// Restarts the workers whose computation the policy cancelled: each
@@ -461,7 +580,7 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
         if self.events.len() > 2 * self.workers.len() {
             let workers = &self.workers;
             self.events
-                .retain(|&Reverse((_, w, g))| workers[w as usize].generation == g);
+                .retain(|e| workers[e.worker as usize].generation == e.generation);
         }
     }
 
@@ -477,23 +596,53 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             self.fetch(w);
         }
         while self.core.stopped().is_none() {
-            let Some(&Reverse((t, w, generation))) = self.events.peek() else {
+            let Some(Entry {
+                key: t,
+                worker: w,
+                generation,
+            }) = self.events.peek()
+            else {
                 break;
             };
             if !self.current(w, generation) {
                 self.events.pop();
                 continue;
             }
+            // The next event is almost always the runner-up of this one (an
+            // arrival scheduled now comes after it but for a tie in a
+            // handful of ulps): start loading its worker's state, which at
+            // 10⁵–10⁶ workers is out of the caches, while this one runs.
+            let next = if self.prefetch {
+                self.events.runner_up()
+            } else {
+                None
+            };
+            if let Some(next) = next {
+                let n = next.worker as usize;
+                // Its 104 bytes span two or three cache lines: one address
+                // in each (steps of at most 64 bytes).
+                let sw: *const SimWorker = &self.workers[n];
+                let bytes = sw.cast::<u8>();
+                let size = std::mem::size_of::<SimWorker>();
+                prefetch(bytes);
+                prefetch(bytes.wrapping_add(size / 2));
+                prefetch(bytes.wrapping_add(size - 1));
+                self.arena.prefetch(n);
+            }
             self.now = f64::from_bits(t);
             self.core.monitor_mut().now = self.now;
             let w = w as usize;
-            let at = w * self.dim;
             // Lazy evaluation: a gradient the policy will not use (cancelled,
             // discarded, after the stop) is never computed.
             if self.core.wants_gradient(w, self.workers[w].fetched_version) {
-                self.workers[w]
-                    .worker
-                    .compute(self.objective, &self.copies[at..at + self.dim]);
+                let (copy, gradient) = self.arena.both_mut(w);
+                gradient_into(
+                    self.objective,
+                    w as u64,
+                    copy,
+                    &mut self.workers[w].data_rng,
+                    gradient,
+                );
             }
             let version = self.core.state().version();
             match self.try_push(w) {
@@ -501,9 +650,11 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
                     Some(arrival) => {
                         // Replace the top entry: one sift-down, not a pop and a push.
                         let generation = self.workers[w].generation;
-                        if let Some(mut top) = self.events.peek_mut() {
-                            *top = Reverse((time_key(arrival), w as u32, generation));
-                        }
+                        self.events.replace_top(Entry {
+                            key: time_key(arrival),
+                            worker: w as u32,
+                            generation,
+                        });
                     }
                     None => {
                         self.events.pop();
@@ -516,7 +667,7 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
                 }
                 Poll::Wait => {
                     self.events.pop();
-                    let seq = self.workers[w].fetch_seq;
+                    let seq = self.fetch_seq[w];
                     self.parked_pushes.push(Reverse((seq, w as u32)));
                 }
                 Poll::Stopped => {
@@ -535,6 +686,28 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
         self.deliver_after_stop();
     }
 
+    /// Each worker's [`WorkerStats`]: its staleness counts and its mean
+    /// compute time (its model's mean × its factor, or its recorded times'
+    /// mean × its factor under `replay:`). Frees the workers' state.
+    fn worker_stats(&mut self, cluster: &ClusterConfig) -> Vec<WorkerStats> {
+        let workers = std::mem::take(&mut self.workers);
+        let mut stats = Vec::with_capacity(workers.len());
+        for (w, sw) in workers.into_iter().enumerate() {
+            let speed = self.speeds.get(w).copied().unwrap_or(1.0);
+            let model = &self.models[if self.models.len() == 1 { 0 } else { w }];
+            stats.push(WorkerStats {
+                applied: sw.applied,
+                staleness_sum: sw.staleness_sum,
+                staleness_max: sw.staleness_max,
+                mean_compute: match self.replay.get(w) {
+                    Some(t) => Some(t.iter().sum::<f64>() / t.len() as f64 * speed),
+                    None => cluster.mean_compute(w, model, speed),
+                },
+            });
+        }
+        stats
+    }
+
     /// Delivers what is still in flight or held at the stop (the core counts
     /// it as `dropped_after_stop`); the clock stays at the stop.
     fn deliver_after_stop(&mut self) {
@@ -542,9 +715,12 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             let p = self.try_push(w as usize);
             debug_assert_eq!(p, Poll::Stopped);
         }
-        while let Some(Reverse((_, w, generation))) = self.events.pop() {
-            if self.current(w, generation) {
-                let p = self.try_push(w as usize);
+        // After the stop every push is only counted, so their order does
+        // not matter: take them as they lie in the queue.
+        let mut events = std::mem::take(&mut self.events);
+        for e in events.drain_unordered() {
+            if self.current(e.worker, e.generation) {
+                let p = self.try_push(e.worker as usize);
                 debug_assert!(p == Poll::Stopped, "{p:?}");
             }
         }
@@ -581,11 +757,11 @@ pub fn run_virtual_time<O: Objective + ?Sized>(
     let started = Instant::now();
     let mut sim = Simulation::new(cfg, cluster, objective, run);
     sim.run();
+    let stats = sim.worker_stats(cluster);
     let Simulation {
         core,
         staleness,
         now,
-        stats,
         worker_staleness,
         pushes,
         ..
@@ -629,6 +805,25 @@ pub fn run_virtual_time<O: Objective + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arena_blocks_are_aligned_and_disjoint() {
+        for dim in [1, 4, 7] {
+            let mut a = Arena::new(100, dim);
+            for w in 0..100 {
+                a.copy_mut(w).fill(w as f64);
+                let (copy, gradient) = a.both_mut(w);
+                assert_eq!(copy, vec![w as f64; dim].as_slice());
+                gradient.fill(-(w as f64));
+            }
+            for w in 0..100 {
+                assert_eq!(a.copy(w), vec![w as f64; dim].as_slice());
+                assert_eq!(a.gradient(w), vec![-(w as f64); dim].as_slice());
+                assert_eq!(a.copy(w).as_ptr() as usize % 64, (w * 2 * dim * 8) % 64);
+            }
+            assert_eq!(a.copy(0).as_ptr() as usize % 64, 0, "d = {dim}");
+        }
+    }
 
     #[test]
     fn time_keys_order_like_times() {

@@ -129,12 +129,48 @@ enum Verdict {
     Accept,
 }
 
+/// An optional ticket or version in 8 bytes instead of `Option<u64>`'s 16
+/// (so that a worker's [`WorkerSync`] is 32 bytes: the virtual-time engine
+/// keeps 10⁶ of them): `u64::MAX` stands for none, a value no ticket or
+/// version reaches (one is issued per fetch or update).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MaybeU64(u64);
+
+impl MaybeU64 {
+    const NONE: Self = Self(u64::MAX);
+
+    #[inline]
+    fn some(v: u64) -> Self {
+        debug_assert_ne!(v, u64::MAX, "a ticket or version of 2⁶⁴ − 1");
+        Self(v)
+    }
+
+    #[inline]
+    fn get(self) -> Option<u64> {
+        (self.0 != u64::MAX).then_some(self.0)
+    }
+
+    #[inline]
+    fn take(&mut self) -> Option<u64> {
+        std::mem::replace(self, Self::NONE).get()
+    }
+}
+
+impl Default for MaybeU64 {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+// The virtual-time engine's memory per worker counts on it.
+const _: () = assert!(std::mem::size_of::<WorkerSync>() == 32);
+
 #[derive(Debug, Clone, Copy, Default)]
 struct WorkerSync {
     /// SSP: position of this worker's next push in the update order.
-    ticket: Option<u64>,
+    ticket: MaybeU64,
     /// BSP, m-sync: the round (version) this worker pushed into, not yet applied.
-    round: Option<u64>,
+    round: MaybeU64,
     /// Version of the computation under way (meaningful while `computing`;
     /// `fetched`, `computing` and `cancelled` are kept only under a policy
     /// that cancels).
@@ -373,21 +409,25 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
             | Consistency::Ringmaster { .. }
             | Consistency::Buffered { .. } => {}
             Consistency::Ssp { bound } => {
-                let ticket = *self.slots[worker].ticket.get_or_insert_with(|| {
-                    let t = self.next_ticket;
-                    self.next_ticket += 1;
-                    t
-                });
+                let ticket = match self.slots[worker].ticket.get() {
+                    Some(t) => t,
+                    None => {
+                        let t = self.next_ticket;
+                        self.next_ticket += 1;
+                        self.slots[worker].ticket = MaybeU64::some(t);
+                        t
+                    }
+                };
                 if ticket > self.cursor.saturating_add(bound) {
                     return Poll::Wait;
                 }
             }
             Consistency::Bsp | Consistency::KSync { .. } => {
-                if let Some(round) = self.slots[worker].round {
+                if let Some(round) = self.slots[worker].round.get() {
                     if self.state.version() <= round {
                         return Poll::Wait;
                     }
-                    self.slots[worker].round = None;
+                    self.slots[worker].round = MaybeU64::NONE;
                 }
             }
         }
@@ -465,13 +505,14 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
             Consistency::Ssp { bound } => {
                 let ticket = self.slots[worker]
                     .ticket
+                    .get()
                     .expect("an SSP push follows a fetch that took a ticket");
                 if ticket != self.cursor {
                     return Poll::Wait;
                 }
                 let s = self.state.push(gradient, stale_params, version);
                 debug_assert!(s <= bound, "SSP staleness {s} > {bound}");
-                self.slots[worker].ticket = None;
+                self.slots[worker].ticket = MaybeU64::NONE;
                 self.advance_cursor();
                 self.after_update();
                 Poll::Ready(Pushed::Accepted { staleness: s })
@@ -480,7 +521,7 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
                 let round = self.state.version();
                 debug_assert_eq!(version, round, "BSP computes on the round's version");
                 self.add_to_round(gradient, 0);
-                self.slots[worker].round = Some(round);
+                self.slots[worker].round = MaybeU64::some(round);
                 self.maybe_close_round();
                 Poll::Ready(Pushed::Accepted { staleness: 0 })
             }
