@@ -152,7 +152,13 @@ fn invalid_rules_are_refused_naming_the_field() {
 #[test]
 fn threads_and_tasks_honour_per_worker_models() {
     for kind in [EngineKind::Threads, EngineKind::Tasks] {
-        let cfg = cluster_cfg(kind, 2, "const:0.001", "models:const:0.001;const:0.004", 300);
+        let cfg = cluster_cfg(
+            kind,
+            2,
+            "const:0.001",
+            "models:const:0.001;const:0.004",
+            300,
+        );
         let r = go(&cfg, 0);
         let a = r.workers[0].applied as f64;
         let b = r.workers[1].applied as f64;
