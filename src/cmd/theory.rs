@@ -588,6 +588,34 @@ fn render(a: &TheoryArgs) -> Result<String> {
     Ok(o)
 }
 
+/// A stable delay as printed: exact up to 2⁵³ (the largest staleness psim
+/// runs), beyond it only that it is that large (the bisection's τ* is then
+/// below the resolution of f64 and its integer part meaningless).
+fn delay_text(d: u64) -> String {
+    if d as f64 > psim_common::delay::MAX_STALENESS {
+        format!(
+            "≥ {} (beyond any delay psim runs)",
+            psim_common::num::show(psim_common::delay::MAX_STALENESS)
+        )
+    } else {
+        d.to_string()
+    }
+}
+
+/// A step count as printed: whole steps while they are exact in f64, the
+/// shortest round-trip form beyond (never hundreds of digits).
+struct Steps(f64);
+
+impl std::fmt::Display for Steps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_finite() && self.0.abs() < 1e15 {
+            write!(f, "{:.0}", self.0)
+        } else {
+            f.write_str(&psim_common::num::show(self.0))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -640,33 +668,5 @@ mod tests {
             e.contains("--worker-compute") && e.contains("profile:A+B*i^P"),
             "{e}"
         );
-    }
-}
-
-/// A stable delay as printed: exact up to 2⁵³ (the largest staleness psim
-/// runs), beyond it only that it is that large (the bisection's τ* is then
-/// below the resolution of f64 and its integer part meaningless).
-fn delay_text(d: u64) -> String {
-    if d as f64 > psim_common::delay::MAX_STALENESS {
-        format!(
-            "≥ {} (beyond any delay psim runs)",
-            psim_common::num::show(psim_common::delay::MAX_STALENESS)
-        )
-    } else {
-        d.to_string()
-    }
-}
-
-/// A step count as printed: whole steps while they are exact in f64, the
-/// shortest round-trip form beyond (never hundreds of digits).
-struct Steps(f64);
-
-impl std::fmt::Display for Steps {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.is_finite() && self.0.abs() < 1e15 {
-            write!(f, "{:.0}", self.0)
-        } else {
-            f.write_str(&psim_common::num::show(self.0))
-        }
     }
 }
