@@ -47,7 +47,7 @@ done
 for r in sgd nesterov staleness-aware dc-asgd:0.1 delay-adaptive delay-adaptive:4; do
     check "${common[@]}" --workers 12 --compute-time exp:1 --rule "$r" --consistency asp
 done
-check "${common[@]}" --workers 8 --compute-time 1 --worker-compute 'models:exp:1;1;uniform:0.5..2;lognormal:0,1;2;pareto:1,3;exp:0.2;1'
+check "${common[@]}" --workers 8 --worker-compute 'models:exp:1;1;uniform:0.5..2;lognormal:0,1;2;pareto:1,3;exp:0.2;1'
 check "${common[@]}" --workers 32 --compute-time 1 --worker-compute draw:exp:1 --consistency ringmaster:4,stop
 check "${common[@]}" --workers 64 --compute-time 1 \
     --worker-compute 'profile:0+1*i^0.5;noise=half-normal:1*i^0.5' --consistency rennala:8
@@ -61,7 +61,7 @@ check "${common[@]}" --workers 64 --compute-time 1 \
 replay="$work/old-1/points/0/pushes.csv"
 [ -f "$replay" ] || replay="$(find "$work/old-1" -name 'pushes*.csv' | head -1)"
 if [ -n "$replay" ] && [ -f "$replay" ]; then
-    check "${common[@]}" --workers 16 --compute-time 1 --worker-compute "replay:$replay" --consistency asp
+    check "${common[@]}" --workers 16 --worker-compute "replay:$replay" --consistency asp
 else
     echo "no pushes.csv found to replay"; status=1
 fi

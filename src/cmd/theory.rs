@@ -147,6 +147,15 @@ fn render_time_bound(a: &TimeBoundArgs) -> Result<String> {
             w.parse::<WorkerCompute>()
                 .map_err(|e| anyhow::anyhow!("invalid `--worker-compute`: {e}"))?,
         );
+        // Per-worker models and replayed times replace compute_time, which
+        // must then be left unset (as a run requires).
+        if matches!(
+            cluster.worker_compute,
+            Some(WorkerCompute::Models(_) | WorkerCompute::Replay { .. })
+        ) && a.compute_time.is_none()
+        {
+            cluster.compute_time = ClusterConfig::default().compute_time;
+        }
     }
     if let Some(o) = &a.objective {
         match o.as_str() {
