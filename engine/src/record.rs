@@ -31,8 +31,8 @@ pub struct RunRecorder<P> {
     tail_sum: f64,
     tail_n: u64,
     trace: Vec<TracePoint>,
-    /// The parameters at every trace point, when the configuration keeps
-    /// parameters (`record_params`), up to [`MAX_TRACE_PARAMS`] values.
+    /// The parameters at every trace point, when the configuration asks
+    /// for them (`record_trace_params`), up to [`MAX_TRACE_PARAMS`] values.
     trace_params: Option<Vec<f64>>,
     cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
@@ -52,8 +52,8 @@ pub struct Finished {
     /// Mean error over the tail window (NaN when diverged).
     pub tail_error: f64,
     /// The parameters at the trace's points, point after point (`dim`
-    /// values each), when the configuration keeps parameters
-    /// (`record_params`): the first `len / dim` points of `trace`, all of
+    /// values each), when the configuration asks for them
+    /// (`record_trace_params`): the first `len / dim` points of `trace`, all of
     /// them unless the run would have kept more than [`MAX_TRACE_PARAMS`]
     /// values.
     pub trace_params: Option<Vec<f64>>,
@@ -82,7 +82,7 @@ where
             // Bounded: `steps` may be huge (validation caps the points, not
             // the steps), and the trace grows as it is recorded.
             trace: Vec::with_capacity((steps / cfg.record_every).min(4096) as usize + 2),
-            trace_params: cfg.record_params.then(Vec::new),
+            trace_params: cfg.record_trace_params.then(Vec::new),
             cancel: crate::cancel::current(),
         }
     }
@@ -272,7 +272,7 @@ mod tests {
             tail_error: tail,
             trace_params,
         } = rec.finish(Outcome::StepsReached, 100, &p, None);
-        assert_eq!(trace_params, None, "not kept unless record_params");
+        assert_eq!(trace_params, None, "not kept unless record_trace_params");
         assert_eq!(
             trace.iter().map(|t| t.step).collect::<Vec<_>>(),
             vec![0, 30, 60, 90, 100]
@@ -364,14 +364,27 @@ mod tests {
         assert_eq!(*obj.seen.lock().unwrap(), [0, 30, 60, 90, 100]);
     }
 
-    /// With `record_params`, the parameters of every trace point are kept,
-    /// the closing point's included, in the trace's order.
+    /// With `record_trace_params`, the parameters of every trace point are
+    /// kept, the closing point's included, in the trace's order; a user's
+    /// `record_params` (final parameters) alone keeps none of them.
     #[test]
     fn keeps_the_parameters_of_every_trace_point() {
+        let finals_only = RunConfig {
+            steps: 5,
+            record_params: true,
+            ..RunConfig::default()
+        };
+        let obj = AnyObjective::build(&finals_only.objective).unwrap();
+        let rec = RunRecorder::new(&finals_only, &obj);
+        let f = rec.finish(Outcome::StepsReached, 0, &[0.0, 0.0, 0.0, 1.0], None);
+        assert_eq!(
+            f.trace_params, None,
+            "record_params keeps final parameters only"
+        );
         let cfg = RunConfig {
             steps: 5,
             record_every: 2,
-            record_params: true,
+            record_trace_params: true,
             ..RunConfig::default()
         };
         let obj = AnyObjective::build(&cfg.objective).unwrap();

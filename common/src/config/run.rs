@@ -41,6 +41,12 @@ pub struct RunConfig {
     /// `runs.csv`; `Result.params` in Python).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub record_params: bool,
+    /// Keep the parameters at every trace point too, in memory, for a
+    /// scenario that analyses whole paths (`reproduce implicit-momentum`).
+    /// Set by a scenario's plan, never by a user: not a setting, so it is
+    /// neither written to `config.toml` nor part of a point's fingerprint.
+    #[serde(skip)]
+    pub record_trace_params: bool,
     /// The engine that drives the run, with its own settings.
     #[serde(default)]
     pub engine: EngineConfig,
@@ -65,6 +71,7 @@ impl Default for RunConfig {
             seed: 1,
             record_every: 100,
             record_params: false,
+            record_trace_params: false,
             tail_fraction: 0.25,
             divergence_norm: 1e6,
             target_error: None,

@@ -216,6 +216,7 @@ impl Settings {
             record_every: 1,
             target_error: None,
             record_params: true,
+            record_trace_params: true,
             engine: EngineConfig::new(
                 EngineKind::VirtualTime,
                 ClusterConfig {
@@ -245,6 +246,7 @@ impl Settings {
             record_every: EXPLICIT_RECORD_EVERY,
             target_error: Some(self.target_error),
             record_params: false,
+            record_trace_params: false,
             ..self.config(e, workers, queueing_model())
         }
     }
