@@ -732,6 +732,12 @@ def _in_processes(settings: Dict[str, Any], processes: int) -> Result:
     for key in ("shard", "shard_count", "resume"):
         if settings.get(key) is not None:
             raise PsimError(f"processes: splits the sweep into shards itself; `{key}` is refused with it", "processes")
+    if settings.get("record_pushes"):
+        # Push logs live in memory, not in the point files a merge reads.
+        raise PsimError(
+            "record_pushes: push logs are not kept in the shards processes > 1 merges; record pushes with processes=1",
+            "record_pushes",
+        )
     objective = settings.pop("objective", None)
     spec = None
     if objective is not None:

@@ -183,6 +183,11 @@ def test_processes_refuses_what_it_cannot_do():
     with pytest.raises(psim.PsimError) as e:
         psim.sweep(momentum=[0.1, 0.2], processes=0, progress=False)
     assert e.value.field == "processes"
+    # Push logs are not in the shards a merge reads: refused, not lost.
+    with pytest.raises(psim.PsimError) as e:
+        psim.sweep(engine="virtual-time", workers=[2, 3], record_pushes=True, steps=20, runs=1,
+                   processes=2, progress=False)
+    assert e.value.field == "record_pushes"
 
 
 def test_workers_and_pushes_are_dataframes():

@@ -464,31 +464,18 @@ fn parse_covariance(text: &str) -> Result<Vec<Vec<f64>>, ConfigError> {
 }
 
 /// Refuses `--history`/`--history-policy` when no delay of the experiment
-/// can reach past the history: the flag would then change nothing.
-fn check_history_reached(e: &Experiment, capacity_flag: bool) -> Result<()> {
-    let Some(inj) = e.base.injected() else {
-        return Ok(());
-    };
-    let delays = std::iter::once(&inj.delay).chain(&e.grid.delay);
-    let mut largest = 0.0f64;
-    for d in delays {
-        match d.upper_bound() {
-            Some(b) => largest = largest.max(b),
-            None => return Ok(()),
-        }
-    }
-    let cap = inj.history.capacity as f64;
-    if largest < cap {
-        let flag = if capacity_flag {
-            "--history"
-        } else {
+/// reaches them (the flag would change nothing): the experiment's own check
+/// ([`Experiment::check_history_has_effect`], which a config file meets
+/// too), its error naming the flag.
+fn check_history_reached(e: &Experiment) -> Result<()> {
+    e.check_history_has_effect().map_err(|err| {
+        let flag = if err.field == "engine.history.policy" {
             "--history-policy"
+        } else {
+            "--history"
         };
-        bail!(
-            "`{flag}` would change nothing: every delay of this experiment is at most {largest}, within the history of {cap} versions, so no read reaches past it; a history of at most {largest} versions (or an unbounded delay model) makes it apply"
-        );
-    }
-    Ok(())
+        anyhow::anyhow!("`{flag}` would change nothing: {err}")
+    })
 }
 
 impl Overrides {
@@ -680,7 +667,7 @@ impl Overrides {
             e.tradeoff = Some(Tolerance { factor: f });
         }
         if self.history.is_some() || self.history_policy.is_some() {
-            check_history_reached(e, self.history.is_some())?;
+            check_history_reached(e)?;
         }
         if let Scope::Scenario(s) = scope {
             catalogue::check(s, e)?;

@@ -231,7 +231,7 @@ impl Experiment {
     /// the experiment reaches: it would run exactly as the default.
     /// `capacity` acts when a delay reaches min(capacity, default), the
     /// policy when one reaches the capacity.
-    fn check_history_has_effect(&self) -> Result<(), ConfigError> {
+    pub fn check_history_has_effect(&self) -> Result<(), ConfigError> {
         let Some(inj) = self.base.injected() else {
             return Ok(());
         };
