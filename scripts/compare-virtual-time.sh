@@ -65,6 +65,21 @@ if [ -n "$replay" ] && [ -f "$replay" ]; then
 else
     echo "no pushes.csv found to replay"; status=1
 fi
+# From 4,096 workers on the event queue is a calendar (engine/src/event_queue.rs):
+# every policy (cancellations leave stale entries and sweeps), ties (constant
+# times), heavy tails, outages, and per-worker factors at 5,000 workers.
+big=(--steps 30000 --runs 1 --record-every 3000 --step-size 0.001 --workers 5000)
+for c in asp ssp:3 bsp ksync:4000 rennala:64 rennala:64,discard ringmaster:100 \
+    ringmaster:100,stop buffered:64; do
+    check "${big[@]}" --compute-time exp:1 --network-delay exp:0.1 --consistency "$c"
+    check "${big[@]}" --compute-time 1 --consistency "$c"
+done
+check "${big[@]}" --compute-time pareto:1,1.1 --consistency asp
+check "${big[@]}" --compute-time 1 --worker-compute linear:1,1 --consistency rennala:16
+check "${big[@]}" --compute-time 1 --worker-compute draw:exp:1 --consistency ringmaster:50,stop
+check "${big[@]}" --compute-time 1 \
+    --worker-compute 'profile:1+1*i^0.5;noise=exp:0.1*i^0.5;up=exp:200;down=exp:20;upload=exp:0.05*i^0.5' \
+    --consistency ringmaster:100
 # Many workers, a target error that stops the run early, a divergence.
 check --steps 50000 --runs 1 --record-every 5000 --workers 20000 --compute-time exp:0.001 --momentum 0 --step-size 1e-6
 check --steps 20000 --runs 2 --workers 500 --compute-time exp:1 --target-error 0.5 --step-size 0.05

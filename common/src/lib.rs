@@ -12,6 +12,7 @@ pub mod delay;
 pub mod error;
 pub mod fs;
 pub mod landscape;
+pub mod memory;
 pub mod mlp;
 pub mod num;
 pub mod objective;

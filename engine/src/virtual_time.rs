@@ -24,7 +24,8 @@
 //! worker. The staleness is the number of updates applied between a fetch and
 //! its push and emerges from the event order as on a real server.
 //!
-//! Events sit in a 4-ary heap ([`EventQueue`]) keyed by (virtual time,
+//! Events sit in an [`EventQueue`] (a 4-ary heap, and from 4,096 workers
+//! on a calendar of time buckets in front of it) keyed by (virtual time,
 //! worker id): equal times are broken by the smaller worker id, so a run
 //! depends only on (seed, run, configuration). Every worker draws its data and its durations
 //! from its own streams of the [`SeedTree`].
@@ -45,9 +46,10 @@
 //! flat arena (2d values a worker, one cache line at d = 4); what every
 //! event touches of a worker (two generators, its version, generation and
 //! staleness counts) is one 104-byte `SimWorker`, and what only some
-//! settings need sits in side arrays left empty otherwise; the heap holds
-//! one 16-byte entry per worker (at most two under a policy that cancels,
-//! whose stale entries are swept out beyond 2M); the core keeps one small
+//! settings need sits in side arrays left empty otherwise; the queue holds
+//! one entry per worker, 16 bytes in the heap or at most 28 in the
+//! calendar (at most two entries under a policy that cancels, whose stale
+//! entries are swept out beyond 2M); the core keeps one small
 //! sync record per worker (and, under `ringmaster:R,stop`, at most 2M + 16
 //! fetch records of 16 bytes). Nothing is allocated per event. Where the
 //! time goes at 10⁴–10⁶ workers: `docs/performance.md`.
@@ -69,7 +71,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::debug_span;
 
-use crate::event_queue::{Entry, EventQueue};
+use crate::event_queue::{prefetch, Entry, EventQueue};
 use crate::record::RunRecorder;
 
 /// What every event reads and writes of one simulated worker, in 104
@@ -124,7 +126,9 @@ struct Arena {
 
 impl Arena {
     fn new(workers: usize, dim: usize) -> Self {
+        // Zeroed pages are not touched until written: advised first.
         let values = vec![0.0; workers * 2 * dim + 8];
+        psim_common::memory::advise_huge_pages(&values);
         let start = (values.as_ptr() as usize).wrapping_neg() % 64 / std::mem::size_of::<f64>();
         Self { values, start, dim }
     }
@@ -164,33 +168,17 @@ impl Arena {
     }
 }
 
-/// A hint to load the cache line at `p` (no effect off x86-64).
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: SSE is part of the x86-64 baseline, and a prefetch never
-        // faults nor changes memory, whatever the address.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 /// From this many workers on, the event loop prefetches the next event's
 /// worker state (below, the ≈ 200 B of each of the workers fit in the L2
 /// cache, and the prefetch would only cost instructions).
 const PREFETCH_FROM: usize = 4096;
 
+/// How many buckets of the calendar ahead of the current one the event
+/// loop prefetches the first event's worker and queue node.
+const LOOKAHEAD: u64 = 8;
+
 /// Per-worker staleness histograms are kept up to this many workers.
 pub const PER_WORKER_HISTOGRAMS: usize = 256;
-
-/// A pending arrival: (virtual time as ordered bits, worker id, generation
-/// of the worker's computation), min-first in the [`EventQueue`]. An entry
-/// whose generation is not the worker's current one belongs to a cancelled
-/// computation and is skipped (the same 16 bytes as without it).
-type Event = Entry;
 
 /// A parked push: (fetch sequence number, worker id), min-first.
 type ParkedPush = Reverse<(u64, u32)>;
@@ -227,7 +215,7 @@ fn cluster_of(cfg: &RunConfig) -> &psim_common::ClusterConfig {
 pub fn bytes_per_worker(dim: usize) -> usize {
     2 * dim * std::mem::size_of::<f64>()
         + std::mem::size_of::<SimWorker>()
-        + std::mem::size_of::<Event>()
+        + EventQueue::BYTES_PER_ENTRY
         + ServerCore::<Rule, SimMonitor<'static, psim_common::AnyObjective>>::bytes_per_worker()
         + std::mem::size_of::<f64>()
         + std::mem::size_of::<u32>()
@@ -368,17 +356,16 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             .filter_map(|w| cluster.replay_times(w).cloned())
             .collect();
         let clocks = cluster.worker_clocks(cfg.seed, run).unwrap_or_default();
-        let workers = (0..m)
-            .map(|w| SimWorker {
-                generation: 0,
-                fetched_version: 0,
-                data_rng: seeds.rng(run, w as u64, Stream::Data),
-                delay_rng: seeds.rng(run, w as u64, Stream::Delay),
-                applied: 0,
-                staleness_sum: 0,
-                staleness_max: 0,
-            })
-            .collect();
+        let mut workers = psim_common::memory::vec_on_huge_pages(m);
+        workers.extend((0..m).map(|w| SimWorker {
+            generation: 0,
+            fetched_version: 0,
+            data_rng: seeds.rng(run, w as u64, Stream::Data),
+            delay_rng: seeds.rng(run, w as u64, Stream::Delay),
+            applied: 0,
+            staleness_sum: 0,
+            staleness_max: 0,
+        }));
         let parked = if core.can_wait() { m } else { 0 };
         Self {
             models,
@@ -584,6 +571,22 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
         }
     }
 
+    /// Asks the processor to load what worker `n`'s event will touch: its
+    /// record, its block of the arena, its sync record in the core.
+    #[inline]
+    fn prefetch_worker(&self, n: usize) {
+        // The record's 104 bytes span two or three cache lines: one address
+        // in each (steps of at most 64 bytes).
+        let sw: *const SimWorker = &self.workers[n];
+        let bytes = sw.cast::<u8>();
+        let size = std::mem::size_of::<SimWorker>();
+        prefetch(bytes);
+        prefetch(bytes.wrapping_add(size / 2));
+        prefetch(bytes.wrapping_add(size - 1));
+        self.arena.prefetch(n);
+        prefetch(self.core.worker_record_addr(n));
+    }
+
     /// Whether a heap entry belongs to its worker's computation under way.
     #[inline]
     fn current(&self, w: u32, generation: u32) -> bool {
@@ -612,22 +615,15 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             // arrival scheduled now comes after it but for a tie in a
             // handful of ulps): start loading its worker's state, which at
             // 10⁵–10⁶ workers is out of the caches, while this one runs.
-            let next = if self.prefetch {
-                self.events.runner_up()
-            } else {
-                None
-            };
-            if let Some(next) = next {
-                let n = next.worker as usize;
-                // Its 104 bytes span two or three cache lines: one address
-                // in each (steps of at most 64 bytes).
-                let sw: *const SimWorker = &self.workers[n];
-                let bytes = sw.cast::<u8>();
-                let size = std::mem::size_of::<SimWorker>();
-                prefetch(bytes);
-                prefetch(bytes.wrapping_add(size / 2));
-                prefetch(bytes.wrapping_add(size - 1));
-                self.arena.prefetch(n);
+            if self.prefetch {
+                if let Some(next) = self.events.runner_up() {
+                    self.prefetch_worker(next.worker as usize);
+                }
+                // And the first event a few buckets ahead (its queue node
+                // too): loads that overlap instead of one miss after another.
+                if let Some(ahead) = self.events.lookahead(LOOKAHEAD) {
+                    self.prefetch_worker(ahead as usize);
+                }
             }
             self.now = f64::from_bits(t);
             self.core.monitor_mut().now = self.now;

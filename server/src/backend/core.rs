@@ -276,13 +276,19 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
             monitor,
             consistency,
             stop: None,
-            slots: vec![
-                WorkerSync {
-                    alive: true,
-                    ..Default::default()
-                };
-                workers
-            ],
+            slots: {
+                // Touched in random worker order by the virtual-time
+                // engine: on huge pages from a few MB on.
+                let mut slots = psim_common::memory::vec_on_huge_pages(workers);
+                slots.resize(
+                    workers,
+                    WorkerSync {
+                        alive: true,
+                        ..Default::default()
+                    },
+                );
+                slots
+            },
             live: workers,
             next_ticket: 0,
             cursor: 0,
@@ -336,6 +342,16 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
     #[inline]
     pub fn wants_gradient(&self, worker: usize, version: u64) -> bool {
         self.verdict(worker, version) == Verdict::Accept
+    }
+
+    /// The address of `worker`'s sync record, for an engine that knows
+    /// which worker comes next to ask the processor to load it early (a
+    /// hint: nothing is read through it).
+    #[inline]
+    pub fn worker_record_addr(&self, worker: usize) -> *const u8 {
+        self.slots
+            .get(worker)
+            .map_or(std::ptr::null(), |s| std::ptr::from_ref(s).cast())
     }
 
     #[inline]
