@@ -3,27 +3,42 @@
 //! integer order is the order of the triple (a comparison is one 128-bit
 //! compare).
 //!
-//! Below [`CALENDAR_FROM`] entries it is a 4-ary min-heap. From there on it
-//! is a two-tier calendar queue: the entries whose key is below `boundary`
-//! (the current bucket) sit in the 4-ary heap `near`; the later ones in
-//! buckets of equal key width (linked lists through a pool of nodes), and
-//! the ones beyond the last bucket in `far`. A pop takes `near`'s top; when
-//! `near` empties, the next non-empty bucket moves into it, and when the
-//! buckets are exhausted they are rebuilt from `far`, their width chosen so
-//! that the first half of `far` (by a sample's median) spreads over half of
-//! them. A push lands in one bucket in O(1), so an event touches a handful
-//! of cache lines wherever it lands, where a heap of 10⁶ entries walks ten
-//! levels down, the deeper ones out of the caches, one dependent load each.
+//! Below [`CALENDAR_FROM`] entries of capacity it is a 4-ary min-heap.
+//! From there on it is a calendar queue in front of that heap: the time
+//! axis is cut into buckets of equal width; the entries of the buckets up
+//! to the current one sit in the heap (`near`), the later ones in their
+//! bucket's list, and the ones beyond the last bucket in `far`. A pop takes
+//! the heap's top; when the heap empties, the next non-empty bucket moves
+//! into it, and when the buckets run out they are rebuilt from `far`, as
+//! many as half the entries, their width set so that the earlier half of
+//! `far` (by a sample's median) fills half of them. A push lands in its
+//! bucket in O(1). The entries grow past eight a bucket, or the heap past
+//! an eighth of them (a bucket that gathered a cluster), and everything is
+//! spread anew; a rebuild costs O(entries) and the limits grow with them,
+//! so the cost stays O(1) an event, and keys that tie (constant compute
+//! times) simply stay in the heap.
+//!
+//! What an event touches, at 10⁶ pending entries: the heap of one bucket
+//! (a few entries, in cache), the bucket heads in order, one 16-byte node
+//! per entry, and the head of the bucket a new arrival lands in. A worker's
+//! entry sits in the worker's own node (a shared one only for the stale
+//! entry of a cancelled computation), so [`EventQueue::lookahead`] can name
+//! the workers of the events a few buckets ahead from the heads alone, and
+//! the engine prefetches their state; a new arrival is linked into its
+//! bucket a few placements later (the `inbox`), its bucket head prefetched
+//! meanwhile. A heap of 10⁶ entries instead walks ten levels per event,
+//! the deeper ones out of the caches, one dependent load after another.
 //!
 //! Either way it pops in exactly the order of the `BinaryHeap<Reverse<(u64,
-//! u32, u32)>>` the engine first used: every entry in `near` is below
-//! `boundary`, every entry of bucket i lies in `[start + i·2^shift, start +
-//! (i+1)·2^shift)` (a monotone function of the key, so buckets are ordered
-//! like their keys), and every entry of `far` lies beyond the last bucket;
-//! so `near`'s least entry is the least of all, and the order among equal
-//! keys is the heap's (worker, then generation). Two equal entries are the
-//! same triple, so which comes out first cannot be told apart. A test pops
-//! both queues against `BinaryHeap` on random inputs with frequent ties.
+//! u32, u32)>>` the engine first used: an entry's bucket is ⌊(t − start) ·
+//! per_time⌋ of its time t, a monotone function of the key (floating-point
+//! subtraction and multiplication round monotonically), so every entry of
+//! `near` precedes every entry of a later bucket, which precedes `far`; the
+//! heap orders equal keys by worker, then generation; and two equal entries
+//! are the same triple, so which comes out first cannot be told apart.
+//! Tests pop both forms against `BinaryHeap` on random inputs with frequent
+//! ties, keys up to `u64::MAX`, and the engine's hold pattern with
+//! exponential, heavy-tailed and tying increments over many rebuilds.
 
 /// One pending arrival: the time key (the arrival's `f64` bits, monotone
 /// for non-negative times), the worker, and the generation of its
@@ -82,13 +97,43 @@ pub const CALENDAR_FROM: usize = 4096;
 /// No node (an empty bucket, the end of a list).
 const NIL: u32 = u32::MAX;
 
-/// A pool node that holds no entry (no entry packs to it: keys are at most
-/// the bits of +∞).
-const FREE: u128 = u128::MAX;
+/// The link of a pool node that holds no entry.
+const FREE: u32 = u32::MAX - 1;
 
 /// Entries `near` may hold before the first rebuild forces a new spread
 /// (and at least, after it).
 const NEAR_LIMIT: usize = 1024;
+
+/// Placed nodes waiting to be linked into their buckets at most.
+const INBOX: usize = 8;
+
+/// How many buckets ahead of the current one [`EventQueue::lookahead`]
+/// prefetches the first entry of each bucket; the second entries half as
+/// far, the third a quarter as far.
+const LOOKAHEAD: u64 = 8;
+
+/// An entry in a bucket or in `far`: its key and generation, and the link
+/// to the next node of its bucket's list; its worker is the node's index
+/// (a worker's own node) or kept aside (a shared node). 16 bytes: what a
+/// bucket's walk reads of an entry is one load.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(16))]
+struct Node {
+    key: u64,
+    generation: u32,
+    /// Next node of the list, [`NIL`] at its end, [`FREE`] when unused.
+    link: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<Node>() == 16);
+
+impl Node {
+    const UNUSED: Node = Node {
+        key: 0,
+        generation: 0,
+        link: FREE,
+    };
+}
 
 /// Buckets at least, when the calendar is on.
 const MIN_BUCKETS: usize = 16;
@@ -227,22 +272,29 @@ pub struct EventQueue {
     buckets: u64,
     /// First node of each bucket's list, or [`NIL`].
     heads: Vec<u32>,
-    /// Pool of nodes: the entries of the buckets and of `far`; [`FREE`]
-    /// marks a free node.
-    nodes: Vec<u128>,
-    /// Next node of a node's bucket list, or of the free list.
-    next: Vec<u32>,
-    /// Node w < `home` is worker w's own: an entry of worker w takes it
-    /// when it is free, so that the node an event reads sits beside
-    /// nothing else and is known from the worker alone (see
-    /// [`EventQueue::lookahead`]); the nodes from `home` on are shared.
+    /// Pool of nodes: the entries of the buckets and of `far`. Node w <
+    /// `home` is worker w's own: an entry of worker w takes it when it is
+    /// free, so that the node an event reads is known from the worker
+    /// alone; the nodes from `home` on are shared (stale entries of a
+    /// cancelled computation beside the current one).
+    nodes: Vec<Node>,
+    /// Nodes `home..` of the pool belong to workers kept here.
+    shared_workers: Vec<u32>,
+    /// Free shared nodes.
+    free: Vec<u32>,
     home: usize,
-    /// First free shared node, or [`NIL`].
-    free: u32,
     /// Nodes of the entries beyond the last bucket.
     far: Vec<u32>,
+    /// Nodes placed in a bucket and not yet linked into its list, with
+    /// their bucket: at most [`INBOX`].
+    inbox: Vec<(u32, u32)>,
+    /// The last bucket whose first, second and third entries
+    /// [`Self::lookahead`] prefetched.
+    looked: [u64; 3],
     /// Entries in all.
     len: usize,
+    /// Entries were added by [`Self::push_unsorted`] and not spread yet.
+    unsettled: bool,
     /// When `near` grows past it, every entry is spread anew
     /// ([`Self::retier`]); set at each rebuild.
     near_limit: usize,
@@ -260,9 +312,9 @@ impl Default for EventQueue {
 
 impl EventQueue {
     /// Bytes the queue holds per entry at most, with the calendar: its
-    /// node (16), the node's link (4), its place in `far` (4) and its
-    /// share of the bucket heads (at most one 4-byte head per entry).
-    pub const BYTES_PER_ENTRY: usize = std::mem::size_of::<u128>() + 3 * std::mem::size_of::<u32>();
+    /// node (16), its place in `far` (4) and its share of the bucket heads
+    /// (at most one 4-byte head per entry).
+    pub const BYTES_PER_ENTRY: usize = std::mem::size_of::<Node>() + 2 * std::mem::size_of::<u32>();
 
     /// An empty queue with room for `capacity` entries: the calendar from
     /// [`CALENDAR_FROM`] on, else the heap alone.
@@ -285,6 +337,7 @@ impl EventQueue {
     /// alone (one bucket, `per_time` 0) and spreads its entries over
     /// buckets once there are more than [`NEAR_LIMIT`].
     pub fn calendar(capacity: usize) -> Self {
+        assert!(capacity < FREE as usize, "fewer than 2³² − 2 workers");
         Self {
             near: Heap::default(),
             start: 0.0,
@@ -294,18 +347,17 @@ impl EventQueue {
             heads: Vec::new(),
             nodes: {
                 let mut nodes = vec_on_huge_pages(capacity);
-                nodes.resize(capacity, FREE);
+                nodes.resize(capacity, Node::UNUSED);
                 nodes
             },
-            next: {
-                let mut next = vec_on_huge_pages(capacity);
-                next.resize(capacity, NIL);
-                next
-            },
+            shared_workers: Vec::new(),
+            free: Vec::new(),
             home: capacity,
-            free: NIL,
             far: vec_on_huge_pages(capacity),
+            inbox: Vec::with_capacity(INBOX),
+            looked: [0; 3],
             len: 0,
+            unsettled: false,
             near_limit: NEAR_LIMIT,
             grow_limit: usize::MAX,
         }
@@ -334,19 +386,48 @@ impl EventQueue {
         ((time_of(key) - self.start) * self.per_time) as u64
     }
 
+    /// Adds entries in bulk, in any order: they wait unsorted (beyond the
+    /// last bucket) and are spread once, by a single rebuild, instead of
+    /// through the heap and the rebuilds that a growing queue makes. Until
+    /// the next `push`, `pop` or `replace_top`, [`Self::peek`] does not see
+    /// them (call [`Self::settle`] first). Without the calendar, pushes.
+    pub fn push_unsorted(&mut self, entries: impl IntoIterator<Item = Entry>) {
+        if self.near_limit == usize::MAX {
+            entries.into_iter().for_each(|e| self.push(e));
+            return;
+        }
+        self.link_inbox();
+        for e in entries {
+            let node = self.alloc(e);
+            self.far.push(node);
+            self.len += 1;
+        }
+        self.unsettled = true;
+    }
+
+    /// Spreads the entries [`Self::push_unsorted`] added, if any: every
+    /// operation does it first; `peek` needs it done.
+    #[inline]
+    pub fn settle(&mut self) {
+        if self.unsettled {
+            self.unsettled = false;
+            self.retier();
+        }
+    }
+
     /// Adds `e`.
     #[inline]
     pub fn push(&mut self, e: Entry) {
+        self.settle();
         self.len += 1;
-        let x = e.pack();
         let b = self.bucket_of(e.key);
         if b <= self.cur {
-            self.near.push(x);
+            self.near.push(e.pack());
             if self.near.heap.len() > self.near_limit || self.len > self.grow_limit {
                 self.retier();
             }
         } else {
-            self.place(x, b);
+            self.place(e, b);
             if self.near.heap.is_empty() {
                 self.advance();
             } else if self.len > self.grow_limit {
@@ -358,6 +439,7 @@ impl EventQueue {
     /// The smallest entry, if any.
     #[inline]
     pub fn peek(&self) -> Option<Entry> {
+        debug_assert!(!self.unsettled, "settle() before peek()");
         self.near.heap.first().map(|&x| Entry::unpack(x))
     }
 
@@ -369,31 +451,42 @@ impl EventQueue {
         self.near.runner_up().map(Entry::unpack)
     }
 
-    /// The worker of the first entry of the bucket `ahead` buckets after
-    /// the current one, when that entry sits in the worker's own node
-    /// (almost always), having asked the processor for that node: a hint
-    /// for prefetching what the events soon to come will touch, read from
-    /// the bucket heads alone (sequential memory). None without the
-    /// calendar.
+    /// Asks the processor for the queue nodes of the events a few buckets
+    /// ahead and calls `worker` with their workers, for the caller to
+    /// prefetch what their events will touch: the first entry of each
+    /// bucket as it comes within [`LOOKAHEAD`] buckets of the current one,
+    /// its second within half that, its third within a quarter (the links
+    /// read on the way were asked for at the earlier stage, so the walk
+    /// does not wait on memory). Entries outside their worker's own node
+    /// are skipped; nothing without the calendar. A hint only.
     #[inline]
-    pub fn lookahead(&self, ahead: u64) -> Option<u32> {
-        let b = self.cur + ahead;
-        if b >= self.buckets {
-            return None;
-        }
-        let h = self.heads[b as usize];
-        if (h as usize) < self.home {
-            prefetch(self.nodes.as_ptr().wrapping_add(h as usize));
-            prefetch(self.next.as_ptr().wrapping_add(h as usize));
-            Some(h)
-        } else {
-            None
+    pub fn lookahead(&mut self, mut worker: impl FnMut(u32)) {
+        let mut ahead = LOOKAHEAD;
+        for depth in 0..3 {
+            let end = (self.cur + ahead).min(self.buckets.saturating_sub(1));
+            ahead /= 2;
+            let from = self.looked[depth].max(self.cur) + 1;
+            for b in from..=end {
+                let mut h = self.heads[b as usize];
+                for _ in 0..depth {
+                    if h == NIL {
+                        break;
+                    }
+                    h = self.nodes[h as usize].link;
+                }
+                if (h as usize) < self.home {
+                    prefetch(self.nodes.as_ptr().wrapping_add(h as usize));
+                    worker(h);
+                }
+            }
+            self.looked[depth] = self.looked[depth].max(end);
         }
     }
 
     /// Removes and returns the smallest entry, if any.
     #[inline]
     pub fn pop(&mut self) -> Option<Entry> {
+        self.settle();
         let top = self.near.pop()?;
         self.len -= 1;
         if self.near.heap.is_empty() && self.len > 0 {
@@ -407,17 +500,17 @@ impl EventQueue {
     /// replaced; `e` is pushed if the queue is empty.
     #[inline]
     pub fn replace_top(&mut self, e: Entry) -> Option<Entry> {
+        self.settle();
         let Some(&top) = self.near.heap.first() else {
             self.push(e);
             return None;
         };
-        let x = e.pack();
         let b = self.bucket_of(e.key);
         if b <= self.cur {
-            self.near.replace_top(x);
+            self.near.replace_top(e.pack());
         } else {
             self.near.pop();
-            self.place(x, b);
+            self.place(e, b);
             if self.near.heap.is_empty() {
                 self.advance();
             }
@@ -425,55 +518,97 @@ impl EventQueue {
         Some(Entry::unpack(top))
     }
 
-    /// Puts `x`, of bucket `b` after the current one, in that bucket or,
+    /// Puts `e`, of bucket `b` after the current one, in that bucket or,
     /// beyond the last, in `far`.
     #[inline]
-    fn place(&mut self, x: u128, b: u64) {
-        let node = self.alloc(x);
+    fn place(&mut self, e: Entry, b: u64) {
+        let node = self.alloc(e);
         if b < self.buckets {
-            let b = b as usize;
-            self.next[node as usize] = self.heads[b];
-            self.heads[b] = node;
+            // Linked at the next advance (or a few places later): its
+            // bucket's head, a random one of many, loads meanwhile.
+            prefetch(self.heads.as_ptr().wrapping_add(b as usize));
+            self.inbox.push((node, b as u32));
+            if self.inbox.len() == INBOX {
+                self.link_inbox();
+            }
         } else {
             self.far.push(node);
         }
     }
 
-    /// A pool node holding `x`: its worker's own when free.
+    /// Links the nodes placed since the last time into their buckets'
+    /// lists: before a bucket is taken, before a rebuild or a sweep.
     #[inline]
-    fn alloc(&mut self, x: u128) -> u32 {
-        let w = (x >> 32) as u32;
-        if (w as usize) < self.home && self.nodes[w as usize] == FREE {
-            self.nodes[w as usize] = x;
-            w
-        } else if self.free != NIL {
-            let n = self.free;
-            self.free = self.next[n as usize];
-            self.nodes[n as usize] = x;
-            n
-        } else {
-            let n = u32::try_from(self.nodes.len()).expect("fewer than 2³² pending events");
-            self.nodes.push(x);
-            self.next.push(NIL);
-            n
+    fn link_inbox(&mut self) {
+        for (node, b) in self.inbox.drain(..) {
+            self.nodes[node as usize].link = self.heads[b as usize];
+            self.heads[b as usize] = node;
+        }
+    }
+
+    /// A pool node holding `e` (its link [`NIL`]): its worker's own when
+    /// free.
+    #[inline]
+    fn alloc(&mut self, e: Entry) -> u32 {
+        let node = Node {
+            key: e.key,
+            generation: e.generation,
+            link: NIL,
+        };
+        let w = e.worker as usize;
+        if w < self.home && self.nodes[w].link == FREE {
+            self.nodes[w] = node;
+            return e.worker;
+        }
+        match self.free.pop() {
+            Some(n) => {
+                self.nodes[n as usize] = node;
+                self.shared_workers[n as usize - self.home] = e.worker;
+                n
+            }
+            None => {
+                let n = u32::try_from(self.nodes.len())
+                    .ok()
+                    .filter(|&n| n < FREE)
+                    .expect("fewer than 2³² − 2 pending events");
+                self.nodes.push(node);
+                self.shared_workers.push(e.worker);
+                n
+            }
+        }
+    }
+
+    /// The entry node `n` holds, packed as in the heap.
+    #[inline]
+    fn entry(&self, n: u32) -> Entry {
+        let node = self.nodes[n as usize];
+        Entry {
+            key: node.key,
+            worker: if (n as usize) < self.home {
+                n
+            } else {
+                self.shared_workers[n as usize - self.home]
+            },
+            generation: node.generation,
         }
     }
 
     /// Frees node `n`, returning its entry.
     #[inline]
-    fn release(&mut self, n: u32) -> u128 {
-        let x = std::mem::replace(&mut self.nodes[n as usize], FREE);
+    fn release(&mut self, n: u32) -> Entry {
+        let e = self.entry(n);
+        self.nodes[n as usize].link = FREE;
         if n as usize >= self.home {
-            self.next[n as usize] = self.free;
-            self.free = n;
+            self.free.push(n);
         }
-        x
+        e
     }
 
     /// With `near` empty and entries left: moves the next non-empty bucket
     /// into `near`, rebuilding the buckets from `far` when they run out.
     fn advance(&mut self) {
         debug_assert!(self.near.heap.is_empty() && self.len > 0);
+        self.link_inbox();
         loop {
             self.cur += 1;
             if self.cur >= self.buckets {
@@ -484,9 +619,9 @@ impl EventQueue {
             let mut n = std::mem::replace(&mut self.heads[b], NIL);
             if n != NIL {
                 while n != NIL {
-                    let following = self.next[n as usize];
-                    let x = self.release(n);
-                    self.near.push(x);
+                    let following = self.nodes[n as usize].link;
+                    let e = self.release(n);
+                    self.near.push(e.pack());
                     n = following;
                 }
                 if self.near.heap.len() > self.near_limit {
@@ -499,9 +634,10 @@ impl EventQueue {
 
     /// Spreads `far` (every entry left: `near` and the buckets are empty)
     /// over new buckets: half as many as the entries (a power of two, at
-    /// least [`MIN_BUCKETS`]), starting at the least sampled time, each as wide
-    /// as the sample's lower half spread over half of them; the entries of
-    /// bucket 0 go to `near`, those beyond the last stay in `far`.
+    /// least [`MIN_BUCKETS`]), starting at the least sampled time, each as
+    /// wide as the sample's lower half spread over half of them; the
+    /// entries of bucket 0 go to `near`, those beyond the last stay in
+    /// `far`.
     fn rebuild(&mut self) {
         let n = self.far.len();
         debug_assert!(n > 0 && n == self.len && self.near.heap.is_empty());
@@ -520,7 +656,7 @@ impl EventQueue {
         let step = n.div_ceil(WIDTH_SAMPLE).max(1);
         let mut sample: Vec<u64> = (0..n)
             .step_by(step)
-            .map(|i| (self.nodes[self.far[i] as usize] >> 64) as u64)
+            .map(|i| self.nodes[self.far[i] as usize].key)
             .collect();
         sample.sort_unstable();
         let least = time_of(sample[0]);
@@ -535,17 +671,18 @@ impl EventQueue {
             self.per_time = 0.0;
         }
         self.cur = 0;
+        self.looked = [0; 3];
         let mut kept = std::mem::take(&mut self.far);
         let mut k = 0;
         for i in 0..kept.len() {
             let node = kept[i];
-            let b = self.bucket_of((self.nodes[node as usize] >> 64) as u64);
+            let b = self.bucket_of(self.nodes[node as usize].key);
             if b == 0 {
-                let x = self.release(node);
-                self.near.push(x);
+                let e = self.release(node);
+                self.near.push(e.pack());
             } else if b < self.buckets {
                 let b = b as usize;
-                self.next[node as usize] = self.heads[b];
+                self.nodes[node as usize].link = self.heads[b];
                 self.heads[b] = node;
             } else {
                 kept[k] = node;
@@ -572,15 +709,19 @@ impl EventQueue {
     /// the buckets go back to `far` and the buckets are rebuilt from all.
     #[cold]
     fn retier(&mut self) {
+        self.link_inbox();
+        if self.len == 0 {
+            return;
+        }
         for x in std::mem::take(&mut self.near.heap) {
-            let node = self.alloc(x);
+            let node = self.alloc(Entry::unpack(x));
             self.far.push(node);
         }
         for b in self.cur + 1..self.buckets {
             let mut n = std::mem::replace(&mut self.heads[b as usize], NIL);
             while n != NIL {
                 self.far.push(n);
-                n = self.next[n as usize];
+                n = self.nodes[n as usize].link;
             }
         }
         self.rebuild();
@@ -588,14 +729,16 @@ impl EventQueue {
 
     /// Keeps only the entries for which `keep` is true.
     pub fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
+        self.settle();
+        self.link_inbox();
         self.near.retain(|x| keep(&Entry::unpack(x)));
         let mut len = self.near.heap.len();
         for b in self.cur + 1..self.buckets {
             let mut n = std::mem::replace(&mut self.heads[b as usize], NIL);
             while n != NIL {
-                let following = self.next[n as usize];
-                if keep(&Entry::unpack(self.nodes[n as usize])) {
-                    self.next[n as usize] = self.heads[b as usize];
+                let following = self.nodes[n as usize].link;
+                if keep(&self.entry(n)) {
+                    self.nodes[n as usize].link = self.heads[b as usize];
                     self.heads[b as usize] = n;
                     len += 1;
                 } else {
@@ -606,7 +749,7 @@ impl EventQueue {
         }
         let mut far = std::mem::take(&mut self.far);
         far.retain(|&n| {
-            let k = keep(&Entry::unpack(self.nodes[n as usize]));
+            let k = keep(&self.entry(n));
             if !k {
                 self.release(n);
             }
@@ -625,18 +768,28 @@ impl EventQueue {
         let near = std::mem::take(&mut self.near.heap);
         // The nodes go with the entries: the queue left has no home nodes.
         let nodes = std::mem::take(&mut self.nodes);
-        self.next.clear();
-        self.home = 0;
+        let shared = std::mem::take(&mut self.shared_workers);
+        let home = std::mem::replace(&mut self.home, 0);
+        self.free.clear();
         self.far.clear();
+        self.inbox.clear();
         self.heads.iter_mut().for_each(|h| *h = NIL);
-        self.free = NIL;
         self.len = 0;
         self.cur = 0;
         self.buckets = 0;
         self.per_time = 0.0;
-        near.into_iter()
-            .chain(nodes.into_iter().filter(|&x| x != FREE))
-            .map(Entry::unpack)
+        self.looked = [0; 3];
+        self.unsettled = false;
+        let pooled = nodes
+            .into_iter()
+            .enumerate()
+            .filter(|(_, node)| node.link != FREE)
+            .map(move |(n, node)| Entry {
+                key: node.key,
+                worker: if n < home { n as u32 } else { shared[n - home] },
+                generation: node.generation,
+            });
+        near.into_iter().map(Entry::unpack).chain(pooled)
     }
 }
 
@@ -757,10 +910,18 @@ mod tests {
                     worker: w,
                     generation: 0,
                 };
-                q.push(e);
+                // The engine's first events go in unsorted, then settle.
+                if case % 2 == 0 {
+                    q.push_unsorted([e]);
+                } else {
+                    q.push(e);
+                }
                 h.push(Reverse(e.pack()));
             }
+            q.settle();
             for _ in 0..200_000 {
+                // The prefetch hint names workers that are pending.
+                q.lookahead(|w| assert!(w < pending, "case {case}"));
                 let e = q.peek().expect("never empty");
                 assert_eq!(Some(e.pack()), h.peek().map(|r| r.0), "case {case}");
                 let now = f64::from_bits(e.key);

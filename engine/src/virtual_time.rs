@@ -173,10 +173,6 @@ impl Arena {
 /// cache, and the prefetch would only cost instructions).
 const PREFETCH_FROM: usize = 4096;
 
-/// How many buckets of the calendar ahead of the current one the event
-/// loop prefetches the first event's worker and queue node.
-const LOOKAHEAD: u64 = 8;
-
 /// Per-worker staleness histograms are kept up to this many workers.
 pub const PER_WORKER_HISTOGRAMS: usize = 256;
 
@@ -302,6 +298,9 @@ struct Simulation<'a, O: Objective + ?Sized> {
     /// Whether to prefetch the next event's worker: from
     /// [`PREFETCH_FROM`] workers on, below which their state stays cached.
     prefetch: bool,
+    /// The workers' first fetches are under way (their arrivals are added
+    /// to the queue unsorted).
+    starting: bool,
     staleness: StalenessHistogram,
     now: f64,
 }
@@ -392,6 +391,7 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             parked_pushes: BinaryHeap::with_capacity(parked),
             fetches: 0,
             prefetch: m >= PREFETCH_FROM,
+            starting: false,
             staleness: StalenessHistogram::new(),
             now: 0.0,
         }
@@ -540,12 +540,16 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
     /// Schedules the arrival of worker `w`'s current computation.
     #[inline]
     fn schedule(&mut self, w: usize, arrival: f64) {
-        let generation = self.workers[w].generation;
-        self.events.push(Entry {
+        let e = Entry {
             key: time_key(arrival),
             worker: w as u32,
-            generation,
-        });
+            generation: self.workers[w].generation,
+        };
+        if self.starting {
+            self.events.push_unsorted([e]);
+        } else {
+            self.events.push(e);
+        }
     }
 
     /// Restarts the workers whose computation the policy cancelled: each
@@ -571,22 +575,6 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
         }
     }
 
-    /// Asks the processor to load what worker `n`'s event will touch: its
-    /// record, its block of the arena, its sync record in the core.
-    #[inline]
-    fn prefetch_worker(&self, n: usize) {
-        // The record's 104 bytes span two or three cache lines: one address
-        // in each (steps of at most 64 bytes).
-        let sw: *const SimWorker = &self.workers[n];
-        let bytes = sw.cast::<u8>();
-        let size = std::mem::size_of::<SimWorker>();
-        prefetch(bytes);
-        prefetch(bytes.wrapping_add(size / 2));
-        prefetch(bytes.wrapping_add(size - 1));
-        self.arena.prefetch(n);
-        prefetch(self.core.worker_record_addr(n));
-    }
-
     /// Whether a heap entry belongs to its worker's computation under way.
     #[inline]
     fn current(&self, w: u32, generation: u32) -> bool {
@@ -595,9 +583,13 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
 
     /// Runs the event loop until the core stops or no event is left.
     fn run(&mut self) {
+        // The first events go into the queue unsorted and are spread once.
+        self.starting = true;
         for w in 0..self.workers.len() {
             self.fetch(w);
         }
+        self.starting = false;
+        self.events.settle();
         while self.core.stopped().is_none() {
             let Some(Entry {
                 key: t,
@@ -617,13 +609,13 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             // 10⁵–10⁶ workers is out of the caches, while this one runs.
             if self.prefetch {
                 if let Some(next) = self.events.runner_up() {
-                    self.prefetch_worker(next.worker as usize);
+                    prefetch_worker(&self.workers, &self.arena, &self.core, next.worker as usize);
                 }
-                // And the first event a few buckets ahead (its queue node
+                // And the events a few buckets ahead (their queue nodes
                 // too): loads that overlap instead of one miss after another.
-                if let Some(ahead) = self.events.lookahead(LOOKAHEAD) {
-                    self.prefetch_worker(ahead as usize);
-                }
+                let (workers, arena, core) = (&self.workers, &self.arena, &self.core);
+                self.events
+                    .lookahead(|ahead| prefetch_worker(workers, arena, core, ahead as usize));
             }
             self.now = f64::from_bits(t);
             self.core.monitor_mut().now = self.now;
@@ -687,7 +679,7 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
     /// mean × its factor under `replay:`). Frees the workers' state.
     fn worker_stats(&mut self, cluster: &ClusterConfig) -> Vec<WorkerStats> {
         let workers = std::mem::take(&mut self.workers);
-        let mut stats = Vec::with_capacity(workers.len());
+        let mut stats = psim_common::memory::vec_on_huge_pages(workers.len());
         for (w, sw) in workers.into_iter().enumerate() {
             let speed = self.speeds.get(w).copied().unwrap_or(1.0);
             let model = &self.models[if self.models.len() == 1 { 0 } else { w }];
@@ -721,6 +713,27 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             }
         }
     }
+}
+
+/// Asks the processor to load what worker `n`'s event will touch: its
+/// record, its block of the arena, its sync record in the core.
+#[inline]
+fn prefetch_worker<R: psim_server::UpdateRule, M: Monitor>(
+    workers: &[SimWorker],
+    arena: &Arena,
+    core: &ServerCore<R, M>,
+    n: usize,
+) {
+    // The record's 104 bytes span two or three cache lines: one address in
+    // each (steps of at most 64 bytes).
+    let sw: *const SimWorker = &workers[n];
+    let bytes = sw.cast::<u8>();
+    let size = std::mem::size_of::<SimWorker>();
+    prefetch(bytes);
+    prefetch(bytes.wrapping_add(size / 2));
+    prefetch(bytes.wrapping_add(size - 1));
+    arena.prefetch(n);
+    prefetch(core.worker_record_addr(n));
 }
 
 /// Virtual seconds a push arriving at `fetched_at + compute` waited until
