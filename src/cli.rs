@@ -109,6 +109,9 @@ where
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        // A span's time when it closes (shown only at the level that
+        // enables it, e.g. the virtual-time engine's phases at debug).
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .try_init();
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,

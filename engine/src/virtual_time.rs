@@ -581,15 +581,19 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
         self.workers[w as usize].generation == generation
     }
 
-    /// Runs the event loop until the core stops or no event is left.
-    fn run(&mut self) {
-        // The first events go into the queue unsorted and are spread once.
+    /// Every worker's first fetch: the first events go into the queue
+    /// unsorted and are spread once.
+    fn start(&mut self) {
         self.starting = true;
         for w in 0..self.workers.len() {
             self.fetch(w);
         }
         self.starting = false;
         self.events.settle();
+    }
+
+    /// Runs the event loop until the core stops or no event is left.
+    fn run(&mut self) {
         while self.core.stopped().is_none() {
             let Some(Entry {
                 key: t,
@@ -671,7 +675,6 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
                 self.restart_cancelled();
             }
         }
-        self.deliver_after_stop();
     }
 
     /// Each worker's [`WorkerStats`]: its staleness counts and its mean
@@ -764,9 +767,23 @@ pub fn run_virtual_time<O: Objective + ?Sized>(
     )
     .entered();
     let started = Instant::now();
-    let mut sim = Simulation::new(cfg, cluster, objective, run);
-    sim.run();
-    let stats = sim.worker_stats(cluster);
+    // The phases as spans: `RUST_LOG=psim_engine::virtual_time=debug` prints
+    // each one's time as it closes (docs/performance.md).
+    let mut sim = {
+        let _setup = debug_span!("setup").entered();
+        let mut sim = Simulation::new(cfg, cluster, objective, run);
+        sim.start();
+        sim
+    };
+    {
+        let _events = debug_span!("events").entered();
+        sim.run();
+    }
+    let stats = {
+        let _stop = debug_span!("stop").entered();
+        sim.deliver_after_stop();
+        sim.worker_stats(cluster)
+    };
     let Simulation {
         core,
         staleness,
