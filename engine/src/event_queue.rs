@@ -322,14 +322,19 @@ impl EventQueue {
         if capacity >= CALENDAR_FROM {
             Self::calendar(capacity)
         } else {
-            Self {
-                near: Heap {
-                    heap: Vec::with_capacity(capacity),
-                },
-                // Never spread: one bucket holds everything.
-                near_limit: usize::MAX,
-                ..Self::calendar(0)
-            }
+            Self::heap(capacity)
+        }
+    }
+
+    /// The heap alone, whatever the capacity.
+    pub fn heap(capacity: usize) -> Self {
+        Self {
+            near: Heap {
+                heap: Vec::with_capacity(capacity),
+            },
+            // Never spread: one bucket holds everything.
+            near_limit: usize::MAX,
+            ..Self::calendar(0)
         }
     }
 

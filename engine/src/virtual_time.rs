@@ -71,7 +71,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::debug_span;
 
-use crate::event_queue::{prefetch, Entry, EventQueue};
+use crate::event_queue::{prefetch, Entry, EventQueue, CALENDAR_FROM};
 use crate::record::RunRecorder;
 
 /// What every event reads and writes of one simulated worker, in 104
@@ -306,7 +306,15 @@ struct Simulation<'a, O: Objective + ?Sized> {
 }
 
 impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
-    fn new(cfg: &'a RunConfig, cluster: &'a ClusterConfig, objective: &'a O, run: u64) -> Self {
+    /// The simulation of run `run`, its events in a calendar queue or in
+    /// the heap alone (the same order either way; see [`EventQueue`]).
+    fn new(
+        cfg: &'a RunConfig,
+        cluster: &'a ClusterConfig,
+        objective: &'a O,
+        run: u64,
+        calendar: bool,
+    ) -> Self {
         let seeds = SeedTree::new(cfg.seed);
         let dim = objective.dim();
         let m = cluster.workers;
@@ -386,7 +394,11 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             workers,
             restart: Vec::new(),
             arena: Arena::new(m, dim),
-            events: EventQueue::with_capacity(m),
+            events: if calendar {
+                EventQueue::calendar(m)
+            } else {
+                EventQueue::heap(m)
+            },
             parked_fetches: VecDeque::with_capacity(parked),
             parked_pushes: BinaryHeap::with_capacity(parked),
             fetches: 0,
@@ -758,6 +770,18 @@ pub fn run_virtual_time<O: Objective + ?Sized>(
     objective: &O,
     run: u64,
 ) -> RunResult {
+    let calendar = cluster_of(cfg).workers >= CALENDAR_FROM;
+    run_with_queue(cfg, objective, run, calendar)
+}
+
+/// [`run_virtual_time`] with the events in a calendar queue or in the heap
+/// alone, chosen by the caller (the tests compare the two).
+fn run_with_queue<O: Objective + ?Sized>(
+    cfg: &RunConfig,
+    objective: &O,
+    run: u64,
+    calendar: bool,
+) -> RunResult {
     let cluster = cluster_of(cfg);
     let _span = debug_span!(
         "virtual_time",
@@ -771,7 +795,7 @@ pub fn run_virtual_time<O: Objective + ?Sized>(
     // each one's time as it closes (docs/performance.md).
     let mut sim = {
         let _setup = debug_span!("setup").entered();
-        let mut sim = Simulation::new(cfg, cluster, objective, run);
+        let mut sim = Simulation::new(cfg, cluster, objective, run, calendar);
         sim.start();
         sim
     };
@@ -848,6 +872,68 @@ mod tests {
                 assert_eq!(a.copy(w).as_ptr() as usize % 64, (w * 2 * dim * 8) % 64);
             }
             assert_eq!(a.copy(0).as_ptr() as usize % 64, 0, "d = {dim}");
+        }
+    }
+
+    /// The calendar queue and the heap alone give the same run, bit for
+    /// bit (wall time aside), over the settings that stress the queue:
+    /// ties (constant times), cancellations (stale entries, sweeps),
+    /// parked pushes, heavy tails, outages, recorded pushes, and a stop
+    /// before the steps. 600 workers, so that buckets and rebuilds are
+    /// many; the engine uses the calendar from 4,096 on.
+    #[test]
+    fn calendar_and_heap_give_the_same_runs() {
+        let pca = psim_common::StreamingPca::new(&psim_common::PcaConfig::default()).unwrap();
+        let cases: [(&str, &str, &str, Option<&str>); 10] = [
+            ("asp", "exp:1", "exp:0.1", None),
+            ("asp", "1", "0", None),
+            ("ssp:2", "exp:1", "0", None),
+            ("bsp", "exp:1", "0", None),
+            ("ksync:500", "exp:1", "0", None),
+            ("rennala:16", "1", "0", Some("linear:1,1")),
+            ("rennala:16,discard", "exp:1", "0", None),
+            ("ringmaster:20,stop", "1", "0", Some("draw:exp:1")),
+            ("buffered:8", "pareto:1,1.1", "0", None),
+            (
+                "ringmaster:50",
+                "1",
+                "0",
+                Some("profile:1+1*i^0.5;noise=exp:0.1*i^0.5;up=exp:200;down=exp:20"),
+            ),
+        ];
+        for (consistency, compute, network, per_worker) in cases {
+            let mut cfg = RunConfig {
+                steps: 6_000,
+                runs: 1,
+                record_every: 500,
+                record_params: true,
+                engine: psim_common::EngineConfig::new(
+                    psim_common::EngineKind::VirtualTime,
+                    ClusterConfig {
+                        workers: 600,
+                        compute_time: compute.parse().unwrap(),
+                        network_delay: network.parse().unwrap(),
+                        consistency: consistency.parse().unwrap(),
+                        worker_compute: per_worker.map(|w| w.parse().unwrap()),
+                        record_pushes: true,
+                        ..Default::default()
+                    },
+                ),
+                ..RunConfig::default()
+            };
+            cfg.step_size = 0.01;
+            cfg.validate().unwrap();
+            let show = |calendar| {
+                let mut r = run_with_queue(&cfg, &pca, 0, calendar);
+                r.wall_seconds = 0.0;
+                format!("{r:?}")
+            };
+            let (heap, calendar) = (show(false), show(true));
+            assert!(heap.contains("applied"), "{consistency}");
+            assert!(
+                heap == calendar,
+                "{consistency} {compute} {per_worker:?}: the runs differ"
+            );
         }
     }
 
