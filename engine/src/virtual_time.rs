@@ -298,6 +298,8 @@ struct Simulation<'a, O: Objective + ?Sized> {
     /// Whether to prefetch the next event's worker: from
     /// [`PREFETCH_FROM`] workers on, below which their state stays cached.
     prefetch: bool,
+    /// No side array is in use (see [`Self::fetched`]).
+    plain: bool,
     /// The workers' first fetches are under way (their arrivals are added
     /// to the queue unsorted).
     starting: bool,
@@ -374,7 +376,14 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             staleness_max: 0,
         }));
         let parked = if core.can_wait() { m } else { 0 };
+        let plain = parked == 0
+            && speeds.is_empty()
+            && replay.is_empty()
+            && models.len() == 1
+            && clocks.is_empty()
+            && !cluster.record_pushes;
         Self {
+            plain,
             models,
             replay_at: vec![0; if replay.is_empty() { 0 } else { m }],
             replay,
@@ -444,6 +453,18 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
     fn fetched(&mut self, w: usize, version: u64) -> f64 {
         let sw = &mut self.workers[w];
         sw.fetched_version = version;
+        if self.plain {
+            // One model for all, no factors, clocks, replays, fetch order
+            // or timings: the same draws as below without the lookups (a
+            // factor of 1 multiplies exactly).
+            self.fetches += 1;
+            let compute = self.models[0].sample(&mut sw.delay_rng);
+            let network = match self.network_delay {
+                Delay::Constant(c) => *c,
+                d => d.sample(&mut sw.delay_rng),
+            };
+            return self.now + compute + network;
+        }
         if let Some(seq) = self.fetch_seq.get_mut(w) {
             *seq = self.fetches;
         }
