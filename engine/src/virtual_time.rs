@@ -47,7 +47,7 @@
 //! event touches of a worker (two generators, its version, generation and
 //! staleness counts) is one 104-byte `SimWorker`, and what only some
 //! settings need sits in side arrays left empty otherwise; the queue holds
-//! one entry per worker, 16 bytes in the heap or at most 28 in the
+//! one entry per worker, 16 bytes in the heap or at most 24 in the
 //! calendar (at most two entries under a policy that cancels, whose stale
 //! entries are swept out beyond 2M); the core keeps one small
 //! sync record per worker (and, under `ringmaster:R,stop`, at most 2M + 16
@@ -71,7 +71,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::debug_span;
 
-use crate::event_queue::{prefetch, Entry, EventQueue, CALENDAR_FROM};
+use crate::event_queue::{prefetch, Entry, EventQueue};
 use crate::record::RunRecorder;
 
 /// What every event reads and writes of one simulated worker, in 104
@@ -308,14 +308,14 @@ struct Simulation<'a, O: Objective + ?Sized> {
 }
 
 impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
-    /// The simulation of run `run`, its events in a calendar queue or in
-    /// the heap alone (the same order either way; see [`EventQueue`]).
+    /// The simulation of run `run`, its events in the queue `queue` makes
+    /// for the workers (any form pops the same order; see [`EventQueue`]).
     fn new(
         cfg: &'a RunConfig,
         cluster: &'a ClusterConfig,
         objective: &'a O,
         run: u64,
-        calendar: bool,
+        queue: fn(usize) -> EventQueue,
     ) -> Self {
         let seeds = SeedTree::new(cfg.seed);
         let dim = objective.dim();
@@ -403,11 +403,7 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             workers,
             restart: Vec::new(),
             arena: Arena::new(m, dim),
-            events: if calendar {
-                EventQueue::calendar(m)
-            } else {
-                EventQueue::heap(m)
-            },
+            events: queue(m),
             parked_fetches: VecDeque::with_capacity(parked),
             parked_pushes: BinaryHeap::with_capacity(parked),
             fetches: 0,
@@ -791,17 +787,16 @@ pub fn run_virtual_time<O: Objective + ?Sized>(
     objective: &O,
     run: u64,
 ) -> RunResult {
-    let calendar = cluster_of(cfg).workers >= CALENDAR_FROM;
-    run_with_queue(cfg, objective, run, calendar)
+    run_with_queue(cfg, objective, run, EventQueue::with_capacity)
 }
 
-/// [`run_virtual_time`] with the events in a calendar queue or in the heap
-/// alone, chosen by the caller (the tests compare the two).
+/// [`run_virtual_time`] with the event queue `queue` makes (the engine's
+/// choice by size, or the tests' calendar or heap, to compare the two).
 fn run_with_queue<O: Objective + ?Sized>(
     cfg: &RunConfig,
     objective: &O,
     run: u64,
-    calendar: bool,
+    queue: fn(usize) -> EventQueue,
 ) -> RunResult {
     let cluster = cluster_of(cfg);
     let _span = debug_span!(
@@ -816,7 +811,7 @@ fn run_with_queue<O: Objective + ?Sized>(
     // each one's time as it closes (docs/performance.md).
     let mut sim = {
         let _setup = debug_span!("setup").entered();
-        let mut sim = Simulation::new(cfg, cluster, objective, run, calendar);
+        let mut sim = Simulation::new(cfg, cluster, objective, run, queue);
         sim.start();
         sim
     };
@@ -944,12 +939,12 @@ mod tests {
             };
             cfg.step_size = 0.01;
             cfg.validate().unwrap();
-            let show = |calendar| {
-                let mut r = run_with_queue(&cfg, &pca, 0, calendar);
+            let show = |queue| {
+                let mut r = run_with_queue(&cfg, &pca, 0, queue);
                 r.wall_seconds = 0.0;
                 format!("{r:?}")
             };
-            let (heap, calendar) = (show(false), show(true));
+            let (heap, calendar) = (show(EventQueue::heap), show(EventQueue::calendar));
             assert!(heap.contains("applied"), "{consistency}");
             assert!(
                 heap == calendar,
