@@ -349,6 +349,27 @@ impl Delay {
 impl DelayModel for Delay {
     #[inline]
     fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+        self.sample_inline(rng)
+    }
+
+    #[inline]
+    fn sample_steps<R: Rng + ?Sized>(&self, rng: &mut R) -> u64 {
+        match self {
+            Delay::Constant(c) => to_steps(*c),
+            Delay::Uniform { lo, hi } => rng.random_range(to_steps(*lo)..=to_steps(*hi)),
+            Delay::Geometric { p } => geometric(*p, rng),
+            Delay::Mixture(parts) => pick(parts, rng).sample_steps(rng),
+            other => to_steps(other.sample(rng)),
+        }
+    }
+}
+
+impl Delay {
+    /// [`DelayModel::sample`] inlined into its caller: the same draw, for
+    /// an event loop that draws once per event (there the call and its
+    /// prologue are a few percent of an event).
+    #[inline(always)]
+    pub fn sample_inline<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
         match self {
             Delay::Constant(c) => *c,
             Delay::Uniform { lo, hi } => lo + (hi - lo) * rng.random::<f64>(),
@@ -362,17 +383,6 @@ impl DelayModel for Delay {
             }
             Delay::Mixture(parts) => pick(parts, rng).sample(rng),
             Delay::Trace { values, .. } => values[rng.random_range(0..values.len())],
-        }
-    }
-
-    #[inline]
-    fn sample_steps<R: Rng + ?Sized>(&self, rng: &mut R) -> u64 {
-        match self {
-            Delay::Constant(c) => to_steps(*c),
-            Delay::Uniform { lo, hi } => rng.random_range(to_steps(*lo)..=to_steps(*hi)),
-            Delay::Geometric { p } => geometric(*p, rng),
-            Delay::Mixture(parts) => pick(parts, rng).sample_steps(rng),
-            other => to_steps(other.sample(rng)),
         }
     }
 }

@@ -38,7 +38,8 @@ pub use mlp::{Dataset, DatasetError, Mlp};
 pub use objective::{AnyObjective, Objective};
 pub use pca::StreamingPca;
 pub use result::{
-    Outcome, RunResult, ServerCounters, StalenessHistogram, StalenessSummary, WorkerStats,
+    Outcome, RunResult, ServerCounters, StalenessHistogram, StalenessSummary, StalenessTally,
+    WorkerStats,
 };
 pub use seed::{PsimRng, SeedTree};
 pub use update::{RuleKind, Schedule};

@@ -42,8 +42,10 @@
 //! holds are delivered and counted as `dropped_after_stop`, as on the
 //! threads engine (whose sleeping workers push once more after the stop).
 //!
-//! Memory: the M workers' parameter copies and gradient buffers sit in one
-//! flat arena (2d values a worker, one cache line at d = 4); what every
+//! Memory: the M workers' parameter copies sit in one flat arena (d values
+//! a worker, with its gradient buffer beside it only when a push can wait;
+//! otherwise a gradient is computed into one shared buffer as its push is
+//! applied; a worker's values are within one cache line at d = 4); what every
 //! event touches of a worker (two generators, its version, generation and
 //! staleness counts) is one 104-byte `SimWorker`, and what only some
 //! settings need sits in side arrays left empty otherwise; the queue holds
@@ -60,7 +62,7 @@ use psim_common::pushes::{PushRecord, MAX_RECORDED_PUSHES};
 use psim_common::seed::Stream;
 use psim_common::{
     ClusterConfig, Delay, Objective, Outcome, PsimRng, RunConfig, RunResult, SeedTree,
-    StalenessHistogram, WorkerStats,
+    StalenessHistogram, StalenessTally, WorkerStats,
 };
 use psim_server::backend::{Monitor, Poll, Pushed, ServerCore, StopReason};
 use psim_server::{Rule, ServerState};
@@ -112,59 +114,84 @@ impl SimWorker {
     }
 }
 
-/// The workers' parameter copies and gradient buffers, worker w's copy
-/// then its gradient in one block of 2d values (64 bytes at d = 4), the
-/// blocks aligned to 64 bytes so that at d = 4 a worker's are one cache
-/// line: the events of 10⁶ workers touch them in random order.
+/// The workers' parameter copies and the gradients they compute. A
+/// gradient is evaluated when its push is applied, so one buffer serves
+/// every worker, unless a push can wait (SSP's order, BSP and m-sync
+/// rounds): then worker w's gradient stays beside its copy until the push
+/// proceeds, in one block of 2d values. Blocks (d values, or 2d) are laid
+/// from a 64-byte boundary, so that at d = 4 a worker's are within one
+/// cache line: the events of 10⁶ workers touch them in random order.
 #[derive(Debug)]
 struct Arena {
     values: Vec<f64>,
     /// Index of worker 0's block (the first 64-byte boundary).
     start: usize,
     dim: usize,
+    /// Values per worker: d, or 2d with its own gradient buffer.
+    stride: usize,
+    /// The gradient buffer when the workers have none of their own.
+    shared: Vec<f64>,
 }
 
 impl Arena {
-    fn new(workers: usize, dim: usize) -> Self {
+    /// The copies of `workers` workers of dimension `dim`, each with its
+    /// own gradient buffer when `keep_gradients`.
+    fn new(workers: usize, dim: usize, keep_gradients: bool) -> Self {
+        let stride = if keep_gradients { 2 * dim } else { dim };
         // Zeroed pages are not touched until written: advised first.
-        let values = vec![0.0; workers * 2 * dim + 8];
+        let values = vec![0.0; workers * stride + 8];
         psim_common::memory::advise_huge_pages(&values);
         let start = (values.as_ptr() as usize).wrapping_neg() % 64 / std::mem::size_of::<f64>();
-        Self { values, start, dim }
+        Self {
+            values,
+            start,
+            dim,
+            stride,
+            shared: if keep_gradients { Vec::new() } else { vec![0.0; dim] },
+        }
     }
 
     /// Worker `w`'s parameter copy.
     #[inline]
     fn copy(&self, w: usize) -> &[f64] {
-        let at = self.start + 2 * self.dim * w;
+        let at = self.start + self.stride * w;
         &self.values[at..at + self.dim]
     }
 
     #[inline]
     fn copy_mut(&mut self, w: usize) -> &mut [f64] {
-        let at = self.start + 2 * self.dim * w;
+        let at = self.start + self.stride * w;
         &mut self.values[at..at + self.dim]
     }
 
-    /// Worker `w`'s gradient.
+    /// Worker `w`'s gradient (the shared buffer, holding the last one
+    /// computed, when workers have none of their own).
     #[inline]
     fn gradient(&self, w: usize) -> &[f64] {
-        let at = self.start + 2 * self.dim * w + self.dim;
-        &self.values[at..at + self.dim]
+        if self.shared.is_empty() {
+            let at = self.start + self.stride * w + self.dim;
+            &self.values[at..at + self.dim]
+        } else {
+            &self.shared
+        }
     }
 
-    /// Worker `w`'s copy and gradient buffer.
+    /// Worker `w`'s copy and the buffer its gradient goes to.
     #[inline]
     fn both_mut(&mut self, w: usize) -> (&[f64], &mut [f64]) {
-        let at = self.start + 2 * self.dim * w;
-        let (copy, gradient) = self.values[at..at + 2 * self.dim].split_at_mut(self.dim);
-        (copy, gradient)
+        let at = self.start + self.stride * w;
+        if self.shared.is_empty() {
+            let (copy, gradient) = self.values[at..at + 2 * self.dim].split_at_mut(self.dim);
+            (copy, gradient)
+        } else {
+            (&self.values[at..at + self.dim], &mut self.shared)
+        }
     }
 
     /// Asks the processor to fetch worker `w`'s block ahead of its event.
     #[inline]
     fn prefetch(&self, w: usize) {
-        prefetch(self.values[self.start + 2 * self.dim * w..].as_ptr());
+        prefetch(self.values[self.start + self.stride * w..].as_ptr());
     }
 }
 
@@ -202,12 +229,13 @@ fn cluster_of(cfg: &RunConfig) -> &psim_common::ClusterConfig {
 }
 
 /// Bytes the engine holds per simulated worker for a problem of dimension
-/// `dim`, at most: parameter copy and gradient buffer, worker state, queue
-/// entry, the core's sync record, the straggler factor, the parked-fetch
-/// and parked-push entries and fetch order (kept only when the consistency
-/// model can wait) and the result's [`WorkerStats`] (built as the workers'
-/// state is freed). `record_pushes` adds 16 B and `replay:` 8 B. The figure
-/// the benchmark checks against a counting allocator.
+/// `dim`, at most: parameter copy and gradient buffer (the buffer kept only
+/// when the consistency model can wait), worker state, queue entry, the
+/// core's sync record, the straggler factor, the parked-fetch and
+/// parked-push entries and fetch order (also only when the model can wait)
+/// and the result's [`WorkerStats`] (built as the workers' state is freed).
+/// `record_pushes` adds 16 B and `replay:` 8 B. The figure the benchmark
+/// checks against a counting allocator.
 pub fn bytes_per_worker(dim: usize) -> usize {
     2 * dim * std::mem::size_of::<f64>()
         + std::mem::size_of::<SimWorker>()
@@ -303,7 +331,8 @@ struct Simulation<'a, O: Objective + ?Sized> {
     /// The workers' first fetches are under way (their arrivals are added
     /// to the queue unsorted).
     starting: bool,
-    staleness: StalenessHistogram,
+    /// Every applied gradient's staleness.
+    staleness: StalenessTally,
     now: f64,
 }
 
@@ -402,14 +431,16 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             core,
             workers,
             restart: Vec::new(),
-            arena: Arena::new(m, dim),
+            arena: Arena::new(m, dim, parked > 0),
             events: queue(m),
             parked_fetches: VecDeque::with_capacity(parked),
             parked_pushes: BinaryHeap::with_capacity(parked),
             fetches: 0,
             prefetch: m >= PREFETCH_FROM,
             starting: false,
-            staleness: StalenessHistogram::new(),
+            // ASP's staleness is about the number of workers (its counts
+            // stay in the tally's window).
+            staleness: StalenessTally::new(2 * m + 1024),
             now: 0.0,
         }
     }
@@ -454,11 +485,8 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             // or timings: the same draws as below without the lookups (a
             // factor of 1 multiplies exactly).
             self.fetches += 1;
-            let compute = self.models[0].sample(&mut sw.delay_rng);
-            let network = match self.network_delay {
-                Delay::Constant(c) => *c,
-                d => d.sample(&mut sw.delay_rng),
-            };
+            let compute = self.models[0].sample_inline(&mut sw.delay_rng);
+            let network = self.network_delay.sample_inline(&mut sw.delay_rng);
             return self.now + compute + network;
         }
         if let Some(seq) = self.fetch_seq.get_mut(w) {
@@ -765,7 +793,9 @@ fn prefetch_worker<R: psim_server::UpdateRule, M: Monitor>(
     prefetch(bytes.wrapping_add(size / 2));
     prefetch(bytes.wrapping_add(size - 1));
     arena.prefetch(n);
-    prefetch(core.worker_record_addr(n));
+    if let Some(record) = core.worker_record_addr(n) {
+        prefetch(record);
+    }
 }
 
 /// Virtual seconds a push arriving at `fetched_at + compute` waited until
@@ -855,7 +885,7 @@ fn run_with_queue<O: Objective + ?Sized>(
         final_error,
         tail_error,
         trace,
-        staleness,
+        staleness: staleness.finish(),
         histograms,
         counters,
         wall_seconds: started.elapsed().as_secs_f64(),
@@ -874,20 +904,25 @@ mod tests {
 
     #[test]
     fn arena_blocks_are_aligned_and_disjoint() {
-        for dim in [1, 4, 7] {
-            let mut a = Arena::new(100, dim);
-            for w in 0..100 {
-                a.copy_mut(w).fill(w as f64);
-                let (copy, gradient) = a.both_mut(w);
-                assert_eq!(copy, vec![w as f64; dim].as_slice());
-                gradient.fill(-(w as f64));
+        for keep in [true, false] {
+            for dim in [1, 4, 7] {
+                let mut a = Arena::new(100, dim, keep);
+                for w in 0..100 {
+                    a.copy_mut(w).fill(w as f64);
+                    let (copy, gradient) = a.both_mut(w);
+                    assert_eq!(copy, vec![w as f64; dim].as_slice());
+                    gradient.fill(-(w as f64));
+                }
+                let stride = if keep { 2 * dim } else { dim };
+                for w in 0..100 {
+                    assert_eq!(a.copy(w), vec![w as f64; dim].as_slice());
+                    // Each worker's own buffer, or the shared one's last.
+                    let g = if keep { w } else { 99 };
+                    assert_eq!(a.gradient(w), vec![-(g as f64); dim].as_slice());
+                    assert_eq!(a.copy(w).as_ptr() as usize % 64, (w * stride * 8) % 64);
+                }
+                assert_eq!(a.copy(0).as_ptr() as usize % 64, 0, "d = {dim}");
             }
-            for w in 0..100 {
-                assert_eq!(a.copy(w), vec![w as f64; dim].as_slice());
-                assert_eq!(a.gradient(w), vec![-(w as f64); dim].as_slice());
-                assert_eq!(a.copy(w).as_ptr() as usize % 64, (w * 2 * dim * 8) % 64);
-            }
-            assert_eq!(a.copy(0).as_ptr() as usize % 64, 0, "d = {dim}");
         }
     }
 

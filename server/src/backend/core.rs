@@ -346,12 +346,18 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
 
     /// The address of `worker`'s sync record, for an engine that knows
     /// which worker comes next to ask the processor to load it early (a
-    /// hint: nothing is read through it).
+    /// hint: nothing is read through it). `None` when its fetches and
+    /// pushes do not touch the record (ASP, buffered, and Rennala and
+    /// Ringmaster without cancellations), where loading it would only
+    /// crowd the caches.
     #[inline]
-    pub fn worker_record_addr(&self, worker: usize) -> *const u8 {
+    pub fn worker_record_addr(&self, worker: usize) -> Option<*const u8> {
+        if self.flags.is_none() && !self.can_wait() {
+            return None;
+        }
         self.slots
             .get(worker)
-            .map_or(std::ptr::null(), |s| std::ptr::from_ref(s).cast())
+            .map(|s| std::ptr::from_ref(s).cast())
     }
 
     #[inline]
