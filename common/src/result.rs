@@ -309,10 +309,10 @@ pub struct StalenessTally {
 
 impl StalenessTally {
     /// Counts values below the first power of two ≥ `expected`, at most
-    /// 2¹⁸ (256 KiB of zeroed memory, which the system maps only where it
-    /// is written); larger values go straight to the histogram.
+    /// 2²¹ (2 MiB of zeroed memory, which the system maps only where it is
+    /// written); larger values go straight to the histogram.
     pub fn new(expected: usize) -> Self {
-        let span = expected.clamp(1024, 1 << 18).next_power_of_two();
+        let span = expected.clamp(1024, 1 << 21).next_power_of_two();
         Self {
             counts: vec![0; span],
             limit: u8::MAX,
