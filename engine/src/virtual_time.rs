@@ -147,7 +147,11 @@ impl Arena {
             start,
             dim,
             stride,
-            shared: if keep_gradients { Vec::new() } else { vec![0.0; dim] },
+            shared: if keep_gradients {
+                Vec::new()
+            } else {
+                vec![0.0; dim]
+            },
         }
     }
 

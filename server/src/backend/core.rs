@@ -355,9 +355,7 @@ impl<R: UpdateRule, M: Monitor> ServerCore<R, M> {
         if self.flags.is_none() && !self.can_wait() {
             return None;
         }
-        self.slots
-            .get(worker)
-            .map(|s| std::ptr::from_ref(s).cast())
+        self.slots.get(worker).map(|s| std::ptr::from_ref(s).cast())
     }
 
     #[inline]
