@@ -349,6 +349,7 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
         objective: &'a O,
         run: u64,
         queue: fn(usize) -> EventQueue,
+        own_gradients: bool,
     ) -> Self {
         let seeds = SeedTree::new(cfg.seed);
         let dim = objective.dim();
@@ -435,7 +436,7 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             core,
             workers,
             restart: Vec::new(),
-            arena: Arena::new(m, dim, parked > 0),
+            arena: Arena::new(m, dim, own_gradients || parked > 0),
             events: queue(m),
             parked_fetches: VecDeque::with_capacity(parked),
             parked_pushes: BinaryHeap::with_capacity(parked),
@@ -821,16 +822,20 @@ pub fn run_virtual_time<O: Objective + ?Sized>(
     objective: &O,
     run: u64,
 ) -> RunResult {
-    run_with_queue(cfg, objective, run, EventQueue::with_capacity)
+    run_with_queue(cfg, objective, run, EventQueue::with_capacity, false)
 }
 
 /// [`run_virtual_time`] with the event queue `queue` makes (the engine's
-/// choice by size, or the tests' calendar or heap, to compare the two).
+/// choice by size, or the tests' calendar or heap, to compare the two),
+/// every worker keeping its own gradient buffer when `own_gradients` (as
+/// when a push can wait; the tests compare that layout with the shared
+/// buffer's).
 fn run_with_queue<O: Objective + ?Sized>(
     cfg: &RunConfig,
     objective: &O,
     run: u64,
     queue: fn(usize) -> EventQueue,
+    own_gradients: bool,
 ) -> RunResult {
     let cluster = cluster_of(cfg);
     let _span = debug_span!(
@@ -845,7 +850,7 @@ fn run_with_queue<O: Objective + ?Sized>(
     // each one's time as it closes (docs/performance.md).
     let mut sim = {
         let _setup = debug_span!("setup").entered();
-        let mut sim = Simulation::new(cfg, cluster, objective, run, queue);
+        let mut sim = Simulation::new(cfg, cluster, objective, run, queue, own_gradients);
         sim.start();
         sim
     };
@@ -931,13 +936,14 @@ mod tests {
     }
 
     /// The calendar queue and the heap alone give the same run, bit for
-    /// bit (wall time aside), over the settings that stress the queue:
+    /// bit (wall time aside), and so do one shared gradient buffer and one
+    /// per worker, over the settings that stress the queue and the policies:
     /// ties (constant times), cancellations (stale entries, sweeps),
     /// parked pushes, heavy tails, outages, recorded pushes, and a stop
     /// before the steps. 600 workers, so that buckets and rebuilds are
     /// many; the engine uses the calendar from 4,096 on.
     #[test]
-    fn calendar_and_heap_give_the_same_runs() {
+    fn queues_and_arena_layouts_give_the_same_runs() {
         let pca = psim_common::StreamingPca::new(&psim_common::PcaConfig::default()).unwrap();
         let cases: [(&str, &str, &str, Option<&str>); 10] = [
             ("asp", "exp:1", "exp:0.1", None),
@@ -978,16 +984,20 @@ mod tests {
             };
             cfg.step_size = 0.01;
             cfg.validate().unwrap();
-            let show = |queue| {
-                let mut r = run_with_queue(&cfg, &pca, 0, queue);
+            let show = |queue, own_gradients| {
+                let mut r = run_with_queue(&cfg, &pca, 0, queue, own_gradients);
                 r.wall_seconds = 0.0;
                 format!("{r:?}")
             };
-            let (heap, calendar) = (show(EventQueue::heap), show(EventQueue::calendar));
+            let heap = show(EventQueue::heap, false);
             assert!(heap.contains("applied"), "{consistency}");
             assert!(
-                heap == calendar,
-                "{consistency} {compute} {per_worker:?}: the runs differ"
+                heap == show(EventQueue::calendar, false),
+                "{consistency} {compute} {per_worker:?}: the queues' runs differ"
+            );
+            assert!(
+                heap == show(EventQueue::heap, true),
+                "{consistency} {compute} {per_worker:?}: the arena layouts' runs differ"
             );
         }
     }
