@@ -16,7 +16,7 @@
 //! A point depends only on (seed, configuration, run index), so which
 //! process ran it, and when, changes nothing in the outputs but timings.
 
-use crate::executor::{fnv1a, Plan, PlannedPoint, PointStore};
+use crate::executor::{fnv1a, Fnv1a, Plan, PlannedPoint, PointStore};
 use crate::output::{OutputDir, OutputError};
 use crate::sweep::{PointResult, PointSummary, RunRow, SweepError, TraceRow};
 use psim_common::Experiment;
@@ -300,9 +300,11 @@ pub fn content_checksum(
     trace: &[TraceRow],
     staleness: &[(u64, u64)],
 ) -> Result<String, SweepError> {
-    let bytes = serde_json::to_vec(&(summary, trace, staleness))
+    // Hashed as the serializer writes (the same bytes as `to_vec`).
+    let mut h = Fnv1a::default();
+    serde_json::to_writer(&mut h, &(summary, trace, staleness))
         .map_err(|e| bad(format!("cannot encode a point: {e}")))?;
-    Ok(format!("{:016x}", fnv1a(&bytes)))
+    Ok(format!("{:016x}", h.0))
 }
 
 /// Reads point `index` of `plan` back from `dir` (its rows too when
