@@ -129,8 +129,16 @@ struct Arena {
     dim: usize,
     /// Values per worker: d, or 2d with its own gradient buffer.
     stride: usize,
-    /// The gradient buffer when the workers have none of their own.
-    shared: Vec<f64>,
+    gradients: Gradients,
+}
+
+/// Where [`Arena`]'s gradients go.
+#[derive(Debug)]
+enum Gradients {
+    /// Each worker's beside its copy (a push that waits keeps its own).
+    Beside,
+    /// One buffer for all, holding the last gradient computed.
+    Shared(Vec<f64>),
 }
 
 impl Arena {
@@ -147,10 +155,10 @@ impl Arena {
             start,
             dim,
             stride,
-            shared: if keep_gradients {
-                Vec::new()
+            gradients: if keep_gradients {
+                Gradients::Beside
             } else {
-                vec![0.0; dim]
+                Gradients::Shared(vec![0.0; dim])
             },
         }
     }
@@ -172,11 +180,12 @@ impl Arena {
     /// computed, when workers have none of their own).
     #[inline]
     fn gradient(&self, w: usize) -> &[f64] {
-        if self.shared.is_empty() {
-            let at = self.start + self.stride * w + self.dim;
-            &self.values[at..at + self.dim]
-        } else {
-            &self.shared
+        match &self.gradients {
+            Gradients::Beside => {
+                let at = self.start + self.stride * w + self.dim;
+                &self.values[at..at + self.dim]
+            }
+            Gradients::Shared(g) => g,
         }
     }
 
@@ -184,11 +193,12 @@ impl Arena {
     #[inline]
     fn both_mut(&mut self, w: usize) -> (&[f64], &mut [f64]) {
         let at = self.start + self.stride * w;
-        if self.shared.is_empty() {
-            let (copy, gradient) = self.values[at..at + 2 * self.dim].split_at_mut(self.dim);
-            (copy, gradient)
-        } else {
-            (&self.values[at..at + self.dim], &mut self.shared)
+        match &mut self.gradients {
+            Gradients::Beside => {
+                let (copy, gradient) = self.values[at..at + 2 * self.dim].split_at_mut(self.dim);
+                (copy, gradient)
+            }
+            Gradients::Shared(g) => (&self.values[at..at + self.dim], g),
         }
     }
 
