@@ -56,7 +56,6 @@
 //! fetch records of 16 bytes). Nothing is allocated per event. Where the
 //! time goes at 10⁴–10⁶ workers: `docs/performance.md`.
 
-use psim_common::delay::DelayModel;
 use psim_common::profile::WorkerClock;
 use psim_common::pushes::{PushRecord, MAX_RECORDED_PUSHES};
 use psim_common::seed::Stream;
@@ -340,8 +339,6 @@ struct Simulation<'a, O: Objective + ?Sized> {
     /// Whether to prefetch the next event's worker: from
     /// [`PREFETCH_FROM`] workers on, below which their state stays cached.
     prefetch: bool,
-    /// No side array is in use (see [`Self::fetched`]).
-    plain: bool,
     /// The workers' first fetches are under way (their arrivals are added
     /// to the queue unsorted).
     starting: bool,
@@ -420,14 +417,7 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             staleness_max: 0,
         }));
         let parked = if core.can_wait() { m } else { 0 };
-        let plain = parked == 0
-            && speeds.is_empty()
-            && replay.is_empty()
-            && models.len() == 1
-            && clocks.is_empty()
-            && !cluster.record_pushes;
         Self {
-            plain,
             models,
             replay_at: vec![0; if replay.is_empty() { 0 } else { m }],
             replay,
@@ -495,15 +485,6 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
     fn fetched(&mut self, w: usize, version: u64) -> f64 {
         let sw = &mut self.workers[w];
         sw.fetched_version = version;
-        if self.plain {
-            // One model for all, no factors, clocks, replays, fetch order
-            // or timings: the same draws as below without the lookups (a
-            // factor of 1 multiplies exactly).
-            self.fetches += 1;
-            let compute = self.models[0].sample_inline(&mut sw.delay_rng);
-            let network = self.network_delay.sample_inline(&mut sw.delay_rng);
-            return self.now + compute + network;
-        }
         if let Some(seq) = self.fetch_seq.get_mut(w) {
             *seq = self.fetches;
         }
@@ -516,14 +497,14 @@ impl<'a, O: Objective + ?Sized> Simulation<'a, O> {
             c * speed
         } else {
             let model = &self.models[if self.models.len() == 1 { 0 } else { w }];
-            let c = model.sample(&mut sw.delay_rng) * speed;
+            let c = model.sample_inline(&mut sw.delay_rng) * speed;
             match self.clocks.get_mut(w) {
                 // Download, compute (power and outages), upload.
                 Some(clock) => clock.step(self.now, c, &mut sw.delay_rng).total(),
                 None => c,
             }
         };
-        let network = self.network_delay.sample(&mut sw.delay_rng);
+        let network = self.network_delay.sample_inline(&mut sw.delay_rng);
         if let Some(t) = self.timing.get_mut(w) {
             *t = (self.now, compute + network);
         }

@@ -228,29 +228,22 @@ impl<'a> SweepWriter<'a> {
         let path = self.summary.path.clone();
         let w = self.summary.w();
         w.write_all(sep.as_bytes())
+            .map_err(serde_json::Error::io)
             .and_then(|()| {
                 let mut indented = Indented {
                     w,
                     at_line_start: true,
                 };
-                serde_json::to_writer_pretty(&mut indented, &p.summary).map_err(|err| {
-                    if err.is_io() {
-                        std::io::Error::from(err)
-                    } else {
-                        std::io::Error::other(err)
-                    }
-                })
+                serde_json::to_writer_pretty(&mut indented, &p.summary)
             })
             .map_err(|err| {
-                match err
-                    .get_ref()
-                    .and_then(|e| e.downcast_ref::<serde_json::Error>())
-                {
-                    Some(e) => OutputError::Encode {
+                if err.is_io() {
+                    OutputError::io(&path, err.into())
+                } else {
+                    OutputError::Encode {
                         path,
-                        message: e.to_string(),
-                    },
-                    None => OutputError::io(&path, err),
+                        message: err.to_string(),
+                    }
                 }
             })?;
         // runs.csv: the point's rows from memory, or, for points whose rows
